@@ -1,0 +1,30 @@
+# Every target bootstraps what it needs: a fresh machine needs only python3, make and git.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install when the pinned dependencies change.
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: test lint mpy venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory mpy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Cross-compile every on-target file of lib/ and firmware/ into build/ (fails on any error).
+mpy: $(STAMP)
+	$(BIN)/python -m tools.mpy_build
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache
