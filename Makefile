@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Re-install when the pinned dependencies change.
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint mpy venv clean
+.PHONY: test lint mpy typecheck venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ lint: $(STAMP)
 # Cross-compile every on-target file of lib/ and firmware/ into build/ (fails on any error).
 mpy: $(STAMP)
 	$(BIN)/python -m tools.mpy_build
+
+# Check lib/ and firmware/ against the MicroPython stubs of ESP32, RP2040 and the unix port.
+typecheck: $(STAMP)
+	$(BIN)/python -m tools.typecheck
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -170,7 +170,7 @@ def _check_value(key, value, spec):
         value = float(value)
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         raise AlinkError(CODE_PARAM_ERROR, key + ": " + kind.__name__ + " expected")
-    size = len(value) if kind is str else value
+    size = len(value) if isinstance(value, str) else value
     if (low is not None and size < low) or (high is not None and size > high):
         raise AlinkError(CODE_PARAM_ERROR, key + ": out of range")
     return value
