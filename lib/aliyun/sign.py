@@ -74,7 +74,8 @@ def _check_timestamp(value) -> str:
     return value
 
 
-def _check_client_id(value) -> str:
+def check_client_id(value) -> str:
+    """Return ``value`` if it can be a clientId (≤ 64 characters, no ``|``)."""
     check_text("clientId", value, CLIENT_ID_MAX)
     if "|" in value:  # would end the clientId before the |…| extension block
         raise SignError("clientId", "must not contain '|'")
@@ -93,17 +94,19 @@ def sign_content(params: dict, fields: tuple = SIGN_FIELDS) -> str:
         if name == "timestamp":
             value = _check_timestamp(value)
         elif name == "clientId":
-            value = _check_client_id(value)
+            value = check_client_id(value)
         else:
             check_text(name, value)
         parts.append(name + value)
     return "".join(parts)
 
 
-def hmac_sign(content: str, secret: str, signmethod: str = DEFAULT_SIGN_METHOD) -> str:
-    """Lower-case hex ``HMAC_<signmethod>(secret, content)``."""
+def hmac_sign(
+    content: str, secret: str, signmethod: str = DEFAULT_SIGN_METHOD, field: str = "secret"
+) -> str:
+    """Lower-case hex ``HMAC_<signmethod>(secret, content)``; ``field`` names the secret."""
     check_signmethod(signmethod)
-    check_text("secret", secret)
+    check_text(field, secret)
     return digest.hmac_hex(signmethod[4:], secret.encode(), content.encode())
 
 
@@ -123,11 +126,16 @@ def sign(params: dict, secret: str, signmethod: str = DEFAULT_SIGN_METHOD) -> st
 def mqtt_host(product_key: str, region: str = DEFAULT_REGION) -> str:
     """Legacy public-instance MQTT host ``${pk}.iot-as-mqtt.${region}.aliyuncs.com`` (§1.1)."""
     check_text("productKey", product_key)
+    return product_key + ".iot-as-mqtt." + check_region(region) + ".aliyuncs.com"
+
+
+def check_region(region) -> str:
+    """Return ``region`` if it looks like a region id (``cn-shanghai``, ``ap-southeast-1``)."""
     check_text("region", region)
     for ch in region:
         if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "-"):
             raise SignError("region", "must be a region id like cn-shanghai")
-    return product_key + ".iot-as-mqtt." + region + ".aliyuncs.com"
+    return region
 
 
 class MQTTCredentials:
@@ -182,7 +190,7 @@ def mqtt_credentials(
     if securemode not in (SECUREMODE_TLS, SECUREMODE_TCP) or isinstance(securemode, bool):
         raise SignError("securemode", "must be 2 (TLS) or 3 (TCP)")
     check_keepalive(keepalive)
-    cid = _check_client_id(device_name if client_id is None else client_id)
+    cid = check_client_id(device_name if client_id is None else client_id)
     ts = None if timestamp is None else _check_timestamp(timestamp)
     ext = "|securemode=%d,signmethod=%s" % (securemode, signmethod)
     if ts is not None:
@@ -193,18 +201,22 @@ def mqtt_credentials(
         "productKey": product_key,
         "timestamp": ts,
     }
-    password = hmac_sign(sign_content(params), device_secret, signmethod)
+    password = hmac_sign(sign_content(params), device_secret, signmethod, "deviceSecret")
     if host is None:
         host = mqtt_host(product_key, region)
     else:
         check_text("host", host)
-    if port is None:
-        port = PORT_PLAIN_OR_TLS
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise SignError("port", "must be 1..65535")
-    if port == PORT_TLS_ONLY and securemode == SECUREMODE_TCP:
-        raise SignError("port", "8883 is TLS only; use 1883 for TCP (securemode=3)")
     tls = securemode == SECUREMODE_TLS
+    port = check_port(PORT_PLAIN_OR_TLS if port is None else port, tls)
     return MQTTCredentials(
         cid + ext + "|", device_name + "&" + product_key, password, host, port, tls, keepalive
     )
+
+
+def check_port(port, tls: bool = True) -> int:
+    """Return ``port`` if valid; 8883 serves TLS only (§1.1)."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise SignError("port", "must be 1..65535")
+    if port == PORT_TLS_ONLY and not tls:
+        raise SignError("port", "8883 is TLS only; use 1883 for TCP (securemode=3)")
+    return port

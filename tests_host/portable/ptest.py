@@ -46,8 +46,7 @@ def fresh_import(name, replace=None):
             saved[key] = sys.modules.pop(key)
     try:
         sys.modules.update(replace)
-        __import__(name)
-        module = sys.modules[name]
+        module = __import__(name)  # the top-level package; walk down to ``name``
         for part in name.split(".")[1:]:
             module = getattr(module, part)
         return module
@@ -55,3 +54,7 @@ def fresh_import(name, replace=None):
         for key in list(replace) + [name]:
             sys.modules.pop(key, None)
         sys.modules.update(saved)
+        for key, saved_module in saved.items():  # importing a submodule rebinds its package's
+            parent, _, child = key.rpartition(".")  # attribute; point it back at the original
+            if parent in sys.modules:
+                setattr(sys.modules[parent], child, saved_module)
