@@ -29,7 +29,7 @@ _PERMANENT = (401, 460, 5001, 6200)
 class AuthError(Exception):
     """The server refused: ``code`` is the Aliyun code (or HTTP status), ``message`` its text."""
 
-    def __init__(self, code: int, message: str = ""):
+    def __init__(self, code: "int | None", message: str = ""):
         self.code = code
         self.message = message
         text = "code %s" % code
@@ -89,11 +89,11 @@ def auth_form(
     product_key: str,
     device_name: str,
     device_secret: str,
-    client_id: str = None,
+    client_id: "str | None" = None,
     timestamp=None,
     signmethod: str = _sign.DEFAULT_SIGN_METHOD,
-    resources: str = "mqtt",
-    version: str = None,
+    resources: "str | None" = "mqtt",
+    version: "str | None" = None,
     send_signmethod: bool = True,
 ) -> str:
     """The form body for ``/auth/devicename``; its byte length is ``len(body)`` (ASCII).
@@ -163,7 +163,9 @@ class AuthToken:
     ``host``/``port`` are the MQTT endpoint when the server sent one (resources=mqtt), else None.
     """
 
-    def __init__(self, iot_id: str, iot_token: str, host: str = None, port: int = None):
+    def __init__(
+        self, iot_id: str, iot_token: str, host: "str | None" = None, port: "int | None" = None
+    ):
         self.iot_id = iot_id
         self.iot_token = iot_token
         self.host = host

@@ -117,12 +117,12 @@ def register_mqtt_credentials(
     random: str,
     auth_type: str = "register",
     signmethod: str = _sign.DEFAULT_SIGN_METHOD,
-    instance_id: str = None,
-    securemode: int = None,
-    host: str = None,
+    instance_id: "str | None" = None,
+    securemode: "int | None" = None,
+    host: "str | None" = None,
     region: str = _sign.DEFAULT_REGION,
     port: int = _sign.PORT_PLAIN_OR_TLS,
-    client_id: str = None,
+    client_id: "str | None" = None,
 ) -> _sign.MQTTCredentials:
     """CONNECT credentials for registration over MQTT (TLS only, §3.2).
 

@@ -67,11 +67,11 @@ def check_keepalive(seconds) -> int:
 def _check_timestamp(value) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
-    check_text("timestamp", value)
-    for ch in value:
+    text = check_text("timestamp", value)
+    for ch in text:
         if not "0" <= ch <= "9":
             raise SignError("timestamp", "must be decimal digits")
-    return value
+    return text
 
 
 def check_client_id(value) -> str:
@@ -166,13 +166,13 @@ def mqtt_credentials(
     product_key: str,
     device_name: str,
     device_secret: str,
-    client_id: str = None,
+    client_id: "str | None" = None,
     timestamp=None,
     signmethod: str = DEFAULT_SIGN_METHOD,
     securemode: int = SECUREMODE_TLS,
     region: str = DEFAULT_REGION,
-    host: str = None,
-    port: int = None,
+    host: "str | None" = None,
+    port: "int | None" = None,
     keepalive: int = DEFAULT_KEEPALIVE,
     sign_client_id: bool = True,
 ) -> MQTTCredentials:
