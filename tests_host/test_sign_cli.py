@@ -1,5 +1,6 @@
 """The aliyun-sign CLI: installed console script and main(argv), output, exit codes."""
 
+import io
 import json
 import subprocess
 import sys
@@ -219,11 +220,15 @@ def test_usage_error_exit_code_of_console_script():
 
 
 def test_secret_from_stdin(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("secret\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("secret\n"))
     argv = ["mqtt", *DOC[:4], "--device-secret", "-", *DOC[6:]]
     code, out, err = run(argv, capsys)
     assert code == 0
     assert value(out, "password") == DOC_PASSWORD
+    monkeypatch.setattr(sys, "stdin", io.StringIO(TYPO + "\n"))  # warned like an argument
+    code, out, err = run(["http-auth", *SEED, "--device-secret", "-"], capsys)
+    assert "--device-secret mixes look-alike characters I/l/1" in err
+    assert TYPO not in out + err
 
 
 def test_dynreg_https(capsys):

@@ -93,12 +93,15 @@ def _changes(old: str, new: str) -> str:
     )
 
 
-def _read_secret(value: str) -> str:
-    """``-`` reads the secret from stdin, keeping it out of shell history."""
-    return sys.stdin.readline().strip() if value == "-" else value
+def _read_secrets(args) -> None:
+    """A secret given as ``-`` is read from stdin, which keeps it out of shell history."""
+    for name in ("device_secret", "product_secret"):
+        if getattr(args, name, None) == "-":
+            setattr(args, name, sys.stdin.readline().strip())
 
 
 def _timestamp(args):
+    """The timestamp to send: --timestamp, none with --no-timestamp, else now."""
     if args.no_timestamp:
         return None
     if args.timestamp is not None:
@@ -110,7 +113,8 @@ def _timestamp(args):
 
 
 def cmd_mqtt(args) -> dict:
-    secret = _read_secret(args.device_secret)
+    """Direct MQTT CONNECT (aliyun-iot.md §1.2) and the AT+MCONFIG/…MIPSTART/MCONNECT lines."""
+    secret = args.device_secret
     ts = _timestamp(args)
     creds = sign.mqtt_credentials(
         args.product_key,
@@ -126,7 +130,8 @@ def cmd_mqtt(args) -> dict:
         keepalive=args.keepalive,
     )
     content = sign.sign_content(_sign_params(args, ts))
-    # AT+SSLMIPSTART for TLS, AT+MIPSTART for TCP (BRIEF §6 erratum); port syntax per §7.2.
+    # securemode=2 is TLS (AT+SSLMIPSTART), 3 plain TCP (AT+MIPSTART): the vendor how-to wrongly
+    # pairs 3 with SSLMIPSTART. MIPSTART's manual syntax quotes the port (air724-at.md §7.2).
     start = "AT+SSLMIPSTART=%s,%d" if creds.tls else 'AT+MIPSTART=%s,"%d"'
     out = {
         "command": "mqtt",
@@ -155,6 +160,7 @@ def cmd_mqtt(args) -> dict:
 
 
 def _sign_params(args, ts) -> dict:
+    """The signed parameters, as sent (clientId defaults to the device name)."""
     params = {
         "clientId": args.device_name if args.client_id is None else args.client_id,
         "deviceName": args.device_name,
@@ -175,7 +181,8 @@ def _mconfig(creds) -> str:
 
 
 def cmd_http_auth(args) -> dict:
-    secret = _read_secret(args.device_secret)
+    """HTTPS device auth (§2): form body, length, the AT+HTTP* flow and the MQTT step after it."""
+    secret = args.device_secret
     ts = _timestamp(args)
     body = auth.auth_form(
         args.product_key, args.device_name, secret, args.client_id, ts, args.signmethod
@@ -202,7 +209,8 @@ def cmd_http_auth(args) -> dict:
 
 
 def cmd_dynreg(args) -> dict:
-    secret = _read_secret(args.product_secret)
+    """Dynamic registration (§3): HTTPS form and AT+HTTP* flow, or MQTT CONNECT with --mqtt."""
+    secret = args.product_secret
     random = args.random or dynreg.make_random()
     pk, dn = args.product_key, args.device_name
     if args.mqtt:
@@ -305,6 +313,7 @@ _LABELS = (
 
 
 def render_text(out: dict) -> str:
+    """Human output: aligned ``label value`` lines, then the AT commands in sending order."""
     lines = []
     for key, label in _LABELS:
         if key in out and not (key == "sign" and "password" in out):
@@ -330,6 +339,7 @@ def render_text(out: dict) -> str:
 
 
 def report_expect(out: dict, err) -> int:
+    """Explain the --expect outcome on ``err``; return the exit status."""
     result = out.get("expect")
     if result is None:
         return EXIT_OK
@@ -365,10 +375,11 @@ def report_expect(out: dict, err) -> int:
 
 
 def warn_lookalikes(args, err) -> list:
+    """Print (and return) warnings for look-alike characters and plain TCP; no secret values."""
     warnings = []
     for name in ("product_key", "device_name", "client_id", "device_secret", "product_secret"):
         value = getattr(args, name, None)
-        if not value or value == "-":
+        if not value:
             continue
         for group, positions in mixed_lookalikes(value):
             text = "--%s mixes look-alike characters %s (positions %s): check them" % (
@@ -389,6 +400,7 @@ def warn_lookalikes(args, err) -> list:
 
 
 def _add_common(p, secret: str, client_id: bool = True, timestamp: bool = True) -> None:
+    """Options shared by the subcommands; ``secret`` names the secret option."""
     p.add_argument("--product-key", required=True, metavar="PK")
     p.add_argument("--device-name", required=True, metavar="DN")
     p.add_argument("--" + secret, required=True, metavar="SECRET", help="'-' reads it from stdin")
@@ -430,9 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list = None) -> int:
+def main(argv: "list | None" = None) -> int:
+    """Console entry point; returns the exit status (argparse itself exits 2 on bad usage)."""
     args = build_parser().parse_args(argv)  # exits with status 2 on usage errors
     err = sys.stderr
+    _read_secrets(args)
     warnings = warn_lookalikes(args, err)
     try:
         out = args.run(args)

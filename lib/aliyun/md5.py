@@ -52,6 +52,7 @@ class MD5:
         self._buf = buf[end:]
 
     def digest(self) -> bytes:
+        # Pad a copy: 0x80, zeros to 56 mod 64, then the bit length (little-endian), §3.1-3.2.
         bits = (self._count * 8) & 0xFFFFFFFFFFFFFFFF
         pad = b"\x80" + b"\x00" * ((55 - self._count) % 64) + struct.pack("<Q", bits)
         saved = self._state, self._buf, self._count
@@ -61,6 +62,8 @@ class MD5:
         return out
 
     def _block(self, block) -> None:
+        # One 64-byte block (RFC 1321 §3.4): 4 rounds of 16 steps, each with its own boolean
+        # function F/G/H/I and message-word order; 32-bit arithmetic is emulated with _MASK.
         x = struct.unpack("<16I", block)
         a, b, c, d = self._state
         for i in range(64):
