@@ -128,7 +128,9 @@ class PortableItem(pytest.Item):
         return self.path, None, f"{self.path.stem}::{self.name}"
 
 
-def pytest_collect_file(parent, file_path):
-    if file_path.parent == PORTABLE and file_path.name.startswith("ptest_"):
-        return PortableFile.from_parent(parent, path=file_path)
+def pytest_pycollect_makemodule(module_path, parent):
+    # pyproject's python_files adds ptest_*.py, so pytest finds them (in a folder or named on the
+    # command line) and asks here for their collector: the two-runtime one, never a plain Module.
+    if module_path.parent == PORTABLE and module_path.name.startswith("ptest_"):
+        return PortableFile.from_parent(parent, path=module_path)
     return None
