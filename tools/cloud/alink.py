@@ -1,0 +1,336 @@
+"""What the cloud does with device traffic: online/offline, Alink replies, NTP, the log.
+
+Uplinks are dispatched by topic (table ``UPLINKS``, reference §4.3–§4.6):
+
+* ``thing/event/property/post`` → ``…/post_reply`` (200; 460 for invalid JSON or envelope),
+  latest values stored in the registry;
+* ``thing/event/<id>/post`` → ``…/post_reply``;
+* ``thing/service/<id>_reply`` (``property/set_reply`` included) → logged with its code, and
+  handed to a waiting ``set-property``;
+* ``/ext/ntp/pk/dn/request`` → ``…/response`` with deviceSendTime, serverRecvTime,
+  serverSendTime (§4.5);
+* ``/ota/device/inform/pk/dn`` → the firmware version is stored;
+* anything else a device may publish is logged.
+
+Replies honour ``sys.ack`` = 0 (no reply, §4.2). The registration sessions of dynamic
+registration get ``/ext/register`` (``/ext/regnwl``) pushed right after CONNACK (§3.2).
+"""
+
+import asyncio
+import base64
+import itertools
+import json
+import logging
+
+from amqtt.plugins.base import BasePlugin
+
+from tools.cloud import registry as reg
+from tools.cloud import topics
+from tools.cloud.broker_auth import VERDICT
+from tools.cloud.topics import _CloudConfig
+
+log = logging.getLogger("aliyun-local.alink")
+
+MAX_MESSAGE = 256 * 1024  # MQTT message size limit (§4.9)
+ID_MAX = 4294967295  # §4.2
+CODE_OK, CODE_PARAM_ERROR = 200, 460
+PROPERTY_SET = "thing.service.property.set"
+
+# (topic template, handler name), first match wins.
+UPLINKS = (
+    ("/sys/{pk}/{dn}/thing/event/property/post", "_property_post"),
+    ("/sys/{pk}/{dn}/thing/event/+/post", "_event_post"),
+    ("/sys/{pk}/{dn}/thing/service/#", "_service_reply"),
+    ("/ext/ntp/{pk}/{dn}/request", "_ntp"),
+    ("/ota/device/inform/{pk}/{dn}", "_ota_inform"),
+)
+
+
+class AlinkError(ValueError):
+    """A malformed request: reply ``code`` 460 citing ``msg_id`` (may be empty)."""
+
+    def __init__(self, msg_id, message, code=CODE_PARAM_ERROR):
+        super().__init__(message)
+        self.msg_id = msg_id
+        self.code = code
+
+
+class CloudError(Exception):
+    """A console/API request that cannot be served (unknown device, device offline, timeout)."""
+
+
+def payload_text(data: bytes) -> str:
+    """Message content for the log: UTF-8 text, else ``base64:…``."""
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(bytes(data)).decode()
+
+
+def _decimal_id(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and value and all("0" <= c <= "9" for c in value):
+        if int(value) <= ID_MAX:
+            return value
+    return None
+
+
+def parse_request(payload: bytes, method: str) -> tuple:
+    """Check an Alink request envelope (§4.2); return ``(id, params, wants_reply)``."""
+    try:
+        body = json.loads(bytes(payload).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise AlinkError("", "invalid JSON") from None
+    if not isinstance(body, dict):
+        raise AlinkError("", "a JSON object is expected")
+    msg_id = _decimal_id(body.get("id"))
+    if msg_id is None:
+        raise AlinkError("", "id must be a decimal string in 0..4294967295")
+    if body.get("version", "1.0") != "1.0":
+        raise AlinkError(msg_id, 'version must be "1.0"')
+    if body.get("method", method) != method:
+        raise AlinkError(msg_id, "method %r does not match the topic" % body.get("method"))
+    params = body.get("params")
+    if not isinstance(params, dict) or not params:
+        raise AlinkError(msg_id, "params must be a non-empty object")
+    system = body.get("sys", {})
+    if not isinstance(system, dict):
+        raise AlinkError(msg_id, "sys must be an object")
+    return msg_id, params, system.get("ack", 1) != 0
+
+
+def encode_reply(msg_id, code, method, message="success") -> bytes:
+    """The cloud's reply (§4.2)."""
+    body = {
+        "code": code,
+        "data": {},
+        "id": msg_id,
+        "message": message,
+        "method": method,
+        "version": "1.0",
+    }
+    return json.dumps(body).encode()
+
+
+def property_values(params: dict, now: int) -> dict:
+    """Normalise ``{"P": {"value": v, "time": t}}`` and ``{"P": v}`` to the stored form."""
+    out = {}
+    for key, item in params.items():
+        if isinstance(item, dict) and "value" in item:
+            t = item.get("time")
+            out[key] = {"value": item["value"], "time": t if isinstance(t, int) else now}
+        else:
+            out[key] = {"value": item, "time": now}
+    return out
+
+
+class Alink:
+    """Cloud-side behaviour; one per server (``cloud`` gives the registry and the broker)."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+        self.pending = {}  # (pk, dn, id) → future of the device's reply
+        self._ids = itertools.count(1)
+
+    @property
+    def registry(self):
+        return self.cloud.registry
+
+    # sessions ----------------------------------------------------------------------------------
+
+    async def connected(self, session):
+        ident = self.cloud.identity(session)
+        if ident is None:
+            return
+        pk, dn = ident.product_key, ident.device_name
+        if ident.kind == "device":
+            self.registry.set_online(pk, dn, ident.client_id, session.remote_address)
+            info = dict(ident.describe(), ip=session.remote_address)
+            self.registry.log(reg.STATUS, pk, dn, None, info, "online")
+        elif ident.kind == "register":
+            device = self.registry.device(pk, dn)
+            body = {"productKey": pk, "deviceName": dn, "deviceSecret": device["deviceSecret"]}
+            await self._push(ident, "/ext/register", body)
+        elif ident.kind == "regnwl":
+            client_id, token = self.registry.issue_device_token(pk, dn)
+            body = {"clientId": client_id, "productKey": pk, "deviceName": dn}
+            body["deviceToken"] = token
+            await self._push(ident, "/ext/regnwl", body)
+
+    async def _push(self, ident, topic, body):
+        sent = await self.cloud.broker.push(ident.key, topic, json.dumps(body).encode())
+        status = CODE_OK if sent else "not delivered"
+        self.registry.log(
+            reg.DOWN, ident.product_key, ident.device_name, topic, reg.redact(body), status
+        )
+
+    async def disconnected(self, session):
+        ident = self.cloud.identity(session)
+        if ident is not None and ident.kind == "device":
+            pk, dn = ident.product_key, ident.device_name
+            self.registry.set_offline(pk, dn)
+            self.registry.log(reg.STATUS, pk, dn, None, {"clientId": ident.client_id}, "offline")
+
+    # uplinks -----------------------------------------------------------------------------------
+
+    async def uplink(self, session, message):
+        """Handle a PUBLISH from a device (permitted or not)."""
+        ident = self.cloud.identity(session)
+        if ident is None or message is None:
+            return
+        received = reg.now_ms()
+        pk, dn, topic = ident.product_key, ident.device_name, message.topic
+        data = bytes(message.data or b"")
+        custom = self.registry.topic_classes(pk)
+        if ident.kind != "device" or not topics.may_publish(pk, dn, topic or "", custom):
+            self.registry.log(reg.UP, pk, dn, topic, payload_text(data[:4096]), "denied")
+            log.warning("%s/%s may not publish to %s: dropped", pk, dn, topic)
+            return
+        if len(data) > MAX_MESSAGE:
+            note = "%d bytes: over the 256 KB limit" % len(data)
+            self.registry.log(reg.UP, pk, dn, topic, note, "denied")
+            return
+        handler = None
+        for template, name in UPLINKS:
+            if topics.matches(topic, template.format(pk=pk, dn=dn)):
+                handler = getattr(self, name)
+                break
+        replies = []
+        status = CODE_OK
+        if handler is not None:
+            status, replies = handler(ident, topic, data, received)
+        self.registry.log(reg.UP, pk, dn, topic, payload_text(data), status)
+        for reply_topic, body in replies:
+            await self.publish_down(reply_topic, body, 0)
+
+    def _alink_request(self, topic, data, method, store=None):
+        """Common request handling: envelope check, reply on ``topic + "_reply"``."""
+        try:
+            msg_id, params, wants_reply = parse_request(data, method)
+        except AlinkError as err:
+            body = encode_reply(err.msg_id, err.code, method, "request parameter error: %s" % err)
+            return err.code, [(topic + "_reply", body)]
+        if store is not None:
+            store(params)
+        if not wants_reply:
+            return CODE_OK, []
+        return CODE_OK, [(topic + "_reply", encode_reply(msg_id, CODE_OK, method))]
+
+    def _property_post(self, ident, topic, data, received):
+        pk, dn = ident.product_key, ident.device_name
+
+        def store(params):
+            self.registry.merge_properties(pk, dn, property_values(params, received))
+
+        return self._alink_request(topic, data, "thing.event.property.post", store)
+
+    def _event_post(self, ident, topic, data, received):
+        identifier = topic.split("/")[6]
+        return self._alink_request(topic, data, "thing.event.%s.post" % identifier)
+
+    def _service_reply(self, ident, topic, data, received):
+        """A device's reply to a service call or property set (§4.3)."""
+        if not topic.endswith("_reply"):
+            return CODE_OK, []
+        try:
+            body = json.loads(data.decode("utf-8"))
+            msg_id = _decimal_id(body.get("id"))
+            code = body.get("code")
+        except (UnicodeDecodeError, ValueError, AttributeError):
+            return CODE_PARAM_ERROR, []
+        if msg_id is None or not isinstance(code, int):
+            return CODE_PARAM_ERROR, []
+        future = self.pending.get((ident.product_key, ident.device_name, msg_id))
+        if future is not None and not future.done():
+            future.set_result(body)
+        return code, []
+
+    def _ntp(self, ident, topic, data, received):
+        """NTP (§4.5): echo deviceSendTime, add the server's receive and send times (ms)."""
+        try:
+            body = json.loads(data.decode("utf-8"))
+            sent = body["deviceSendTime"]
+        except (UnicodeDecodeError, ValueError, TypeError, KeyError):
+            return CODE_PARAM_ERROR, []
+        if _decimal_id(sent) is None and not (isinstance(sent, int) and sent >= 0):
+            return CODE_PARAM_ERROR, []
+        response = {
+            "deviceSendTime": str(sent),
+            "serverRecvTime": str(received),
+            "serverSendTime": str(reg.now_ms()),
+        }
+        reply_topic = "/ext/ntp/%s/%s/response" % (ident.product_key, ident.device_name)
+        return CODE_OK, [(reply_topic, json.dumps(response).encode())]
+
+    def _ota_inform(self, ident, topic, data, received):
+        """OTA version report (§4.6): ``{"id", "params": {"version", "module"?}}``."""
+        try:
+            version = json.loads(data.decode("utf-8"))["params"]["version"]
+        except (UnicodeDecodeError, ValueError, TypeError, KeyError):
+            return CODE_PARAM_ERROR, []
+        if not isinstance(version, str) or not version:
+            return CODE_PARAM_ERROR, []
+        self.registry.set_firmware_version(ident.product_key, ident.device_name, version)
+        return CODE_OK, []
+
+    # downlinks ---------------------------------------------------------------------------------
+
+    async def publish_down(self, topic, payload: bytes, qos: int):
+        """Publish cloud→device and log it; status says whether a device subscribed."""
+        pk, dn = topics.topic_owner(topic, {p["productKey"] for p in self.registry.products()})
+        status = CODE_OK if self.cloud.broker.subscribers(topic) else "no subscriber"
+        self.registry.log(reg.DOWN, pk, dn, topic, payload_text(payload), status)
+        await self.cloud.broker.internal_message_broadcast(topic, payload, qos)
+        return status
+
+    def next_id(self) -> str:
+        return str(next(self._ids) % ID_MAX)
+
+    async def set_property(self, pk, dn, params: dict, timeout: float) -> dict:
+        """thing.service.property.set (§4.3); wait for the device's set_reply."""
+        if self.registry.device(pk, dn) is None:
+            raise CloudError("no device %s/%s" % (pk, dn))
+        if not isinstance(params, dict) or not params:
+            raise CloudError("params must be a non-empty object")
+        if not self.cloud.broker.session_connected(pk + "&" + dn):
+            raise CloudError("device %s/%s is offline" % (pk, dn))
+        msg_id = self.next_id()
+        topic = "/sys/%s/%s/thing/service/property/set" % (pk, dn)
+        request = {"id": msg_id, "version": "1.0", "params": params, "method": PROPERTY_SET}
+        future = asyncio.get_running_loop().create_future()
+        self.pending[(pk, dn, msg_id)] = future
+        api = {"api": "SetDeviceProperty", "id": msg_id, "params": params}
+        try:
+            self.registry.log(reg.API, pk, dn, topic, api, CODE_OK)
+            await self.publish_down(topic, json.dumps(request).encode(), 1)
+            try:
+                return await asyncio.wait_for(future, timeout)
+            except asyncio.TimeoutError:
+                self.registry.log(reg.API, pk, dn, topic, api, "timeout")
+                raise CloudError("no set_reply from %s/%s in %s s" % (pk, dn, timeout)) from None
+        finally:
+            self.pending.pop((pk, dn, msg_id), None)
+
+
+class CloudPlugin(BasePlugin):
+    """amqtt event plugin: routes broker events to the cloud's ``Alink``."""
+
+    Config = _CloudConfig
+
+    async def on_broker_client_connected(self, *, client_id, client_session):
+        await self.config.cloud.alink.connected(client_session)
+
+    async def on_broker_client_disconnected(self, *, client_id, client_session):
+        await self.config.cloud.alink.disconnected(client_session)
+
+    async def on_broker_message_received(self, *, client_id, message):
+        cloud = self.config.cloud
+        entry = cloud.broker.sessions.get(client_id)
+        if entry is not None:
+            await cloud.alink.uplink(entry[0], message)
+
+
+def identity_of(session):
+    verdict = session.attributes.get(VERDICT) if session is not None else None
+    return verdict.identity if verdict is not None else None

@@ -1,0 +1,113 @@
+"""Control API of a running server (loopback HTTP, bearer token from ``server.json``).
+
+The console's actions that need the live broker go through here: 发布消息 (``/pub``), property
+set (``/set-property``), forcing a disabled device offline (``/kick``) and the live log
+(``/log``, JSON lines). Devices cannot reach it: it listens on 127.0.0.1 only and wants the
+token that only the state dir's owner can read.
+"""
+
+import asyncio
+import base64
+import hmac
+import json
+
+from tools.cloud import registry as reg
+from tools.cloud import topics
+from tools.cloud.alink import CloudError
+from tools.cloud.https import HTTPError, Response, json_response
+
+
+class ControlAPI:
+    def __init__(self, cloud, token: str):
+        self.cloud = cloud
+        self.token = token
+
+    def routes(self):
+        return {
+            ("GET", "/status"): self._guard(self.status),
+            ("POST", "/pub"): self._guard(self.pub),
+            ("POST", "/set-property"): self._guard(self.set_property),
+            ("POST", "/kick"): self._guard(self.kick),
+            ("GET", "/log"): self._guard(self.log),
+        }
+
+    def _guard(self, handler):
+        async def guarded(request):
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given, "Bearer " + self.token):
+                raise HTTPError(401)
+            try:
+                return await handler(request)
+            except (CloudError, reg.RegistryError, ValueError, KeyError, TypeError) as err:
+                return json_response({"ok": False, "error": str(err)}, 400)
+
+        return guarded
+
+    async def status(self, request):
+        return json_response({"ok": True, **self.cloud.info})
+
+    async def pub(self, request):
+        """发布消息: publish to a topic a device may subscribe to (reference §4.1)."""
+        body = request.json()
+        topic, qos = body["topic"], int(body.get("qos", 0))
+        if qos not in (0, 1):
+            raise CloudError("qos must be 0 or 1")
+        if "payload_b64" in body:
+            payload = base64.b64decode(body["payload_b64"])
+        else:
+            payload = str(body.get("payload", "")).encode()
+        registry = self.cloud.registry
+        known = {p["productKey"] for p in registry.products()}
+        pk, dn = topics.topic_owner(topic, known)
+        if pk is None or registry.device(pk, dn) is None:
+            raise CloudError("topic %s names no registered device" % topic)
+        custom = registry.topic_classes(pk)
+        if "+" in topic or "#" in topic or not topics.may_subscribe(pk, dn, topic, custom):
+            raise CloudError("%s/%s has no subscribe permission on %s" % (pk, dn, topic))
+        api = {"api": "Pub", "topic": topic, "qos": qos}
+        registry.log(reg.API, pk, dn, topic, api, 200)
+        status = await self.cloud.alink.publish_down(topic, payload, qos)
+        return json_response({"ok": True, "topic": topic, "qos": qos, "status": str(status)})
+
+    async def set_property(self, request):
+        body = request.json()
+        pk, dn = body["productKey"], body["deviceName"]
+        timeout = float(body.get("timeout", 10))
+        reply = await self.cloud.alink.set_property(pk, dn, body["params"], timeout)
+        return json_response({"ok": True, "reply": reply})
+
+    async def kick(self, request):
+        body = request.json()
+        key = body["productKey"] + "&" + body["deviceName"]
+        kicked = await self.cloud.broker.kick(key, body.get("reason", "kicked by the console"))
+        return json_response({"ok": True, "kicked": kicked})
+
+    async def log(self, request):
+        """Last ``limit`` rows, then (``follow=1``) every new row, one JSON object a line."""
+        registry = self.cloud.registry
+        pk, dn = request.query.get("productKey"), request.query.get("deviceName")
+        rows = registry.messages(pk, dn, int(request.query.get("limit", 20)))
+        follow = request.query.get("follow") == "1"
+        queue = asyncio.Queue()
+
+        def listener(row):
+            if (not pk or row["productKey"] == pk) and (not dn or row["deviceName"] == dn):
+                queue.put_nowait(row)
+
+        if follow:
+            registry.listeners.append(listener)  # same loop step as the query: no gap
+
+        async def stream(writer):
+            try:
+                for row in rows:
+                    writer.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+                await writer.drain()
+                while follow:
+                    row = await queue.get()
+                    writer.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+                    await writer.drain()
+            finally:
+                if listener in registry.listeners:
+                    registry.listeners.remove(listener)
+
+        return Response(200, content_type="application/x-ndjson", stream=stream)
