@@ -17,7 +17,9 @@ def cloud(tmp_path_factory):
     with CloudThread(state_dir) as thread:
         handle = Cloud(thread, state_dir)
         yield handle
+        leaked = handle.secrets_in_log()
         handle.registry.close()
+    assert not leaked, "secrets in the message log"  # the log never holds a secret
 
 
 @pytest.fixture(autouse=True)

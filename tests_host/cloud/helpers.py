@@ -50,21 +50,31 @@ class LogWatcher:
                 self.cond.wait(left)
 
 
-class Cloud:
-    """Test handle of a running server: ports, CA, a registry of our own, the log watcher."""
+class Endpoint:
+    """Where a running server listens: ports and CA from its ready info."""
+
+    def __init__(self, info):
+        self.info = info
+        self.ca = info["ca"]
+
+    def port(self, name):
+        return self.info["ports"][name]
+
+    def ssl_context(self):
+        return ssl.create_default_context(cafile=self.ca)
+
+
+class Cloud(Endpoint):
+    """Test handle of an in-process server: a registry of our own, the log watcher."""
 
     def __init__(self, thread, state_dir):
+        super().__init__(thread.info)
         self.thread = thread
-        self.info = thread.info
         self.state_dir = state_dir
-        self.ca = self.info["ca"]
         self.registry = Registry(state_dir / DB_NAME)
         self.watcher = LogWatcher()
         thread.cloud.registry.listeners.append(self.watcher)
         self._n = 0
-
-    def port(self, name):
-        return self.info["ports"][name]
 
     def product(self, dynamic_register=False):
         self._n += 1
@@ -76,8 +86,16 @@ class Cloud:
         self._n += 1
         return self.registry.add_device(product["productKey"], name or "dev%04d" % self._n)
 
-    def ssl_context(self):
-        return ssl.create_default_context(cafile=self.ca)
+    def secrets_in_log(self):
+        """Secrets (device/product secrets, tokens) that appear anywhere in the message log."""
+        secrets = {d["deviceSecret"] for d in self.registry.devices() if d["deviceSecret"]}
+        secrets |= {d["deviceToken"] for d in self.registry.devices() if d["deviceToken"]}
+        secrets |= {p["productSecret"] for p in self.registry.products()}
+        secrets |= {row[0] for row in self.registry.db.execute("SELECT iot_token FROM tokens")}
+        rows = self.registry.db.execute("SELECT content, topic FROM messages").fetchall()
+        text = "\n".join("%s %s" % (row[0], row[1]) for row in rows)
+        # secrets made of a plain word (the doc example's "secret") cannot be told from text
+        return [s for s in secrets if len(s) >= 12 and s in text]
 
 
 def credentials(device, securemode=3, signmethod="hmacsha256", timestamp=None, client_id=None):

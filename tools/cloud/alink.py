@@ -253,8 +253,11 @@ class Alink:
             sent = body["deviceSendTime"]
         except (UnicodeDecodeError, ValueError, TypeError, KeyError):
             return CODE_PARAM_ERROR, []
-        if _decimal_id(sent) is None and not (isinstance(sent, int) and sent >= 0):
-            return CODE_PARAM_ERROR, []
+        if isinstance(sent, bool) or not (
+            (isinstance(sent, int) and sent >= 0)
+            or (isinstance(sent, str) and sent.isascii() and sent.isdigit())
+        ):
+            return CODE_PARAM_ERROR, []  # Long or String of ms (§4.5)
         response = {
             "deviceSendTime": str(sent),
             "serverRecvTime": str(received),

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import logging
 import os
 import signal
 import sys
@@ -126,6 +127,8 @@ def control_ok(info, method, path, body=None, timeout=30):
 
 
 def cmd_serve(args):
+    # The message log (echoed on stderr) reports every event; library logs only on -v.
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
     ports = {
         "mqtt": args.mqtt_port,
         "mqtts": args.mqtts_port,
@@ -423,6 +426,7 @@ def build_parser():
     )
     p.add_argument("--ready-file", help="write the ready JSON here once listening")
     p.add_argument("--quiet", action="store_true", help="do not echo the message log on stderr")
+    p.add_argument("-v", "--verbose", action="store_true", help="also log broker internals")
 
     p = command(sub, "ca", cmd_ca, "print the path of the test CA certificate", as_json)
     p.add_argument("--region", default=DEFAULT_REGION)
