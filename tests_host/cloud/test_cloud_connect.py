@@ -223,3 +223,16 @@ def test_qos2_publish_closes_the_connection(cloud, online):
     dev = online(device)
     dev.client.publish("/%s/%s/user/update" % (device["productKey"], device["deviceName"]), "x", 2)
     dev.wait_disconnected()
+
+
+def test_silent_connection_is_dropped_after_keepalive(cloud, online, monkeypatch):
+    """The server closes a session silent for 1.5 × keep-alive ([S5]); here the factor is
+    shrunk so a 30 s keep-alive expires after 1 s (paho pings only after 30 s)."""
+    monkeypatch.setattr(cloud.thread.cloud.broker, "keepalive_factor", 1 / 30)
+    device = cloud.device()
+    dev = online(device, keepalive=30)
+    dev.wait_disconnected(timeout=WAIT)
+    row = cloud.watcher.wait(
+        lambda r: r["deviceName"] == device["deviceName"] and r["status"] == "offline"
+    )
+    assert row["type"] == "status"

@@ -169,3 +169,29 @@ def test_topic_owner():
     assert topics.topic_owner("/ext/ntp/pk1/dn/response", known) == ("pk1", "dn")
     assert topics.topic_owner("/ext/rrpc/9/pk1/dn/user/get", known) == ("pk1", "dn")
     assert topics.topic_owner("/pk2/dn/user/get", known) == (None, None)
+
+
+def test_product_broadcast_reaches_every_device(cloud, online):
+    product = cloud.product()
+    pk = product["productKey"]
+    devices = [online(cloud.device(product)) for _ in range(2)]
+    for dev in devices:
+        assert dev.subscribe("/broadcast/%s/#" % pk) == 1
+    status = cloud.thread.call(
+        cloud.thread.cloud.alink.publish_down("/broadcast/%s/news" % pk, b"all", 0)
+    )
+    assert status == 200
+    for dev in devices:
+        assert dev.expect("/broadcast/%s/news" % pk)[1] == b"all"
+    assert topics.topic_owner("/broadcast/%s/news" % pk, {pk}) == (pk, None)
+
+
+def test_oversized_publish_is_dropped(cloud, online):
+    device = cloud.device()
+    topic = "/%s/%s/user/update" % (device["productKey"], device["deviceName"])
+    dev = online(device)
+    dev.publish(topic, b"x" * (256 * 1024 + 1))
+    row = cloud.watcher.wait(lambda r: r["topic"] == topic)
+    assert row["status"] == "denied" and "256 KB" in row["content"]
+    dev.publish(topic, b"x" * (256 * 1024))
+    row = cloud.watcher.wait(lambda r: r["topic"] == topic and r["status"] == "200")

@@ -54,6 +54,8 @@ class AliyunHandler(BrokerProtocolHandler):
 class AliyunBroker(Broker):
     """The broker of the local cloud; ``cloud`` is the owning server (registry, log)."""
 
+    keepalive_factor = 1.5  # disconnect after this many keep-alive periods of silence ([S5])
+
     def __init__(self, config, cloud):
         super().__init__(config)
         self.cloud = cloud
@@ -102,7 +104,7 @@ class AliyunBroker(Broker):
             session.parent = 0
         # Keep-alive timeout 1.5 × ([S5]); registration sessions are not checked (§3.2).
         alive = identity.keepalive if identity.kind == "device" else 0
-        session.keep_alive = math.ceil(alive * 1.5)
+        session.keep_alive = math.ceil(alive * self.keepalive_factor)
         if identity.auto_subscribe:
             session.attributes[AUTO] = True
             for topic in self.cloud.auto_subscriptions(identity):

@@ -129,6 +129,9 @@ def control_ok(info, method, path, body=None, timeout=30):
 def cmd_serve(args):
     # The message log (echoed on stderr) reports every event; library logs only on -v.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
+    running = server_info(args, required=False)
+    if running and _alive(running.get("pid")):
+        raise CLIError("a server (pid %s) already runs for %s" % (running["pid"], state_dir(args)))
     ports = {
         "mqtt": args.mqtt_port,
         "mqtts": args.mqtts_port,
@@ -143,6 +146,14 @@ def cmd_serve(args):
         advertised_mqtt_port=args.advertise_mqtt_port,
     )
     return asyncio.run(_serve(cloud, args))
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
 
 
 async def _serve(cloud, args):

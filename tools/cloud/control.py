@@ -58,11 +58,14 @@ class ControlAPI:
             payload = str(body.get("payload", "")).encode()
         registry = self.cloud.registry
         known = {p["productKey"] for p in registry.products()}
+        if "+" in topic or "#" in topic:
+            raise CloudError("a topic to publish to has no wildcards")
         pk, dn = topics.topic_owner(topic, known)
-        if pk is None or registry.device(pk, dn) is None:
+        if dn is None and pk is not None:
+            pass  # /broadcast/${pk}/…: every device of the product may subscribe (§4.1)
+        elif pk is None or registry.device(pk, dn) is None:
             raise CloudError("topic %s names no registered device" % topic)
-        custom = registry.topic_classes(pk)
-        if "+" in topic or "#" in topic or not topics.may_subscribe(pk, dn, topic, custom):
+        elif not topics.may_subscribe(pk, dn, topic, registry.topic_classes(pk)):
             raise CloudError("%s/%s has no subscribe permission on %s" % (pk, dn, topic))
         api = {"api": "Pub", "topic": topic, "qos": qos}
         registry.log(reg.API, pk, dn, topic, api, 200)

@@ -139,13 +139,16 @@ def auto_subscriptions(pk: str, dn: str) -> list:
 
 
 def topic_owner(topic: str, known_products) -> tuple:
-    """``(productKey, deviceName)`` named by a device topic, else (None, None).
+    """``(productKey, deviceName)`` named by a device topic, else (None, None); a product
+    broadcast topic gives ``(productKey, None)``.
 
     ``known_products`` is a container of productKeys used to tell the forms apart.
     """
     levels = topic.split("/")
     if len(levels) < 3 or levels[0]:
         return None, None
+    if levels[1] == "broadcast":  # product-wide: no device
+        return (levels[2], None) if levels[2] in known_products else (None, None)
     candidates = []
     if levels[1] in ("sys", "shadow") or levels[1:3] == ["ext", "ntp"]:
         offset = {"sys": 2, "shadow": 3}.get(levels[1], 3)
