@@ -1,0 +1,186 @@
+"""Example application: what the device reports and how it reacts to the cloud.
+
+- Every ``telemetry_interval_s`` while online, post thing-model properties: ``Uptime`` (s),
+  ``FreeHeap`` (bytes), ``DemoValue`` (a triangle wave 0..100), the settings ``ReportInterval``
+  and ``LEDSwitch``, and ``RSSI`` (dBm) when the session knows the signal.
+- Property set (``thing.service.property.set``): ``ReportInterval`` int 5..3600 s changes the
+  interval, ``LEDSwitch`` int 0/1 lights or darkens the status LED; the new values are reported
+  at once. The session checks values against ``SCHEMA`` and answers 460 naming the field.
+- ``/pk/dn/user/get``: each message is logged and, with ``echo_user_get``, published back to
+  ``/pk/dn/user/update`` (QoS1, through a bounded queue).
+"""
+
+import asyncio
+
+from logger import ticks_diff, ticks_ms
+from micropython import const
+
+VERSION = "0.1.0"
+
+# Property identifier -> (type, low, high), as aliyun.alink.check_properties expects.
+SCHEMA = {"ReportInterval": (int, 5, 3600), "LEDSwitch": (int, 0, 1)}
+
+_ECHO_QUEUE = const(8)  # echoes waiting to be published; more are dropped and counted
+_PREVIEW = const(48)  # payload characters shown in the log
+_DEMO_STEPS = const(20)
+
+
+def preview(payload) -> str:
+    """A short printable rendering of a payload for the log."""
+    text = "".join(chr(b) if 32 <= b < 127 else "." for b in bytes(payload[:_PREVIEW]))
+    return text + ("..." if len(payload) > _PREVIEW else "")
+
+
+async def wait_event(event, timeout_ms: int) -> bool:
+    """Wait for ``event`` at most ``timeout_ms``; True if it was set."""
+    try:
+        if hasattr(asyncio, "wait_for_ms"):
+            await asyncio.wait_for_ms(event.wait(), timeout_ms)  # type: ignore[attr-defined]
+        else:
+            await asyncio.wait_for(event.wait(), timeout_ms / 1000)
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
+class App:
+    """The application around a session (``aliyun.session.Session`` or a test fake)."""
+
+    def __init__(self, session, board, config: dict, log, wait=wait_event):
+        self.session = session
+        self.board = board
+        self.log = log
+        self.interval_s = config["telemetry_interval_s"]
+        self.echo = config["echo_user_get"]
+        self.led_switch = 1
+        self.reports = 0  # property posts the cloud answered 200
+        self.echoed = 0
+        self.echo_dropped = 0
+        self._wait = wait
+        self._online = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._echo_ready = asyncio.Event()
+        self._echo_queue = []
+        self._subscribed = False
+        self._uptime_ms = 0
+        self._last_tick = ticks_ms()
+        self._demo = 0
+
+    def start(self) -> None:
+        """Register the callbacks; call before ``session.run()``."""
+        self.session.on_state(self._on_state)
+        self.session.on_property_set(SCHEMA, self._on_property_set)
+        self._subscribe()
+
+    async def run(self) -> None:
+        """Telemetry and echo loops; runs until cancelled."""
+        await asyncio.gather(self._telemetry(), self._echo_loop())
+
+    # -- session callbacks --
+
+    def _subscribe(self) -> None:
+        # The topics exist once the device name is known (config, or the IMEI after bring-up).
+        topics = self.session.topics
+        if not self._subscribed and topics is not None:
+            self.session.subscribe(topics.user("get"), self._on_user_get)
+            self._subscribed = True
+
+    def _on_state(self, state: str) -> None:
+        self.log("info", "state " + state)
+        self._subscribe()
+        if state == "online":
+            self._online.set()
+        else:
+            self._online.clear()
+
+    def _on_property_set(self, accepted: dict) -> None:
+        if "ReportInterval" in accepted:
+            self.interval_s = accepted["ReportInterval"]
+        if "LEDSwitch" in accepted:
+            self.led_switch = accepted["LEDSwitch"]
+            self.board.led_enable(self.led_switch == 1)
+        changes = ", ".join("%s=%s" % (key, accepted[key]) for key in sorted(accepted))
+        self.log("info", "property set " + changes)
+        self._wake.set()  # report the new values now
+
+    def _on_user_get(self, topic: str, payload) -> None:
+        self.log("info", "down %s %d B: %s" % (topic, len(payload), preview(payload)))
+        if not self.echo:
+            return
+        if len(self._echo_queue) >= _ECHO_QUEUE:
+            self.echo_dropped += 1
+            self.log("warning", "echo queue full: message dropped")
+            return
+        self._echo_queue.append(bytes(payload))
+        self._echo_ready.set()
+
+    # -- loops --
+
+    def properties(self) -> dict:
+        """The thing-model properties to post now."""
+        now = ticks_ms()
+        self._uptime_ms += ticks_diff(now, self._last_tick)
+        self._last_tick = now
+        step = self._demo % _DEMO_STEPS
+        self._demo += 1
+        half = _DEMO_STEPS // 2
+        params = {
+            "Uptime": self._uptime_ms // 1000,
+            "FreeHeap": self.board.free_heap(),
+            "DemoValue": (step if step <= half else _DEMO_STEPS - step) * 100 // half,
+            "ReportInterval": self.interval_s,
+            "LEDSwitch": self.led_switch,
+        }
+        dbm = getattr(self.session, "signal_dbm", None)
+        if dbm is not None:
+            params["RSSI"] = dbm
+        return params
+
+    async def report(self):
+        """Post the properties once; the post_reply code, or None (timeout or failure)."""
+        params = self.properties()
+        try:
+            code = await self.session.post_properties(params)
+        except Exception as exc:  # a failed post must not stop the telemetry loop
+            self.log("warning", "property post failed: " + repr(exc))
+            return None
+        if code == 200:
+            self.reports += 1
+            self.log("info", "up properties: 200 (heap %d B)" % params["FreeHeap"])
+        else:
+            self.log("warning", "up properties: %s" % ("no reply" if code is None else code))
+        return code
+
+    async def _telemetry(self) -> None:
+        while True:
+            await self._online.wait()
+            self._wake.clear()
+            await self.report()
+            await self._wait(self._wake, self.interval_s * 1000)
+
+    async def _echo_loop(self) -> None:
+        while True:
+            if not self._echo_queue:
+                self._echo_ready.clear()
+                await self._echo_ready.wait()
+                continue
+            payload = self._echo_queue.pop(0)
+            topic = self.session.topics.user("update")
+            try:
+                accepted = await self.session.publish(topic, payload, 1)
+            except Exception as exc:
+                self.log("warning", "echo failed: " + repr(exc))
+                continue
+            if accepted:
+                self.echoed += 1
+                self.log("info", "up %s %d B (echo)" % (topic, len(payload)))
+            else:
+                self.log("warning", "echo not accepted")
+
+    def summary(self) -> dict:
+        """The session's stats plus the application's counters (logged when stopped)."""
+        stats = dict(getattr(self.session, "stats", None) or {})
+        stats["reports"] = self.reports
+        stats["echoed"] = self.echoed
+        stats["echo_dropped"] = self.echo_dropped
+        return stats

@@ -1,0 +1,128 @@
+"""The MicroPython unix port (``make sim``, tests): the module is an emulator, not a chip.
+
+``config["uart"]["url"]`` says where the module is: ``tcp://HOST:PORT`` (the emulator's
+``--listen``) or the path of a pty or serial device, opened raw and non-blocking through
+termios. There is no PWRKEY, watchdog or LED: ``power_cycle()`` returns False, the watchdog
+calls do nothing and LED changes are logged.
+
+The interface every board module implements (the session and main.py call these):
+
+- ``name``; ``Board(config, log=None)``
+- ``await open_uart()`` -> (reader, writer) asyncio streams; ``close_uart()``
+- ``await power_cycle()`` -> bool (False: the board cannot)
+- ``led(pattern)`` with "boot", "connecting", "online", "error"; ``led_enable(on)``
+- ``watchdog(timeout_ms)``, ``feed()``, ``free_heap()``, ``reset()``, ``reset_delay_ms``
+"""
+
+import asyncio
+import gc
+
+from config import ConfigError
+
+_VMIN = 6  # termios c_cc indexes (Linux): a read returns what is there, at once
+_VTIME = 5
+
+
+def parse_url(url: str):
+    """``(host, port)`` for ``tcp://host:port``, else None (a device path)."""
+    if not url.startswith("tcp://"):
+        return None
+    host, sep, port = url[6:].rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("uart.url", "expected tcp://HOST:PORT or a device path")
+    return host.strip("[]"), int(port)
+
+
+class Board:
+    name = "unix"
+    reset_delay_ms = 0
+
+    def __init__(self, config: dict, log=None):
+        uart = config.get("uart") or {}
+        self.url = uart.get("url") or ""
+        if not self.url:
+            raise ConfigError("uart.url", "required on the unix port (tcp://HOST:PORT or a pty)")
+        self.tcp = parse_url(self.url)
+        self.baud = uart.get("baud") or 115200
+        self._log = log
+        self._streams = None
+        self._file = None
+        self.pattern = ""
+        self.led_on = True
+
+    async def open_uart(self) -> tuple:
+        self.close_uart()
+        if self.tcp is not None:
+            self._streams = await asyncio.open_connection(self.tcp[0], self.tcp[1])
+        else:
+            self._streams = _open_device(self.url, self.baud)
+            self._file = self._streams[2]
+            self._streams = self._streams[:2]
+        return self._streams
+
+    def close_uart(self) -> None:
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            # MicroPython's Stream.close() leaves the closing to wait_closed(): close the socket.
+            sock = getattr(streams[1], "s", None)
+            if sock is not None:
+                sock.close()
+            else:
+                streams[1].close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    async def power_cycle(self) -> bool:
+        return False
+
+    def led(self, pattern: str) -> None:
+        if pattern != self.pattern:
+            self.pattern = pattern
+            self._say("led " + pattern + ("" if self.led_on else " (dark: LEDSwitch 0)"))
+
+    def led_enable(self, on: bool) -> None:
+        if on != self.led_on:
+            self.led_on = on
+            self._say("led " + ("on" if on else "dark"))
+
+    def _say(self, message: str) -> None:
+        if self._log is not None:
+            self._log("debug", message)
+
+    def watchdog(self, timeout_ms: int) -> None:
+        pass
+
+    def feed(self) -> None:
+        pass
+
+    def free_heap(self) -> int:
+        mem_free = getattr(gc, "mem_free", None)
+        if mem_free is None:
+            return 0  # CPython
+        gc.collect()
+        return mem_free()
+
+    def reset(self) -> None:
+        pass  # main.py then exits with status 1: the process stands for the chip
+
+
+def _open_device(path: str, baud: int) -> tuple:
+    """A pty or serial device in raw mode, non-blocking reads, wrapped in asyncio streams."""
+    import termios  # unix port only
+
+    device = open(path, "r+b", buffering=0)
+    try:
+        fd = device.fileno()
+        termios.setraw(fd)
+        attrs = termios.tcgetattr(fd)
+        speed = getattr(termios, "B%d" % baud, None)
+        if speed is not None:
+            attrs[4] = attrs[5] = speed
+        attrs[6][_VMIN] = 0
+        attrs[6][_VTIME] = 0
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except Exception:
+        device.close()
+        raise
+    return asyncio.StreamReader(device), asyncio.StreamWriter(device, {}), device

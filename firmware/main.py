@@ -1,0 +1,118 @@
+"""Entry point, run by MicroPython after boot.py: config, board, session, application.
+
+- config.json invalid or missing: the log names the field, the LED shows "error" and the firmware
+  idles in a safe state (no watchdog, no reset, REPL reachable) until config.json is fixed.
+- An unexpected exception: logged with its traceback, the LED shows "error", and after the
+  board's ``reset_delay_ms`` the board resets (the unix port exits with status 1).
+- Ctrl-C (SIGINT on the unix port): the session's and the application's counters are logged as
+  one ``stats {json}`` line, then main returns (to the REPL on a board).
+"""
+
+import asyncio
+import json
+import sys
+
+import boards
+import config
+import logger
+
+CONFIG_PATH = "config.json"
+_SAFE_IDLE_S = 3600
+
+_running = {}  # the application while it runs, for the stats line on Ctrl-C
+
+
+def load_config(path: str, log):
+    """The validated configuration, or None after logging the field at fault."""
+    try:
+        cfg = config.load(path)
+    except config.ConfigError as exc:
+        log("error", str(exc))
+        return None
+    log.set_level(cfg["log_level"])
+    log.redact(cfg["device_secret"])
+    log.redact(cfg["product_secret"])
+    return cfg
+
+
+def safe_board(board_class, log):
+    """A board on its defaults, to show the error LED; None where it needs the config (unix)."""
+    try:
+        return board_class({}, log)
+    except config.ConfigError:
+        return None
+
+
+async def safe_state(board, log, idle_s: int = _SAFE_IDLE_S) -> None:
+    """Show the error and do nothing else, forever: no watchdog is started, so no reset loop."""
+    if board is not None:
+        board.led("error")
+    log("error", "safe state: fix config.json, then reset the board")
+    while True:
+        await asyncio.sleep(idle_s)
+
+
+async def run(board, cfg: dict, log) -> None:
+    """Bring the device online and run the example application (forever)."""
+    import app
+
+    from aliyun.session import Session  # the large part: imported once the config is valid
+
+    session = Session(board, cfg, log=log)
+    application = app.App(session, board, cfg, log)
+    _running["app"] = application
+    application.start()
+    task = asyncio.create_task(application.run())
+    try:
+        await session.run()
+    finally:
+        task.cancel()
+
+
+async def crashed(board, log, exc: BaseException) -> None:
+    """Log ``exc``, show the error, wait the board's reset delay, then reset the board."""
+    log.exception("unexpected error", exc)
+    delay_ms = getattr(board, "reset_delay_ms", 0) if board is not None else 0
+    if board is not None:
+        board.led("error")
+    log("error", "reset in %d ms" % delay_ms)
+    await asyncio.sleep(delay_ms / 1000)
+    if board is not None:
+        board.reset()  # returns only on the unix port
+
+
+def log_stats(log) -> None:
+    application = _running.get("app")
+    if application is not None:
+        log("info", "stats " + json.dumps(application.summary()))
+
+
+def main(path: str = CONFIG_PATH) -> None:
+    log = logger.Logger()
+    board_class = boards.load()
+    log("info", "firmware start (%s)" % board_class.name)
+    cfg = load_config(path, log)
+    board = None
+    try:
+        if cfg is not None:
+            try:
+                board = board_class(cfg, log)
+            except config.ConfigError as exc:  # a board-specific field (e.g. uart.url)
+                log("error", str(exc))
+        if cfg is None or board is None:
+            asyncio.run(safe_state(safe_board(board_class, log), log))
+            return
+        board.led("boot")
+        asyncio.run(run(board, cfg, log))
+    except KeyboardInterrupt:
+        log("info", "stopped")
+        log_stats(log)
+    except Exception as exc:
+        if sys.implementation.name == "micropython":
+            asyncio.new_event_loop()  # drop the crashed loop's tasks before running again
+        asyncio.run(crashed(board, log, exc))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

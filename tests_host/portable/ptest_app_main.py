@@ -1,0 +1,166 @@
+"""The firmware's entry point (firmware/main.py) and log helper (firmware/logger.py)."""
+
+import asyncio
+import json
+import os
+
+import logger
+import main
+from fakes_session import FakeBoard, LogLines, wait_ms
+
+SECRET = "Zk8sQ2pW9xYt"
+TMP = "ptest_app_main_config.json"
+
+
+class Clock:
+    def __init__(self, ms=0):
+        self.ms = ms
+
+    def __call__(self):
+        return self.ms
+
+
+def make_logger(level="info"):
+    lines = []
+    clock = Clock(5000)
+    log = logger.Logger(level, lines.append, clock)
+    return log, lines, clock
+
+
+def test_log_lines_are_timestamped_and_levelled():
+    log, lines, clock = make_logger()
+    clock.ms = 5000 + 12345
+    log("info", "online in 3.2 s")
+    clock.ms = 5000 + 3723456
+    log("warning", "reconnect")
+    log("error", "boom")
+    assert lines == ["   12.345 I online in 3.2 s", " 3723.456 W reconnect", " 3723.456 E boom"]
+
+
+def test_levels_below_the_threshold_are_dropped():
+    log, lines, _ = make_logger("warning")
+    log("debug", "d")
+    log("info", "i")
+    log("warn", "w")
+    log("mystery", "m")  # unknown levels rank as errors: never lost
+    assert [line[-3:] for line in lines] == ["W w", "E m"]
+    assert log.enabled("error") and not log.enabled("info")
+    log.set_level("debug")
+    log("debug", "now")
+    assert lines[-1].endswith("D now")
+
+
+def test_redacted_secrets_never_reach_the_output():
+    log, lines, _ = make_logger()
+    log.redact(SECRET)
+    log.redact("")  # nothing to hide
+    log.redact("ab")  # too short to be a secret: would mask ordinary text
+    log("info", 'AT+MCONFIG="dev","dev&pk","%s" ab' % SECRET)
+    assert SECRET not in lines[0] and lines[0].endswith('"***" ab')
+
+
+def test_exception_is_logged_with_its_traceback():
+    log, lines, _ = make_logger()
+    try:
+        raise ValueError("bad value")
+    except ValueError as exc:
+        log.exception("unexpected error", exc)
+    assert "E unexpected error: ValueError('bad value'" in lines[0]
+    assert any("Traceback" in line for line in lines[1:])
+    assert all(" E " in line for line in lines)
+
+
+def write_config(raw):
+    with open(TMP, "w") as f:
+        f.write(raw if isinstance(raw, str) else json.dumps(raw))
+
+
+def test_valid_config_sets_the_level_and_hides_the_secrets():
+    log, lines, _ = make_logger()
+    write_config({"product_key": "a1B2c3D4e5F", "device_secret": SECRET, "log_level": "error"})
+    try:
+        cfg = main.load_config(TMP, log)
+    finally:
+        os.remove(TMP)
+    assert cfg["device_secret"] == SECRET
+    log("info", "hidden by level")
+    log("error", "secret " + SECRET)
+    assert lines == ["    0.000 E secret ***"]
+
+
+def test_invalid_config_names_the_field_and_no_secret():
+    log, lines, _ = make_logger()
+    cases = (
+        ({"product_key": "pk1", "device_secret": SECRET, "keepalive_s": 5}, "keepalive_s"),
+        ({"device_secret": SECRET}, "product_key"),
+        ("{not json", "(file)"),
+    )
+    for raw, field in cases:
+        write_config(raw)
+        try:
+            assert main.load_config(TMP, log) is None
+        finally:
+            os.remove(TMP)
+        assert ("E config.json: " + field + ": ") in lines[-1], lines[-1]
+    assert main.load_config(TMP, log) is None and "cannot read" in lines[-1]
+    assert not [line for line in lines if SECRET in line]
+
+
+def test_safe_board_falls_back_to_defaults_or_none():
+    log = LogLines()
+    assert isinstance(main.safe_board(FakeBoard, log), FakeBoard)
+    import boards.unix
+
+    assert main.safe_board(boards.unix.Board, log) is None  # no UART address to use
+
+
+async def test_safe_state_shows_the_error_and_idles_without_a_watchdog():
+    for board in (FakeBoard(), None):  # None: the unix port without a UART address
+        log = LogLines()
+        task = asyncio.create_task(main.safe_state(board, log, idle_s=3600))
+        try:
+            await asyncio.sleep(0)  # one turn: the task reaches its idle wait
+            assert log.find("safe state: fix config.json", "error")
+            assert not task.done()
+            if board is not None:
+                assert board.leds == ["error"]
+                assert board.watchdogs == [] and board.resets == 0  # no reset loop
+        finally:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+
+async def test_crash_logs_shows_the_error_and_resets_after_the_delay():
+    board = FakeBoard()
+    board.reset_delay_ms = 20
+    log, lines, _ = make_logger()
+    try:
+        raise RuntimeError("stuck")
+    except RuntimeError as exc:
+        error = exc
+    await wait_ms(main.crashed(board, log, error), 2000)
+    assert board.leds == ["error"] and board.resets == 1
+    assert any("unexpected error: RuntimeError('stuck'" in line for line in lines)
+    assert lines[-1].endswith("E reset in 20 ms")
+
+
+def test_stats_line_is_json_from_the_running_app():
+    class App:
+        def summary(self):
+            return {"reconnects": 2, "reports": 5}
+
+    log = LogLines()
+    main._running.clear()
+    main.log_stats(log)
+    assert log.lines == []
+    main._running["app"] = App()
+    try:
+        main.log_stats(log)
+    finally:
+        main._running.clear()
+    level, message = log.lines[0]
+    assert level == "info" and message.startswith("stats ")
+    assert json.loads(message[6:]) == {"reconnects": 2, "reports": 5}
