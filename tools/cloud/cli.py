@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from amqtt.errors import BrokerError
+
 from tools.cloud import certs
 from tools.cloud import registry as reg
 from tools.cloud.server import (
@@ -129,6 +131,8 @@ def control_ok(info, method, path, body=None, timeout=30):
 def cmd_serve(args):
     # The message log (echoed on stderr) reports every event; library logs only on -v.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
+    if not args.verbose:
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL)  # failures reach us as errors
     running = server_info(args, required=False)
     if running and _alive(running.get("pid")):
         raise CLIError("a server (pid %s) already runs for %s" % (running["pid"], state_dir(args)))
@@ -163,9 +167,9 @@ async def _serve(cloud, args):
         loop.add_signal_handler(sig, stop.set)
     try:
         info = await cloud.start()
-    except OSError as exc:
+    except (OSError, BrokerError) as exc:
         await cloud.stop()
-        raise CLIError("cannot listen: %s" % exc) from exc
+        raise CLIError("cannot start: %s" % exc) from exc
     if not args.quiet:
         cloud.registry.listeners.append(lambda row: print(log_line(row), file=sys.stderr))
     line = json.dumps(info)
@@ -188,10 +192,10 @@ def cmd_ca(args):
 
 def _product_text(p):
     return [
-        "ProductKey     %s" % p["productKey"],
-        "ProductSecret  %s" % p["productSecret"],
-        "Name           %s" % p["name"],
-        "DynamicRegister %s" % ("on" if p["dynamicRegister"] else "off"),
+        "ProductKey       %s" % p["productKey"],
+        "ProductSecret    %s" % p["productSecret"],
+        "Name             %s" % p["name"],
+        "DynamicRegister  %s" % ("on" if p["dynamicRegister"] else "off"),
     ]
 
 

@@ -176,7 +176,7 @@ class Cloud:
             server_file.unlink(missing_ok=True)
         for server in self._servers:
             await server.close()
-        if self.broker is not None:
+        if self.broker is not None and self.broker.transitions.state == "started":
             await self.broker.shutdown()
         if self.registry is not None:
             self.registry.reset_online()
