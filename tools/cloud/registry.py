@@ -400,7 +400,10 @@ class Registry:
         if self._inserted % 1000 == 0:
             self.db.execute("DELETE FROM messages WHERE seq <= ?", (row["seq"] - LOG_KEEP,))
         for listener in list(self.listeners):
-            listener(row)
+            try:
+                listener(row)
+            except Exception:  # a broken log viewer must not break message handling
+                self.listeners.remove(listener)
         return row
 
     def messages(self, product_key=None, device_name=None, limit=100, after_seq=0):
