@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Re-install when the pinned dependencies change.
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint mpy typecheck venv clean
+.PHONY: test lint mpy typecheck venv clean sim
 
 venv: $(STAMP)
 
@@ -29,6 +29,11 @@ mpy: $(STAMP)
 # Check lib/ and firmware/ against the MicroPython stubs of ESP32, RP2040 and the unix port.
 typecheck: $(STAMP)
 	$(BIN)/python -m tools.typecheck
+
+# The device online with no hardware: firmware on the MicroPython VM (128 KB heap), emulated
+# Air724UG, local cloud, one log. SIM_SECONDS=N stops after N s and exits 0 only on success.
+sim: $(STAMP)
+	$(BIN)/python -m tools.sim
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
