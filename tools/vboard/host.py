@@ -1,0 +1,608 @@
+"""The virtual board's host process: a pty that behaves like a MicroPython board's console.
+
+The host owns the pty and speaks the board's console protocols on it: the friendly REPL (line
+editing, continuation lines, paste mode), the raw REPL (Ctrl-A, Ctrl-B, Ctrl-D, raw-paste with
+flow control), soft reset (Ctrl-D at an empty prompt, ``sys.exit()``) and hard reset
+(``machine.reset()``). Code runs in a child ``micropython`` VM (vm_main.py), a fresh one per
+reset, with the board folder as its ``/``. While code runs, console bytes go to the VM's stdin and
+Ctrl-C becomes SIGINT, which the unix port turns into KeyboardInterrupt.
+"""
+
+import ctypes
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+from tools.vboard.editor import (
+    CTRL_A,
+    CTRL_B,
+    CTRL_C,
+    CTRL_D,
+    CTRL_E,
+    ENTER,
+    TAB,
+    LineEditor,
+    continue_with_input,
+)
+
+HERE = Path(__file__).resolve().parent
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+PASTE_BANNER = b"\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== "
+WINDOW = 512  # raw-paste flow-control window (a board's is 128)
+BACKLOG = 1 << 16  # console output kept while no one reads the pty; older bytes are dropped
+SIGINT_GAP = 0.25  # the unix port exits on a 2nd SIGINT before the 1st is handled
+
+# Input states
+BOOTING, IDLE, RUNNING, WAITING = "booting", "idle", "running", "waiting"
+
+
+def _die_with_parent() -> None:
+    # Linux: the VM gets SIGKILL if the host dies, even while user code runs forever.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def micropython_exe() -> str:
+    exe = Path(sys.executable).with_name("micropython")
+    return str(exe) if exe.exists() else "micropython"
+
+
+class VirtualBoard:
+    """One virtual board: ``open()`` it, then ``serve()`` until ``stop()``."""
+
+    def __init__(self, folder, heapsize="128k", log=None):
+        self.folder = Path(folder).resolve()
+        self.heapsize = heapsize
+        self.log = open(log, "ab", buffering=0) if log else None
+        self.sel = selectors.DefaultSelector()
+        self.port = None
+        self.vm = None
+        self.mode = "friendly"  # pyexec mode: survives soft resets, not hard ones
+        self.seq = 0
+        self.pending = bytearray()  # console input not yet consumed
+        self.out = bytearray()  # console output the pty did not take yet
+        self.to_vm = bytearray()  # console input for the VM's stdin
+        self.editor = LineEditor(self._write)
+        self.banner = b"MicroPython"
+        self._stopping = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> str:
+        """Create the pty and power the board on; return the port (pty path)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)  # no echo or line editing until a client configures it
+        os.set_blocking(self.master, False)
+        self.port = os.ttyname(self.slave)
+        self.sel.register(self.master, selectors.EVENT_READ, "pty")
+        self._power_on(soft=False)
+        return self.port
+
+    def stop(self) -> None:
+        """Ask ``serve()`` to return (safe from a signal handler or another thread)."""
+        self._stopping = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def serve(self) -> None:
+        while not self._stopping:
+            for key, events in self.sel.select():
+                if self._stopping:
+                    break
+                self._dispatch(key.data, events)
+        self.close()
+
+    def close(self) -> None:
+        self._kill_vm()
+        for fd in (self.master, self.slave, self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.sel.close()
+        if self.log:
+            self.log.close()
+
+    def _dispatch(self, what, events) -> None:
+        if what == "wake":
+            os.read(self._wake_r, 64)
+        elif what == "pty":
+            if events & selectors.EVENT_READ:
+                self._pty_read()
+            if events & selectors.EVENT_WRITE:
+                self._flush_out()
+        elif what == "vm-out":
+            self._vm_read()
+        elif what == "vm-ctl":
+            self._ctl_read()
+        elif what == "vm-in":
+            self._flush_to_vm()
+
+    # -- the VM ----------------------------------------------------------------------------
+
+    def _power_on(self, soft: bool) -> None:
+        """Start a fresh VM; it runs boot.py, then main.py in friendly mode, then the REPL."""
+        self._kill_vm()
+        if not soft:
+            self.mode = "friendly"
+        ctl_in_r, ctl_in_w = os.pipe()
+        ctl_out_r, ctl_out_w = os.pipe()
+        env = dict(
+            os.environ,
+            VBOARD_ROOT=str(self.folder),
+            VBOARD_CTL_IN=str(ctl_in_r),
+            VBOARD_CTL_OUT=str(ctl_out_w),
+        )
+        env.pop("MICROPYPATH", None)
+        cmd = [micropython_exe(), "-X", "heapsize=" + self.heapsize, str(HERE / "vm_main.py")]
+        self.vm = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(ctl_in_r, ctl_out_w),
+            env=env,
+            cwd=self.folder,
+            preexec_fn=_die_with_parent,
+        )
+        os.close(ctl_in_r)
+        os.close(ctl_out_w)
+        self.ctl_w, self.ctl_r = ctl_in_w, ctl_out_r
+        self.vm_in, self.vm_out = self.vm.stdin.fileno(), self.vm.stdout.fileno()
+        for fd in (self.vm_in, self.vm_out):
+            os.set_blocking(fd, False)
+        self.sel.register(self.vm_out, selectors.EVENT_READ, "vm-out")
+        self.sel.register(self.ctl_r, selectors.EVENT_READ, "vm-ctl")
+        self.ctl_buf = b""
+        self.to_vm.clear()
+        self.state = BOOTING
+        self.boot_steps = ["boot.py", "main.py"]
+        self.skip_main = False
+        self.job = None
+        self.ready = False
+
+    def _kill_vm(self) -> None:
+        vm, self.vm = self.vm, None
+        if vm is None:
+            return
+        for fd in (self.vm_out, self.ctl_r, self.vm_in):
+            try:
+                self.sel.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+        vm.kill()
+        vm.wait()
+        for f in (vm.stdin, vm.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        os.close(self.ctl_w)
+        os.close(self.ctl_r)
+
+    def _send(self, kind: bytes, payload: bytes = b"") -> None:
+        try:
+            os.write(self.ctl_w, kind + len(payload).to_bytes(4, "big") + payload)
+        except OSError:
+            pass  # the VM is gone; its stdout EOF restarts it
+
+    def _vm_read(self) -> None:
+        try:
+            data = os.read(self.vm_out, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._write(data)
+        else:
+            self._vm_died()
+
+    def _drain_vm_output(self) -> None:
+        while True:
+            try:
+                data = os.read(self.vm_out, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self._write(data)
+
+    def _vm_died(self) -> None:
+        code = self.vm.wait()
+        self._write(b"\r\nvboard: the VM exited (status %d): hard reset\r\n" % code)
+        if not self.ready:
+            self._write(b"vboard: the VM could not start, giving up\r\n")
+            self.stop()
+            return
+        self._power_on(soft=False)
+
+    def _ctl_read(self) -> None:
+        try:
+            data = os.read(self.ctl_r, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            try:
+                self.sel.unregister(self.ctl_r)
+            except (KeyError, ValueError):
+                pass
+            return
+        self.ctl_buf += data
+        while len(self.ctl_buf) >= 5:
+            size = int.from_bytes(self.ctl_buf[1:5], "big")
+            if len(self.ctl_buf) < 5 + size:
+                break
+            kind, payload = self.ctl_buf[:1], self.ctl_buf[5 : 5 + size]
+            self.ctl_buf = self.ctl_buf[5 + size :]
+            self._notice(kind, payload)
+            if self.vm is None or kind == b"H":
+                break
+
+    def _notice(self, kind: bytes, payload: bytes) -> None:
+        seq = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else -1
+        current = self.job is not None and seq == self.job["seq"]
+        if kind == b"B":
+            self.banner = payload
+            self.ready = True
+            self._boot_step()
+        elif kind == b"H":
+            self._power_on(soft=False)  # machine.reset(): the board restarts, input is lost
+            self.pending.clear()
+        elif kind == b"G" and current:
+            self.job["started"] = True
+            if self.job["interrupt"]:
+                self._interrupt()
+        elif kind == b"E" and current and self.state == RUNNING:
+            self._drain_vm_output()  # all output of the code precedes what comes next
+            self.job["status"] = payload[4:5]
+            self.job["text"] = payload[5:]
+            self.state = WAITING
+            self._send(b"D", self._seq())
+        elif kind == b"L" and current and self.state == WAITING:
+            # Input the code left unread goes back to the REPL, ahead of newer input.
+            self.pending[:0] = payload[4:] + self.to_vm
+            self.to_vm.clear()
+            self._finish(self.job)
+        elif kind == b"C" and current and self.state == WAITING:
+            self._completed(payload[4:].decode(errors="replace"))
+
+    def _seq(self) -> bytes:
+        return self.seq.to_bytes(4, "big")
+
+    def _start_job(self, kind: str, message: bytes, payload: bytes, **extra) -> None:
+        self.seq += 1
+        self.job = {"seq": self.seq, "kind": kind, "started": False, "interrupt": False}
+        self.job.update(extra)
+        self.state = RUNNING if message in (b"X", b"F") else WAITING
+        self._send(message, self._seq() + payload)
+
+    def _run_code(self, kind: str, source: str, single: bool = False) -> None:
+        source = source.replace("\r\n", "\n").replace("\r", "\n")
+        mode = b"s" if single else b"f"
+        self._start_job(kind, b"X", mode + source.encode("utf-8", "surrogateescape"))
+
+    def _interrupt(self) -> None:
+        now = time.monotonic()
+        if now - self.job.get("sigint", -SIGINT_GAP) >= SIGINT_GAP:
+            self.job["sigint"] = now
+            self.vm.send_signal(signal.SIGINT)
+
+    # -- console output --------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.log:
+            self.log.write(data)
+        self.out += data
+        if len(self.out) > BACKLOG:
+            del self.out[: len(self.out) - BACKLOG]
+        self._flush_out()
+
+    def _write_text(self, text: bytes) -> None:
+        # Tracebacks come from the VM with LF line ends; a board's console writes CRLF.
+        self._write(text.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+    def _flush_out(self) -> None:
+        while self.out:
+            try:
+                n = os.write(self.master, self.out)
+            except BlockingIOError:
+                break
+            except OSError:
+                self.out.clear()
+                break
+            del self.out[:n]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.out else 0)
+        self.sel.modify(self.master, events, "pty")
+
+    # -- console input ---------------------------------------------------------------------
+
+    def _pty_read(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            return
+        self.pending += data
+        self._pump()
+
+    def _pump(self) -> None:
+        """Consume pending input as far as the current state allows."""
+        while self.pending and self.vm is not None:
+            if self.state == RUNNING:
+                self._input_while_running()
+            elif self.state == IDLE:
+                c = self.pending.pop(0)
+                if self.mode == "raw":
+                    self._raw_char(c)
+                else:
+                    self._friendly_char(c)
+            elif self.state == BOOTING and CTRL_C in self.pending:
+                # Ctrl-C before boot.py starts: main.py is skipped (a Ctrl-C sent right after a
+                # reset always reaches the REPL).
+                self.pending = self.pending.replace(b"\x03", b"")
+                self.skip_main = True
+            else:
+                return
+
+    def _input_while_running(self) -> None:
+        data = bytes(self.pending)
+        self.pending.clear()
+        head, ctrl_c, rest = data.partition(b"\x03")
+        self.to_vm += head
+        if ctrl_c:
+            self.pending += rest
+            if self.job["kind"] == "boot":
+                self.skip_main = True
+            if self.job["started"]:
+                self._interrupt()
+            else:
+                self.job["interrupt"] = True
+        self._flush_to_vm()
+
+    def _flush_to_vm(self) -> None:
+        while self.to_vm and self.vm is not None:
+            try:
+                n = os.write(self.vm_in, self.to_vm)
+            except BlockingIOError:
+                break
+            except OSError:
+                self.to_vm.clear()
+                break
+            del self.to_vm[:n]
+        if self.vm is None:
+            return
+        try:
+            if self.to_vm:
+                self.sel.register(self.vm_in, selectors.EVENT_WRITE, "vm-in")
+            else:
+                self.sel.unregister(self.vm_in)
+        except (KeyError, ValueError):
+            pass
+
+    # -- boot ------------------------------------------------------------------------------
+
+    def _boot_step(self) -> None:
+        while self.boot_steps:
+            name = self.boot_steps.pop(0)
+            if name == "main.py" and (self.mode != "friendly" or self.skip_main):
+                continue
+            self._start_job("boot", b"F", name.encode())
+            self._pump()
+            return
+        self.state = IDLE
+        self._enter_repl()
+        self._pump()
+
+    def _enter_repl(self) -> None:
+        if self.mode == "raw":
+            self._write(RAW_BANNER + b">")
+            self.raw_line = bytearray()
+            self.raw_paste = None
+        else:
+            self._friendly_banner()
+
+    def _friendly_banner(self) -> None:
+        self._write(self.banner + b'\r\nType "help()" for more information.\r\n')
+        self.cont_line = False
+        self.paste = None
+        self.editor.start(">>> ")
+
+    def _soft_reset(self) -> None:
+        self._write(b"MPY: soft reboot\r\n")
+        self._power_on(soft=True)
+
+    def _finish(self, job) -> None:
+        """Code ended and its unread input is back: print its outcome, then go on."""
+        self.job = None
+        status, text = job["status"], job["text"]
+        if job["kind"] == "raw":
+            self._write(b"\x04")
+            self._write_text(text)
+            self._write(b"\x04")
+        else:
+            self._write_text(text)
+        if status == b"S":  # SystemExit: a board soft-resets
+            self._soft_reset()
+            return
+        if job["kind"] == "boot":
+            self.state = BOOTING
+            self._boot_step()
+            return
+        self.state = IDLE
+        if job["kind"] == "raw":
+            self._write(b">")
+        else:
+            self.cont_line = False
+            self.editor.start(">>> ")
+        self._pump()
+
+    # -- friendly REPL ---------------------------------------------------------------------
+
+    def _friendly_char(self, c: int) -> None:
+        if self.paste is not None:
+            self._paste_char(c)
+            return
+        r = self.editor.feed(c)
+        if r is None:
+            return
+        if r == TAB:
+            self.state = WAITING
+            self._start_job("complete", b"C", self.editor.completion_word().encode())
+            return
+        if not self.cont_line:
+            if r == CTRL_A:
+                self.mode = "raw"
+                self._write(b"\r\n")
+                self._enter_repl()
+            elif r == CTRL_B:
+                self._write(b"\r\n")
+                self._friendly_banner()
+            elif r == CTRL_C:
+                self._write(b"\r\n")
+                self.editor.start(">>> ")
+            elif r == CTRL_D:
+                self._write(b"\r\n")
+                self._soft_reset()
+            elif r == CTRL_E:
+                self._write(PASTE_BANNER)
+                self.paste = bytearray()
+            elif not self.editor.text:
+                self.editor.start(">>> ")
+            elif r == ENTER:
+                self._line_done()
+            return
+        if r == CTRL_C:
+            self._write(b"\r\n")
+            self.cont_line = False
+            self.editor.start(">>> ")
+        elif r == CTRL_D:
+            self._run_code("friendly", self.editor.text, single=True)
+        elif r == ENTER:
+            self._line_done()
+
+    def _line_done(self) -> None:
+        text = self.editor.text
+        if continue_with_input(text):
+            self.editor.text += "\n"
+            self.cont_line = True
+            self.editor.start("... ", keep=True)
+        else:
+            self._run_code("friendly", text, single=True)
+
+    def _paste_char(self, c: int) -> None:
+        if c == CTRL_C:
+            self._write(b"\r\n")
+            self.paste = None
+            self.editor.start(">>> ")
+        elif c == CTRL_D:
+            self._write(b"\r\n")
+            source, self.paste = bytes(self.paste), None
+            self._run_code("friendly", source.decode("utf-8", "surrogateescape"))
+        else:
+            self.paste.append(c)
+            self._write(b"\r\n=== " if c == 13 else bytes((c,)))
+
+    def _completed(self, names: str) -> None:
+        self.job = None
+        self.state = IDLE
+        word = self.editor.completion_word()
+        i = len(word)
+        while i and (word[i - 1].isalnum() or word[i - 1] in "_."):
+            i -= 1
+        stem = word[i:].rpartition(".")[2]
+        found = [n for n in names.split("\n") if n]
+        if not found and i == 0 and word and "import ".startswith(word):
+            found = ["import "]
+        if found:
+            common = os.path.commonprefix(found)
+            if len(found) == 1 or len(common) > len(stem):
+                self.editor.insert(common[len(stem) :])
+            else:
+                self._write(b"\r\n" + _columns(found) + b"\r\n")
+                self.editor.redraw_line()
+        self._pump()
+
+    # -- raw REPL --------------------------------------------------------------------------
+
+    def _raw_char(self, c: int) -> None:
+        if self.raw_paste is not None:
+            self._raw_paste_char(c)
+            return
+        line = self.raw_line
+        if c == CTRL_A:
+            if len(line) == 2 and line[0] == CTRL_E:
+                self.raw_line = bytearray()
+                if line[1] == ord("A"):
+                    self._write(b"R\x01" + WINDOW.to_bytes(2, "little") + b"\x01")
+                    self.raw_paste = bytearray()
+                    self.paste_room = WINDOW
+                else:
+                    self._write(b"R\x00>")
+                return
+            self._write(RAW_BANNER + b">")
+            self.raw_line = bytearray()
+        elif c == CTRL_B:
+            self.mode = "friendly"
+            self._write(b"\r\n")
+            self._friendly_banner()
+        elif c == CTRL_C:
+            self.raw_line = bytearray()
+        elif c == CTRL_D:
+            self._write(b"OK")
+            source, self.raw_line = bytes(line), bytearray()
+            if not source:
+                self._write(b"\r\n")
+                self._soft_reset()
+            else:
+                self._run_code("raw", source.decode("utf-8", "surrogateescape"))
+        else:
+            line.append(c)
+
+    def _raw_paste_char(self, c: int) -> None:
+        if c == CTRL_C:
+            self.raw_paste = None
+            self._write(b"\x04\x04KeyboardInterrupt: \r\n\x04>")
+        elif c == CTRL_D:
+            self._write(b"\x04")
+            source, self.raw_paste = bytes(self.raw_paste), None
+            self._run_code("raw", source.decode("utf-8", "surrogateescape"))
+        else:
+            self.raw_paste.append(c)
+            self.paste_room -= 1
+            if not self.paste_room:
+                self._write(b"\x01")
+                self.paste_room = WINDOW
+
+
+def _columns(names) -> bytes:
+    # The board's layout: names in 16-character slots, lines of at most 64 characters.
+    lines, line = [], ""
+    for name in names:
+        gap = -len(line) % 16
+        if gap < 2:
+            gap += 16
+        if line and len(line) + gap + len(name) <= 64:
+            line += " " * gap + name
+        else:
+            if line:
+                lines.append(line)
+            line = name
+    lines.append(line)
+    return "\r\n".join(lines).encode()
