@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Re-install when the pinned dependencies change.
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint mpy typecheck venv clean sim
+.PHONY: test lint mpy typecheck venv clean sim flash repl vboard
 
 venv: $(STAMP)
 
@@ -34,6 +34,22 @@ typecheck: $(STAMP)
 # Air724UG, local cloud, one log. SIM_SECONDS=N stops after N s and exits 0 only on success.
 sim: $(STAMP)
 	$(BIN)/python -m tools.sim
+
+# A virtual board: the MicroPython unix port on a pty with .vboard/ as its /. Prints the port as
+# its first line; Ctrl-C stops it. VBOARD_ARGS passes options (--heapsize 64k, --log FILE, --dir).
+vboard: $(STAMP)
+	@$(BIN)/vboard $(VBOARD_ARGS)
+
+# Build, copy lib/ (.mpy), firmware/ and config.json (CONFIG=path to use another) onto PORT (a
+# board such as /dev/ttyUSB0, or a vboard's port), only what changed, then reset the board.
+flash: $(STAMP)
+	@test -n "$(PORT)" || { echo "make flash: set PORT=/dev/ttyUSB0 (or a vboard's port)" >&2; exit 2; }
+	$(BIN)/python -m tools.deploy flash --port "$(PORT)" $(if $(CONFIG),--config "$(CONFIG)")
+
+# mpremote's REPL on PORT; Ctrl-] or Ctrl-x leaves it.
+repl: $(STAMP)
+	@test -n "$(PORT)" || { echo "make repl: set PORT=/dev/ttyUSB0 (or a vboard's port)" >&2; exit 2; }
+	$(BIN)/mpremote connect "$(PORT)" repl
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

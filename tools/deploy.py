@@ -163,6 +163,14 @@ def flash(port: str, config, root: Path = ROOT, reset: str = "hard", log=print) 
     return {"files": len(files), "copied": len(todo), "removed": len(removed)}
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it is inside it (shorter messages)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.deploy", description=__doc__.split("\n")[0]
@@ -170,7 +178,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     cmd = sub.add_parser("flash", help="build, copy lib/, firmware/ and config.json, reset")
     cmd.add_argument("--port", required=True, help="serial port: /dev/ttyUSB0, a vboard's pty")
-    cmd.add_argument("--config", default=str(ROOT / "config.json"), help="default: config.json")
+    cmd.add_argument("--config", default=_shown(ROOT / "config.json"), help="default: config.json")
     cmd.add_argument("--reset", choices=("hard", "soft", "none"), default="hard")
     args = parser.parse_args(argv)
     if not args.port:
