@@ -103,8 +103,13 @@ class App:
         self.log("info", "property set " + changes)
         self._wake.set()  # report the new values now
 
+    def _short(self, topic: str) -> str:
+        # "/pk/dn/user/get" -> "user/get": the log names the device once, at start
+        prefix = self.session.topics.user_prefix[:-5]
+        return topic[len(prefix) :] if topic.startswith(prefix) else topic
+
     def _on_user_get(self, topic: str, payload) -> None:
-        self.log("info", "down %s %d B: %s" % (topic, len(payload), preview(payload)))
+        self.log("info", "down %s %d B: %s" % (self._short(topic), len(payload), preview(payload)))
         if not self.echo:
             return
         if len(self._echo_queue) >= _ECHO_QUEUE:
@@ -173,7 +178,7 @@ class App:
                 continue
             if accepted:
                 self.echoed += 1
-                self.log("info", "up %s %d B (echo)" % (topic, len(payload)))
+                self.log("info", "up %s %d B (echo)" % (self._short(topic), len(payload)))
             else:
                 self.log("warning", "echo not accepted")
 

@@ -66,6 +66,8 @@ class Console:
                 arrow, body = match.groups()
                 if arrow != "***" and not self.show_at:
                     return  # the AT transcript: shown with --at
+                if body.startswith("ready: {"):
+                    return  # the sim reports the emulator's readiness itself
                 text = body if arrow == "***" else arrow + " " + body
         self.line(source, text)
 
@@ -130,10 +132,10 @@ def summarize(rows, pk, dn, started_ms=None, stats=None):
         "dropped": None,
     }
     if online and started_ms is not None:
-        summary["time_to_online_s"] = round((online[0]["time"] - started_ms) / 1000, 1)
+        summary["time_to_online_s"] = round((online[0]["time"] - started_ms) / 1000, 2)
     if stats:
         if stats.get("time_to_online_ms"):
-            summary["device_time_to_online_s"] = round(stats["time_to_online_ms"] / 1000, 1)
+            summary["device_time_to_online_s"] = round(stats["time_to_online_ms"] / 1000, 2)
         summary["dropped"] = stats.get("dropped", 0) + stats.get("echo_dropped", 0)
         summary["reconnects"] = max(summary["reconnects"], stats.get("reconnects", 0))
     # Both ways: the cloud got the device's messages, and the device answered a downlink (an
@@ -147,9 +149,9 @@ def render_summary(summary, seconds):
     yes = "yes" if summary["online"] else "NO"
     online = yes
     if summary["time_to_online_s"] is not None:
-        online += ", %.1f s after the firmware started" % summary["time_to_online_s"]
+        online += ", %.2f s after the firmware started" % summary["time_to_online_s"]
     if summary["device_time_to_online_s"] is not None:
-        online += " (device's own count: %.1f s)" % summary["device_time_to_online_s"]
+        online += " (device's own count: %.2f s)" % summary["device_time_to_online_s"]
     codes = ", ".join(summary["set_replies"]) or "none"
     lines = [
         "summary after %.0f s" % seconds,
@@ -187,11 +189,11 @@ def downlink_plan(step, interval_s):
     cycle = (
         ("pub",),
         ("set", {"LEDSwitch": 0}, 200),
+        ("set", {"ReportInterval": 1}, 460),  # out of range: the device refuses it
         ("pub",),
         ("set", {"ReportInterval": interval_s}, 200),
         ("pub",),
         ("set", {"LEDSwitch": 1}, 200),
-        ("set", {"ReportInterval": 1}, 460),  # out of range: the device refuses it
     )
     action = cycle[step % len(cycle)]
     if action[0] == "pub":

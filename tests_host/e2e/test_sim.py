@@ -68,14 +68,15 @@ def test_summary_counts_both_directions_from_the_log():
     stats = {"time_to_online_ms": 1234, "reconnects": 1, "dropped": 2, "echo_dropped": 1}
     summary = sim.summarize(conversation(), PK, DN, started_ms=3000, stats=stats)
     assert summary["ok"] and summary["online"]
-    assert summary["time_to_online_s"] == 2.0 and summary["device_time_to_online_s"] == 1.2
+    assert summary["time_to_online_s"] == 2.0 and summary["device_time_to_online_s"] == 1.23
     assert (summary["up"], summary["up_properties"], summary["up_echoes"]) == (3, 1, 1)
     assert summary["set_replies"] == ["460"]
     assert (summary["down"], summary["down_undelivered"]) == (3, 1)
     assert (summary["down_user_get"], summary["down_property_set"]) == (1, 1)
     assert summary["reconnects"] == 1 and summary["dropped"] == 3
     text = "\n".join(sim.render_summary(summary, 42))
-    assert "PASS" in text and "2.0 s after the firmware started" in text
+    assert "PASS" in text and "2.00 s after the firmware started" in text
+    assert "device's own count: 1.23 s" in text
 
 
 def test_summary_fails_without_an_answer_from_the_device():
@@ -102,6 +103,7 @@ def test_console_prefixes_sources_and_hides_the_at_transcript_unless_asked():
     console = sim.Console(out, colour=False)
     console.proc_line("module", "err", "21:30:00.123 *** power-on: RDY in 0 s")
     console.proc_line("module", "err", "21:30:00.200 --> AT+CGMR")
+    console.proc_line("module", "err", '21:30:00.201 *** ready: {"ready": true}')
     console.proc_line("device", "out", "    1.234 I state online")
     console.proc_line("device", "out", "   ")
     console.show_at = True

@@ -95,7 +95,8 @@ async def test_user_get_is_logged_and_echoed_to_user_update():
         assert session.deliver(USER_GET, b'{"n":1,"text":"hello\x00"}') == 1
         topic, payload, qos = await session.published.wait(1)
         assert (topic, payload, qos) == (USER_UPDATE, b'{"n":1,"text":"hello\x00"}', 1)
-        assert log.find('down %s 23 B: {"n":1,"text":"hello."}' % USER_GET, "info")
+        assert log.find('down user/get 23 B: {"n":1,"text":"hello."}', "info")
+        assert log.find("up user/update 23 B (echo)", "info")
         session.deliver(USER_GET, b"second")
         assert (await session.published.wait(2))[1] == b"second"
         assert application.echoed == 2
@@ -107,7 +108,7 @@ def test_echo_off_only_logs():
     application, session, _, log = make_app(echo_user_get=False)
     session.set_state("online")
     session.deliver(USER_GET, b"ping")  # the callback decides at once: nothing is queued
-    assert log.find("down %s 4 B: ping" % USER_GET)
+    assert log.find("down user/get 4 B: ping")
     assert application._echo_queue == [] and application.echo_dropped == 0
 
 
