@@ -94,6 +94,22 @@ class AtPort:
                 raise AtTimeoutError(f"{regex.pattern!r} not seen in {bytes(self.buffer)!r}")
             self.pump(left)
 
+    def expect_all(self, patterns, timeout=5.0):
+        """Wait until every pattern has been seen, in any order (concurrent URCs)."""
+        regexes = [re.compile(p) for p in patterns]
+        deadline = time.monotonic() + timeout
+        while True:
+            data = bytes(self.buffer)
+            matches = [r.search(data) for r in regexes]
+            if all(matches):
+                del self.buffer[: max(m.end() for m in matches)]
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                missing = [r.pattern for r, m in zip(regexes, matches, strict=True) if not m]
+                raise AtTimeoutError(f"{missing!r} not seen in {data!r}")
+            self.pump(left)
+
     def read_exact(self, count, timeout=5.0):
         deadline = time.monotonic() + timeout
         while len(self.buffer) < count:

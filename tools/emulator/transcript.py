@@ -41,16 +41,13 @@ def mask_secrets(line):
 
 
 def printable(data):
-    """Show bytes as text: printable latin-1 as is, everything else as ``\\xNN``."""
-    out = []
-    for byte in data:
-        if 32 <= byte < 127 or byte >= 160:
-            out.append(chr(byte))
-        elif byte == 9:
-            out.append("\t")
-        else:
-            out.append(f"\\x{byte:02x}")
-    return "".join(out)
+    """Show bytes as text: UTF-8 (Chinese payloads) when the bytes are valid UTF-8, tabs kept,
+    every other control or undecodable byte as ``\\xNN``."""
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(chr(b) if 32 <= b < 127 or b == 9 else f"\\x{b:02x}" for b in data)
+    return "".join(c if c.isprintable() or c == "\t" else f"\\x{ord(c):02x}" for c in text)
 
 
 class Transcript:

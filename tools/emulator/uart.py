@@ -8,6 +8,8 @@ slices against an absolute schedule, so timer jitter does not accumulate.
 import asyncio
 import time
 
+_IDLE = 0.02  # s behind schedule that counts as an idle line rather than a late wake-up
+
 
 class Pacer:
     """Releases bytes no faster than the line rate."""
@@ -26,7 +28,10 @@ class Pacer:
         if not self.baud:
             return
         now = time.monotonic()
-        self._next = max(self._next, now) + count * 10.0 / self.baud
+        if now - self._next > _IDLE:
+            self._next = now  # the line was idle: start a new schedule
+        # otherwise keep the absolute schedule: a late wake-up is caught up, not lost
+        self._next += count * 10.0 / self.baud
         delay = self._next - now
         if delay > 0:
             await asyncio.sleep(delay)
