@@ -1,6 +1,7 @@
 """The built-in MQTT client against a real local broker (the seed's MQTT flow and the rest)."""
 
 import threading
+import time
 
 import paho.mqtt.client as paho
 import serial
@@ -255,3 +256,43 @@ def test_unsubscribe_qos2_mode_and_will(port, broker, recorder):
         assert port.quiet(0.2) == b""  # the host closed it: no CLOSED
     finally:
         watcher.close()
+
+
+def test_tls_verification_with_ca(start_sim, resolve_args, broker, certs):
+    rule = f"wrongname.example.com=127.0.0.1:{broker.tls_port}"
+    sim = start_sim(*resolve_args, "--ca", certs["ca"], "--resolve", rule)
+    at = sim.port()
+    at.train()
+    at.ok("ATE0")
+    at.ok('AT+MCONFIG="verified","u","p"')
+    at.ok(f'AT+SSLMIPSTART="{MQTT_HOST}",1883')  # certificate for *.iot-as-mqtt…: verified
+    at.expect(rb"\r\nCONNECT OK\r\n")
+    at.ok("AT+MIPCLOSE")
+    at.ok('AT+SSLMIPSTART="wrongname.example.com",1883')  # same broker, name not in its cert
+    at.expect(rb"\r\nCONNECT FAIL\r\n")
+
+
+def test_realistic_network_latencies_are_lower_bounds(start_sim, resolve_args):
+    steps = {"connect": 0.3, "connack": 0.2, "suback": 0.2, "puback": 0.2, "http": 0.3}
+    latency = [f"--latency={k}={v}" for k, v in steps.items()]
+    latency += ["--latency=power_on=0", "--latency=sim=0", "--latency=attach=0"]
+    sim = start_sim(*resolve_args, "--profile", "realistic", "--latency=bearer=0", *latency)
+    at = sim.port()
+    at.train()
+    at.ok("ATE0")
+
+    def timed(command, urc):
+        start = time.monotonic()
+        at.ok(command)
+        at.expect(urc)
+        return time.monotonic() - start
+
+    at.ok('AT+MCONFIG="slow","u","p"')
+    assert timed('AT+MIPSTART="mqtt-tcp.example.com",1883', rb"CONNECT OK\r\n") >= 0.3
+    assert timed("AT+MCONNECT=1,60", rb"CONNACK OK\r\n") >= 0.2
+    assert timed('AT+MSUB="s",1', rb"SUBACK\r\n") >= 0.2
+    assert timed('AT+MPUB="s",1,0,"x"', rb"PUBACK\r\n") >= 0.2
+    at.ok("AT+SAPBR=1,1")
+    at.ok("AT+HTTPINIT")
+    at.ok('AT+HTTPPARA="URL","http://plain.example.com/bytes/1"')
+    assert timed("AT+HTTPACTION=0", rb"\+HTTPACTION: 0,200,1\r\n") >= 0.3
