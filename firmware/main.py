@@ -9,6 +9,7 @@
 """
 
 import asyncio
+import gc
 import json
 import sys
 
@@ -81,6 +82,13 @@ async def crashed(board, log, exc: BaseException) -> None:
         board.reset()  # returns only on the unix port
 
 
+def release(name: str) -> None:
+    """Drop a module no longer needed so the garbage collector can free its RAM."""
+    sys.modules.pop(name, None)
+    globals().pop(name, None)
+    gc.collect()
+
+
 def log_stats(log) -> None:
     application = _running.get("app")
     if application is not None:
@@ -103,6 +111,7 @@ def main(path: str = CONFIG_PATH) -> None:
             asyncio.run(safe_state(safe_board(board_class, log), log))
             return
         board.led("boot")
+        release("config")  # its tables (about 8 KB) are done with: the RAM goes to the session
         asyncio.run(run(board, cfg, log))
     except KeyboardInterrupt:
         log("info", "stopped")

@@ -17,10 +17,15 @@ The interface every board module implements (the session and main.py call these)
 import asyncio
 import gc
 
-from config import ConfigError
-
 _VMIN = 6  # termios c_cc indexes (Linux): a read returns what is there, at once
 _VTIME = 5
+
+
+def _url_error(message: str):
+    # Imported here only: main.py releases config.py's RAM once the file is validated.
+    from config import ConfigError
+
+    return ConfigError("uart.url", message)
 
 
 def parse_url(url: str):
@@ -29,7 +34,7 @@ def parse_url(url: str):
         return None
     host, sep, port = url[6:].rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError("uart.url", "expected tcp://HOST:PORT or a device path")
+        raise _url_error("expected tcp://HOST:PORT or a device path")
     return host.strip("[]"), int(port)
 
 
@@ -41,7 +46,7 @@ class Board:
         uart = config.get("uart") or {}
         self.url = uart.get("url") or ""
         if not self.url:
-            raise ConfigError("uart.url", "required on the unix port (tcp://HOST:PORT or a pty)")
+            raise _url_error("required on the unix port (tcp://HOST:PORT or a pty)")
         self.tcp = parse_url(self.url)
         self.baud = uart.get("baud") or 115200
         self._log = log

@@ -164,3 +164,12 @@ def test_stats_line_is_json_from_the_running_app():
     level, message = log.lines[0]
     assert level == "info" and message.startswith("stats ")
     assert json.loads(message[6:]) == {"reconnects": 2, "reports": 5}
+
+
+def test_release_forgets_a_module():
+    import sys
+
+    sys.modules["ptest_dummy_module"] = object()
+    main.release("ptest_dummy_module")
+    assert "ptest_dummy_module" not in sys.modules
+    main.release("never_imported")  # nothing to do
