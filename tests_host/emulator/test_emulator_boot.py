@@ -208,3 +208,14 @@ def test_bad_arguments_fail_clearly():
         proc = subprocess.run([str(SIM), *args], capture_output=True, text=True, timeout=10)
         assert proc.returncode == 2, args
         assert "error" in proc.stderr
+
+
+def test_reboot_during_download_abandons_the_upload(sim, port):
+    port.ok("AT+HTTPINIT")
+    port.send("AT+HTTPDATA=100,10000")
+    port.expect(rb"^\r\nDOWNLOAD\r\n")
+    port.write(b"partial body")
+    sim.ctl("reboot")
+    port.expect(rb"\r\nRDY\r\n\r\n\+CPIN: READY\r\n")
+    assert port.ok("AT+CGSN") == "AT+CGSN\r\r\n862991419835241\r\n"  # a command, not body
+    assert port.command("AT+HTTPREAD")[1] == "ERROR"  # the HTTP session is gone too

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from . import httpclient
 from .atparse import EXEC, READ, SET, decode_escapes
+from .net import in_thread
 from .results import AtError
 
 _METHODS = {0: "GET", 1: "POST", 2: "HEAD"}
@@ -74,7 +75,7 @@ class HttpService:
                 follow=bool(session.redir),
             )
             m.log(f"HTTP {request.method} {session.url}")
-            result = await asyncio.to_thread(httpclient.perform, m.network, request)
+            result = await in_thread(httpclient.perform, m.network, request)
         await asyncio.sleep(max(0.0, m.profile.http - (time.monotonic() - started)))
         if self._inflight is None or self._inflight[0] is not token:
             return  # ended by a link loss, AT+HTTPTERM or a reboot

@@ -58,8 +58,15 @@ class Modem:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self):
-        self._processor = asyncio.ensure_future(self._process())
         self.power_on(cold=True)
+
+    def _restart_processor(self):
+        """Abandon the command in progress (a reboot mid-DOWNLOAD must not eat what follows)."""
+        if self._processor:
+            self._processor.cancel()
+        self._rx.clear()
+        self._skip_lf = False
+        self._processor = asyncio.ensure_future(self._process())
 
     async def stop(self):
         self._cancel_generation()
@@ -79,8 +86,8 @@ class Modem:
             self.trained = not self.dialect.autobaud
             self._ab_tail = b""
         self._backlog.clear()
-        self._rx.clear()
         self.uart.discard_input()
+        self._restart_processor()
         for service in (self.radio, self.bearer, self.http, self.mqtt):
             service.reset()
         delay = self.profile.power_on if cold else self.profile.reset
@@ -92,6 +99,7 @@ class Modem:
         self._cancel_generation()
         self.generation += 1
         self.powered = self.ready = False
+        self._restart_processor()
         for service in (self.radio, self.bearer, self.http, self.mqtt):
             service.reset()
 

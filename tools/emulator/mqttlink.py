@@ -14,6 +14,8 @@ import threading
 
 import paho.mqtt.client as paho
 
+from .net import in_thread
+
 _LOOP_TIMEOUT = 1.0
 
 
@@ -53,7 +55,7 @@ class MqttLink:
 
     async def open(self):
         """Connect TCP/TLS (raises NetError); then watch for the server closing it."""
-        self._sock = await asyncio.to_thread(self.network.open, self.host, self.port, self.tls)
+        self._sock = await in_thread(self.network.open, self.host, self.port, self.tls)
         if self.closed:  # closed (e.g. by a reboot) while connecting
             self._sock.close()
             return

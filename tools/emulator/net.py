@@ -5,11 +5,42 @@ servers. TLS is not verified unless a CA is given, as on the module without AT+S
 with ``--ca`` the certificate must match the original host name, which is also sent as SNI.
 """
 
+import asyncio
 import fnmatch
 import ipaddress
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
+
+
+async def in_thread(function, *args):
+    """Run a blocking network call in a daemon thread: unlike ``asyncio.to_thread`` a request
+    still hanging on a silent server does not hold up the emulator's exit."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result, error):
+        if future.done():  # cancelled (a reboot): do not leak what was opened meanwhile
+            if hasattr(result, "close"):
+                result.close()
+        elif error:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run():
+        try:
+            result, error = function(*args), None
+        except BaseException as err:  # noqa: BLE001 - handed to the awaiting task
+            result, error = None, err
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop is gone: the emulator stopped
+
+    threading.Thread(target=run, name="air724-net", daemon=True).start()
+    return await future
 
 
 class NetError(Exception):
