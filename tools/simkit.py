@@ -224,8 +224,10 @@ class Cloud:
             elif self.on_line is not None and text:
                 self.on_line("cloud", stream, text)
 
+        # The whole log first (the state dir is fresh): rows written before the follower
+        # connected are not lost, however fast the device comes online.
         argv = [self.exe, "--state-dir", self.state_dir, "log", "--follow", "--json"]
-        self.follower = Proc("cloud-log", argv + ["--limit", "0"], on_line=line).start()
+        self.follower = Proc("cloud-log", argv + ["--limit", "1000000"], on_line=line).start()
         return self.follower
 
     def pub(self, topic, payload, qos=0):
