@@ -325,6 +325,7 @@ class ClosingServer:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.conns = []
+        self.accepted = threading.Semaphore(0)
         self.connects = threading.Semaphore(0)
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -335,6 +336,7 @@ class ClosingServer:
             except OSError:
                 return
             self.conns.append(conn)
+            self.accepted.release()
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):

@@ -158,6 +158,7 @@ def test_server_closing_the_link_gives_closed(port, closer):
     port.ok('AT+MCONFIG="closing","u","p"')
     port.ok('AT+MIPSTART="closer.example.com",1883')
     port.expect(rb"^\r\nCONNECT OK\r\n")
+    assert closer.accepted.acquire(timeout=5)
     closer.close_all()  # the server drops the TCP before MCONNECT (§7.1 "会被踢掉")
     port.expect(rb"^\r\nCLOSED\r\n")
     assert port.command("AT+MCONNECT=1,60")[1] == "+CME ERROR: 767"
@@ -165,7 +166,7 @@ def test_server_closing_the_link_gives_closed(port, closer):
     port.expect(rb"^\r\nCONNECT OK\r\n")
     port.ok("AT+MCONNECT=1,60")
     port.expect(rb"^\r\nCONNACK OK\r\n")
-    assert closer.connects.acquire(timeout=5)
+    assert closer.accepted.acquire(timeout=5) and closer.connects.acquire(timeout=5)
     closer.close_all()  # and now during the MQTT session
     port.expect(rb"^\r\nCLOSED\r\n")
     assert port.ok("AT+MQTTSTATU") == "\r\n+MQTTSTATU :0\r\n"
