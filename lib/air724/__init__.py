@@ -1,1 +1,59 @@
-"""Air724UG driver on top of the AT engine: module, bearer, HTTP and MQTT command sets."""
+"""Air724UG driver on top of the AT engine: module, bearer, HTTP and MQTT command sets.
+
+Parts, each usable alone on an ``atmodem.ATChannel``:
+
+- ``air724.module``: autobaud, echo, firmware version, IMEI/ICCID, SIM, signal, network, clock;
+- ``air724.bearer``: the SAPBR bearer used by HTTP;
+- ``air724.http``: one-call HTTP(S) requests;
+- ``air724.mqtt``: the module's built-in MQTT client;
+- ``air724.events``: link events (CLOSED, PDP deactivation, RDY, SIM removed).
+
+``Air724(stream)`` puts them together on one channel.
+"""
+
+
+class Air724:
+    """The whole driver on one stream (see ``atmodem.ATChannel`` for ``stream``/``writer``).
+
+    Attributes: ``channel``, ``events``, ``module``, ``bearer``, ``http``, ``mqtt``. Call
+    ``start()`` inside the event loop, ``await close()`` at the end. ``on_event`` receives the
+    channel's ``EV_*`` events.
+    """
+
+    def __init__(
+        self,
+        stream,
+        writer=None,
+        bufsize: int = 1024,
+        data_max: int = 8192,
+        queue_len: int = 8,
+        cid: int = 1,
+    ):
+        from air724.bearer import Bearer
+        from air724.events import LinkEvents
+        from air724.http import HTTPClient
+        from air724.module import Module
+        from air724.mqtt import MQTTClient
+        from atmodem import EV_UNSOLICITED, ATChannel
+
+        self._unsolicited = EV_UNSOLICITED
+        self.on_event = None
+        self.channel = ATChannel(stream, writer, bufsize, data_max)
+        self.channel.on_event = self._event
+        self.events = LinkEvents(self.channel)
+        self.module = Module(self.channel)
+        self.bearer = Bearer(self.channel, cid)
+        self.http = HTTPClient(self.channel, cid, data_max)
+        self.mqtt = MQTTClient(self.channel, self.events, queue_len)
+
+    def _event(self, kind, data):
+        if kind == self._unsolicited:
+            self.events.unsolicited(data)  # other DEACT spellings (air724-at.md §5.3)
+        if self.on_event is not None:
+            self.on_event(kind, data)
+
+    def start(self) -> None:
+        self.channel.start()
+
+    async def close(self) -> None:
+        await self.channel.close()

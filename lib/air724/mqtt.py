@@ -1,0 +1,280 @@
+"""MQTT through the Air724's built-in client (air724-at.md §7).
+
+The module owns the MQTT session (keepalive, PUBACK); this client drives it: ``AT+MCONFIG``,
+``AT+(SSL)MIPSTART`` immediately followed by ``AT+MCONNECT``, subscribe, publish, incoming
+``+MSUB`` messages, status and disconnect. Every MQTT command ends at once, with
+``LinkClosedError``, when ``CLOSED`` or a PDP deactivation arrives while it waits.
+"""
+
+from micropython import const
+
+from air724.events import CLOSED, PDP_DEACT, Ring
+from air724.text import after, escape, is_text, quote
+from atmodem.errors import AbortError, ArgumentError, ATError, CMEError
+
+_TOPIC_MAX = const(256)  # topic bytes (§7.4)
+_MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
+_WILL_MAX = const(1360)  # will message (§7.4)
+# Final token per QoS: qos0 OK; qos1 OK then PUBACK; qos2 PUBREC then PUBCOMP (§7.2).
+_ACKS = ((b"OK",), (b"PUBACK",), (b"PUBCOMP",))
+# The link is gone: ends any MQTT command at once (§7.5, every §5.3 spelling of DEACT).
+_DOWN = (b"CLOSED", b"+PDP", b"PDP DEACT", b"+CGEV: NW PDN DEACT", b"+CGEV: ME PDN DEACT")
+_START_ABORT = _DOWN + (b"CONNECT FAIL",)
+_CONNECTED = (b"CONNECT OK", b"ALREADY CONNECT")
+
+
+class MQTTError(ATError):
+    """The module refused an MQTT step (``CONNECT FAIL``...); ``line`` is its answer."""
+
+    def __init__(self, msg: str, line: bytes = b""):
+        super().__init__(msg, line)
+        self.line = line
+
+
+class LinkClosedError(MQTTError):
+    """``CLOSED`` or a PDP deactivation ended the operation (before its timeout)."""
+
+
+def _digits(h, a, b):
+    if a >= b or not h[a:b].isdigit():
+        return -1
+    return int(h[a:b])
+
+
+def msub_header(head) -> tuple:
+    """Counted header rule for ``+MSUB: "<topic>",<len> byte,<payload>`` (§7.3).
+
+    Returns ``(header length, payload length)`` once the header is complete, else None. Also
+    accepts the manual's form without `` byte`` (quoted topic) and the unquoted topic of its
+    MQTTMSGGET example (§7.3, §12.5). ``+MSUB: <slot>`` (cache mode) is no header.
+    """
+    h = bytes(head)
+    i = h.find(b" byte,")
+    if i >= 0:
+        n = _digits(h, h.rfind(b",", 0, i) + 1, i)
+        return None if n < 0 else (i + 6, n)
+    k = 6
+    while k < len(h) and h[k] == 32:
+        k += 1
+    if k < len(h) and h[k] == 34:
+        q = h.find(b'",', k + 1)
+        if q > 0:
+            j = h.find(b",", q + 2)
+            if j > 0:
+                n = _digits(h, q + 2, j)
+                if n >= 0:
+                    return (j + 1, n)
+    return None
+
+
+def _topic(head):
+    h = bytes(head)
+    i = h.rfind(b" byte,")
+    if i < 0:
+        i = len(h) - 1
+    t = h[6 : h.rfind(b",", 0, i)].strip()
+    if len(t) >= 2 and t[0] == 34 and t[-1] == 34:
+        t = t[1:-1]
+    return t.decode()
+
+
+class MQTTClient:
+    """The module's MQTT client on an ``ATChannel``.
+
+    Incoming messages go to ``on_message(callback)`` as ``callback(topic: str, payload:
+    bytes)`` (called from the reader task: must not block), or, with no callback, into a ring
+    of ``queue_len`` read by ``await message(timeout_ms)``. Text payloads up to ``mpub_max``
+    escaped bytes use ``AT+MPUB``; others ``AT+MPUBEX``.
+    """
+
+    def __init__(self, channel, events=None, queue_len: int = 8, mpub_max: int = 1024):
+        self.ch = channel
+        self.mpub_max = mpub_max
+        self.connected = False
+        self.cached = 0  # "+MSUB: <slot>" notices (cache mode, AT+MQTTMSGSET=1): fetch()
+        self.bad_topics = 0
+        self._cb = None
+        self._inbox = Ring(queue_len)
+        channel.add_urc(b"+MSUB:", self._on_msub, msub_header)
+        channel.add_urc(b"+MSUB: ", self._on_slot)
+        if events is not None:
+            events.subscribe(self._on_link)
+
+    # -- incoming --
+
+    def on_message(self, callback) -> None:
+        """Deliver messages to ``callback(topic, payload)``; None: back to the queue."""
+        self._cb = callback
+
+    async def message(self, timeout_ms: int) -> tuple:
+        """The oldest queued ``(topic, payload)``; ``ATTimeoutError`` if none comes."""
+        return await self._inbox.get(timeout_ms)
+
+    @property
+    def dropped(self) -> int:
+        """Messages lost because the queue was full."""
+        return self._inbox.dropped
+
+    def _on_msub(self, head, payload):
+        try:
+            topic = _topic(head)
+        except UnicodeError:
+            self.bad_topics += 1
+            return
+        data = bytes(payload)
+        if self._cb is not None:
+            self._cb(topic, data)
+        else:
+            self._inbox.put((topic, data))
+
+    def _on_slot(self, line):
+        self.cached += 1
+
+    def _on_link(self, name, line):
+        if name == CLOSED or name == PDP_DEACT:
+            self.connected = False
+
+    # -- commands --
+
+    async def _cmd(self, cmd, timeout_ms, ok, abort=_DOWN, prompt=None, payload=None):
+        try:
+            return await self.ch.command(
+                cmd, timeout_ms, ok=ok, abort=abort, prompt=prompt, payload=payload
+            )
+        except AbortError as exc:
+            if exc.line.startswith(b"CONNECT FAIL"):
+                raise MQTTError("connect failed", exc.line) from None
+            self.connected = False
+            raise LinkClosedError("link lost", exc.line) from None
+
+    async def configure(
+        self,
+        client_id: str,
+        username: str = "",
+        password: str = "",
+        will: tuple = None,
+        timeout_ms: int = 5000,
+    ) -> None:
+        """``AT+MCONFIG``; ``will``: ``(topic, message, qos, retain)`` (§7.2)."""
+        args = b",".join(
+            (
+                quote(client_id, "client id", 256),
+                quote(username, "username", 256),
+                quote(password, "password", 256),
+            )
+        )
+        if will is not None:
+            topic, message, qos, retain = will
+            wt = quote(topic, "will topic", _TOPIC_MAX)
+            wm = quote(message, "will message", _WILL_MAX)
+            args += b",%d,%d,%s,%s" % (_qos(qos), 1 if retain else 0, wt, wm)
+        await self.ch.command(b"AT+MCONFIG=" + args, timeout_ms)
+
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        tls: bool = True,
+        clean: bool = True,
+        keepalive_s: int = 300,
+        timeout_ms: int = 30000,
+    ) -> bool:
+        """TCP (``AT+MIPSTART``) or TLS (``AT+SSLMIPSTART``), then ``AT+MCONNECT`` at once.
+
+        Returns True for ``CONNECT OK``, False for ``ALREADY CONNECT``. Raises ``MQTTError``
+        (``CONNECT FAIL``), ``LinkClosedError`` (``CLOSED``), ``CMEError`` (767: no TCP link).
+        """
+        if not 0 < keepalive_s < 65536:
+            raise ArgumentError("keepalive 1..65535 s")
+        start = b"AT+SSLMIPSTART=" if tls else b"AT+MIPSTART="
+        cmd = start + quote(host, "host", 256) + b",%d" % port
+        # Nothing may run between CONNECT OK and MCONNECT: servers drop a TCP link that stays
+        # silent (5 s on some, §7.1 "立即").
+        async with self.ch.exclusive():
+            lines = await self._cmd(cmd, timeout_ms, _CONNECTED, _START_ABORT)
+            fresh = lines[-1].startswith(b"CONNECT OK")
+            mconnect = b"AT+MCONNECT=%d,%d" % (1 if clean else 0, keepalive_s)
+            await self._cmd(mconnect, timeout_ms, (b"CONNACK OK",))
+        self.connected = True
+        return fresh
+
+    async def subscribe(self, topic: str, qos: int = 0, timeout_ms: int = 10000) -> None:
+        cmd = b"AT+MSUB=%s,%d" % (_topic_arg(topic), _qos(qos))
+        await self._cmd(cmd, timeout_ms, (b"SUBACK",))
+
+    async def unsubscribe(self, topic: str, timeout_ms: int = 10000) -> None:
+        await self._cmd(b"AT+MUNSUB=" + _topic_arg(topic), timeout_ms, (b"UNSUBACK",))
+
+    async def publish(
+        self, topic: str, payload, qos: int = 0, retain: bool = False, timeout_ms: int = 10000
+    ) -> None:
+        """Publish and, for QoS 1/2, wait for the module's PUBACK/PUBCOMP (§7.1: a QoS1
+        message must be acked before the next one; the channel stays held meanwhile).
+
+        Text goes escaped in ``AT+MPUB``; binary or long payloads go raw, with their exact
+        length, in ``AT+MPUBEX`` (Air724 firmware V907+).
+        """
+        t = _topic_arg(topic)
+        if type(payload) is str:
+            payload = payload.encode()
+        ok = _ACKS[_qos(qos)]
+        r = 1 if retain else 0
+        if is_text(payload):
+            msg = escape(payload)
+            if len(msg) <= self.mpub_max:
+                await self._cmd(b'AT+MPUB=%s,%d,%d,"%s"' % (t, qos, r, msg), timeout_ms, ok)
+                return
+        n = len(payload)
+        if n > _MPUBEX_MAX:
+            raise ArgumentError("payload over %d bytes" % _MPUBEX_MAX)
+        cmd = b"AT+MPUBEX=%s,%d,%d,%d" % (t, qos, r, n)
+        await self._cmd(cmd, timeout_ms, ok, _DOWN, b">", payload)
+
+    async def set_push(self, timeout_ms: int = 2000) -> None:
+        """``AT+MQTTMSGSET=0``: each message is pushed as a ``+MSUB`` URC (§7.2)."""
+        await self.ch.command(b"AT+MQTTMSGSET=0", timeout_ms)
+
+    async def fetch(self, timeout_ms: int = 5000) -> None:
+        """``AT+MQTTMSGGET`` (cache mode): cached messages arrive as if pushed."""
+        self.cached = 0
+        await self.ch.command(b"AT+MQTTMSGGET", timeout_ms)
+
+    async def status(self, timeout_ms: int = 2000) -> int:
+        """``AT+MQTTSTATU`` -> 0 offline, 1 connected, 2 TCP up but MCONNECT needed.
+
+        The answer is ``+MQTTSTATU :<n>`` (space before the colon, §7.2); ``: <n>`` also works.
+        """
+        lines = await self.ch.command(b"AT+MQTTSTATU", timeout_ms, resp=b"+MQTTSTATU")
+        text = after(lines, b"+MQTTSTATU").lstrip(b" :")
+        state = int(text)
+        self.connected = state == 1
+        return state
+
+    async def disconnect(self, timeout_ms: int = 5000) -> None:
+        """``AT+MDISCONNECT``; ``+CME ERROR: 767`` (nothing connected, §7.2) is no error."""
+        self.connected = False
+        await self._tolerant(b"AT+MDISCONNECT", timeout_ms)
+
+    async def close(self, timeout_ms: int = 5000) -> None:
+        """``AT+MIPCLOSE``; ``+CME ERROR: 767`` (already closed, §7.2) is no error."""
+        self.connected = False
+        await self._tolerant(b"AT+MIPCLOSE", timeout_ms)
+
+    async def _tolerant(self, cmd, timeout_ms):
+        try:
+            await self.ch.command(cmd, timeout_ms)
+        except CMEError as exc:
+            if exc.code != 767:
+                raise
+
+
+def _qos(qos):
+    if qos != 0 and qos != 1 and qos != 2:
+        raise ArgumentError("qos 0, 1 or 2")
+    return qos
+
+
+def _topic_arg(topic):
+    if not topic:
+        raise ArgumentError("empty topic")
+    return quote(topic, "topic", _TOPIC_MAX)

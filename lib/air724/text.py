@@ -1,0 +1,85 @@
+"""Values into and out of Air724 AT commands: quoting, MPUB escaping, response parsing.
+
+Every string placed into a command goes through ``quote`` (quoted arguments) or ``escape``
+(MPUB message text), so no topic, URL, header or payload can end the command line and start
+another one (BRIEF §5 Security).
+"""
+
+from atmodem.errors import ArgumentError, ResponseError
+
+
+def quote(value, what: str = "argument", max_len: int = 256) -> bytes:
+    """``value`` (str or bytes) as a quoted argument ``"value"``.
+
+    Quoted arguments have no escape sequence (only MPUB messages do, air724-at.md §7.2), so a
+    ``"``, a CR/LF or any other control character is rejected with ``ArgumentError``.
+    """
+    if type(value) is str:
+        value = value.encode()
+    if len(value) > max_len:
+        raise ArgumentError(what + " longer than %d bytes" % max_len)
+    for c in value:
+        if c < 32 or c == 34 or c == 127:
+            raise ArgumentError(what + " holds a quote or control character")
+    return b'"' + value + b'"'
+
+
+def is_text(payload) -> bool:
+    """True if MPUB can carry ``payload`` as escaped text: UTF-8, no control bytes but CR/LF."""
+    high = False
+    for c in payload:
+        if c < 32:
+            if c != 13 and c != 10:
+                return False
+        elif c == 127:
+            return False
+        elif c > 127:
+            high = True
+    if high:
+        try:
+            str(payload, "utf-8")
+        except UnicodeError:
+            return False
+    return True
+
+
+def escape(payload) -> bytes:
+    """MPUB message escapes (air724-at.md §7.2): ``\\`` ``"`` CR LF as ``\\5C \\22 \\0D \\0A``."""
+    out = bytes(payload)
+    if b"\\" in out:  # first, so the backslashes added below stay as they are
+        out = out.replace(b"\\", b"\\5C")
+    if b'"' in out:
+        out = out.replace(b'"', b"\\22")
+    if b"\r" in out:
+        out = out.replace(b"\r", b"\\0D")
+    if b"\n" in out:
+        out = out.replace(b"\n", b"\\0A")
+    return out
+
+
+def after(lines, prefix: bytes) -> bytes:
+    """Text after ``prefix`` in the first line of ``lines`` that starts with it, stripped."""
+    for line in lines:
+        if line.startswith(prefix):
+            return line[len(prefix) :].strip()
+    raise ResponseError("no " + prefix.decode() + " line", lines)
+
+
+def ints(text: bytes, lines=None) -> list:
+    """Comma-separated integers (``b"0,1"`` -> ``[0, 1]``); quoted fields are skipped."""
+    out = []
+    try:
+        for field in text.split(b","):
+            field = field.strip()
+            if not field.startswith(b'"'):
+                out.append(int(field))
+    except ValueError:
+        raise ResponseError("bad number in " + text.decode(), lines) from None
+    return out
+
+
+def unquote(text: bytes) -> bytes:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == 34 and text[-1] == 34:
+        return text[1:-1]
+    return text
