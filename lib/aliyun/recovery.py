@@ -62,6 +62,13 @@ class Recovery:
         self._tries_left -= 1
         return STEPS[self._step], self.delay_ms()
 
+    def escalate(self, step: str) -> None:
+        """Start the next remedies at ``step`` at least (a PDP loss needs more than MQTT)."""
+        index = STEPS.index(step)
+        if self._step < index:
+            self._step = index
+            self._tries_left = self.tries[index]
+
     def succeeded(self) -> None:
         self.failures = 0
         self._step = 0

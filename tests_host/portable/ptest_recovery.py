@@ -95,3 +95,15 @@ def test_outbox_drops_oldest_when_full_and_counts():
 def test_outbox_rejects_zero_capacity():
     with raises(ValueError):
         Outbox(0)
+
+
+def test_escalate_skips_cheaper_remedies_once():
+    rec = Recovery(tries=(2, 2, 1, 1, 1), rand=fixed_rand(0))
+    rec.escalate("cfun")
+    assert [rec.failed()[0] for _ in range(3)] == ["cfun", "reset", "power"]
+    rec.succeeded()
+    rec.failed()
+    rec.escalate("mqtt")  # never lowers the ladder
+    assert rec.step == "mqtt"
+    rec.escalate("reset")
+    assert rec.failed()[0] == "reset"

@@ -1,0 +1,127 @@
+"""Downlink dispatch (lib/aliyun/thing.py): replies, property set, services, subscriptions."""
+
+import json
+
+from aliyun.alink import AlinkError, Topics
+from aliyun.thing import Thing, topic_matches
+
+PK, DN = "a1B2c3D4e5F", "dev-1"
+SCHEMA = {"ReportInterval": (int, 5, 3600), "LEDSwitch": (int, 0, 1)}
+
+
+def make():
+    logs = []
+    thing = Thing(Topics(PK, DN), lambda level, msg: logs.append((level, msg)), lambda: 1000)
+    return thing, logs
+
+
+def request(msg_id, params, method="thing.service.property.set"):
+    return json.dumps({"id": msg_id, "version": "1.0", "params": params, "method": method})
+
+
+def test_topic_filter_matching():
+    assert topic_matches("/a/b/c", "/a/b/c")
+    assert topic_matches("/a/+/c", "/a/b/c")
+    assert topic_matches("/a/#", "/a/b/c")
+    assert not topic_matches("/a/+", "/a/b/c")
+    assert not topic_matches("/a/b/c/d", "/a/b/c")
+    assert not topic_matches("/a/x/c", "/a/b/c")
+
+
+def test_property_set_applies_and_replies_200():
+    thing, _ = make()
+    applied = []
+    thing.on_property_set(SCHEMA, applied.append)
+    t = thing.topics
+    topic, payload = thing.dispatch(t.property_set, request("77", {"ReportInterval": 30}))
+    assert topic == t.property_set_reply
+    assert json.loads(payload) == {"id": "77", "code": 200, "data": {}}
+    assert applied == [{"ReportInterval": 30}]
+
+
+def test_property_set_with_wrong_type_is_460_and_applies_nothing():
+    thing, _ = make()
+    applied = []
+    thing.on_property_set(SCHEMA, applied.append)
+    bad = request("78", {"ReportInterval": 30, "LEDSwitch": "on"})
+    _, payload = thing.dispatch(thing.topics.property_set, bad)
+    reply = json.loads(payload)
+    assert reply["id"] == "78" and reply["code"] == 460
+    assert "LEDSwitch" in reply["message"]
+    assert applied == []
+
+
+def test_invalid_json_downlink_gets_460_not_silence():
+    thing, _ = make()
+    thing.on_property_set(SCHEMA, lambda accepted: None)
+    topic, payload = thing.dispatch(thing.topics.property_set, b"{not json")
+    assert topic == thing.topics.property_set_reply
+    assert json.loads(payload)["code"] == 460
+
+
+def test_callback_error_code_is_used():
+    thing, _ = make()
+
+    def refuse(accepted):
+        raise AlinkError(100001, "busy")
+
+    thing.on_property_set(SCHEMA, refuse)
+    _, payload = thing.dispatch(thing.topics.property_set, request("9", {"LEDSwitch": 1}))
+    assert json.loads(payload)["code"] == 100001
+
+
+def test_service_call_and_unknown_service():
+    thing, _ = make()
+    thing.on_service("Reboot", lambda params: {"delay": params["delay"]})
+    base = "/sys/%s/%s/thing/service/" % (PK, DN)
+    topic, payload = thing.dispatch(
+        base + "Reboot", request("5", {"delay": 3}, "thing.service.Reboot")
+    )
+    assert topic == base + "Reboot_reply"
+    assert json.loads(payload) == {"id": "5", "code": 200, "data": {"delay": 3}}
+    topic, payload = thing.dispatch(base + "Explode", request("6", {}))
+    assert topic == base + "Explode_reply" and json.loads(payload)["code"] == 460
+
+
+def test_post_reply_wakes_its_waiter_only():
+    thing, _ = make()
+    first = thing.expect_reply("1")
+    second = thing.expect_reply("2")
+    reply = b'{"id":"2","code":200,"data":{},"message":"success"}'
+    assert thing.dispatch(thing.topics.property_post_reply, reply) is None
+    assert second.event.is_set() and second.code == 200
+    assert not first.event.is_set()
+    thing.forget("1")
+    assert thing.dispatch(thing.topics.property_post_reply, reply.replace(b'"2"', b'"1"')) is None
+
+
+def test_user_messages_reach_matching_callbacks_and_survive_a_faulty_one():
+    thing, logs = make()
+    got = []
+
+    def broken(topic, payload):
+        raise RuntimeError("app bug")
+
+    thing.subscribe("/%s/%s/user/#" % (PK, DN), broken)
+    assert thing.subscribe("/%s/%s/user/get" % (PK, DN), lambda t, p: got.append((t, p)))
+    assert not thing.subscribe("/%s/%s/user/get" % (PK, DN), lambda t, p: None)  # known filter
+    thing.dispatch("/%s/%s/user/get" % (PK, DN), b"hello")
+    assert got == [("/%s/%s/user/get" % (PK, DN), b"hello")]
+    assert any(level == "error" and "app bug" in msg for level, msg in logs)
+    thing.dispatch("/elsewhere", b"x")
+    assert any("unexpected topic" in msg for _, msg in logs)
+
+
+def test_filters_cover_thing_model_ntp_and_user_topics_once():
+    thing, _ = make()
+    thing.subscribe("/%s/%s/user/get" % (PK, DN), lambda t, p: None)
+    thing.subscribe("/%s/%s/user/get" % (PK, DN), lambda t, p: None)
+    t = thing.topics
+    assert thing.filters() == [t.thing_all, t.ntp_response, t.user("get")]
+
+
+def test_ntp_response_sets_clock_offset():
+    thing, _ = make()  # local clock reads 1000 ms
+    response = b'{"deviceSendTime":"900","serverRecvTime":"5000","serverSendTime":"5000"}'
+    thing.dispatch(thing.topics.ntp_response, response)
+    assert thing.clock_offset_ms == (5000 + 5000 + 1000 - 900) // 2 - 1000
