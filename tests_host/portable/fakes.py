@@ -62,24 +62,36 @@ class Chunks:
 class FakeStream:
     """In-memory duplex stream; host side has the asyncio Stream interface."""
 
-    def __init__(self, chunk=0, seed=1):
+    def __init__(self, chunk=0, seed=1, record=True, pace=False):
         self.chunks = Chunks(chunk, seed)
-        self.written = bytearray()  # every byte the host wrote
+        self.pace = pace  # yield to other tasks before each chunk, as a slow UART would
+        self.written = bytearray() if record else None  # every byte the host wrote
         self.on_write = None  # device hook: on_write(data), called at each host write
         self.closed = False  # host closed
         self.reads = 0
-        self._rx = bytearray()
+        self.out_buf = b""  # like MicroPython's Stream: writes go out at once, none pending
+        self._rx = bytearray(256)  # pending bytes are _rx[_pos:_len]
+        self._rxmv = memoryview(self._rx)
         self._pos = 0
+        self._len = 0
         self._eof = False
         self._ev = asyncio.Event()
 
     # -- device end --
 
     def feed(self, data):
-        if self._pos and self._pos == len(self._rx):
-            self._rx = bytearray()
+        n = len(data)
+        if self._pos == self._len:
+            self._pos = self._len = 0
+        if self._len + n > len(self._rx):  # grow (tests only; the bench stays below)
+            rx = bytearray(2 * (self._len - self._pos + n))
+            rx[0 : self._len - self._pos] = self._rxmv[self._pos : self._len]
+            self._len -= self._pos
             self._pos = 0
-        self._rx.extend(data)
+            self._rx = rx
+            self._rxmv = memoryview(rx)
+        self._rx[self._len : self._len + n] = data
+        self._len += n
         self._ev.set()
 
     def eof(self):
@@ -87,21 +99,13 @@ class FakeStream:
         self._ev.set()
 
     def pending(self):
-        return len(self._rx) - self._pos
+        return self._len - self._pos
 
     # -- host end --
 
-    async def _ready(self):
-        while self._pos >= len(self._rx):
-            if self._eof or self.closed:
-                return False
-            self._ev.clear()
-            await self._ev.wait()
-        return True
-
     def _take(self, n):
         limit = self.chunks.next()
-        k = len(self._rx) - self._pos
+        k = self._len - self._pos
         if n < k:
             k = n
         if 0 < limit < k:
@@ -110,18 +114,28 @@ class FakeStream:
         return k
 
     async def readinto(self, buf):
-        if not await self._ready():
-            return 0
+        if self.pace:
+            await sleep_ms(0)
+        while self._pos >= self._len:
+            if self._eof or self.closed:
+                return 0
+            self._ev.clear()
+            await self._ev.wait()
         k = self._take(len(buf))
         p = self._pos
-        buf[0:k] = memoryview(self._rx)[p : p + k]
+        buf[0:k] = self._rxmv[p : p + k]
         self._pos = p + k
         return k
 
     async def read(self, n=-1):
-        if not await self._ready():
-            return b""
-        k = self._take(n if n >= 0 else len(self._rx))
+        if self.pace:
+            await sleep_ms(0)
+        while self._pos >= self._len:
+            if self._eof or self.closed:
+                return b""
+            self._ev.clear()
+            await self._ev.wait()
+        k = self._take(n if n >= 0 else self._len)
         p = self._pos
         self._pos = p + k
         return bytes(self._rx[p : p + k])
@@ -129,7 +143,8 @@ class FakeStream:
     def write(self, data):
         if self.closed:
             raise OSError(32)
-        self.written.extend(data)
+        if self.written is not None:
+            self.written.extend(data)
         if self.on_write is not None:
             self.on_write(data)
 
@@ -310,13 +325,16 @@ class FakeModem:
 class Rig:
     """``async with Rig(make, chunk=..., echo=...) as rig``: stream, modem, and ``make(stream)``.
 
+    With chunked delivery the stream also yields before each chunk, so other tasks (callers,
+    the modem) run between the pieces of a reply.
+
     ``rig.obj`` is what ``make`` built (a channel, a driver); it is started if it has
     ``start()`` and closed (``await obj.close()``) on exit, then the modem task is stopped.
     """
 
     def __init__(self, make=None, chunk=0, seed=1, echo=False, default=b"\r\nERROR\r\n"):
         self.make = make
-        self.stream = FakeStream(chunk, seed)
+        self.stream = FakeStream(chunk, seed, pace=chunk != 0)
         self.modem = None
         self.obj = None
         self._echo = echo

@@ -23,6 +23,7 @@ from atmodem import (
     CMEError,
     CommandError,
     DataError,
+    ResponseError,
 )
 
 CHUNKS = (0, 1, (1, 9), (1, 40))
@@ -209,7 +210,9 @@ async def test_timeout_then_late_result_is_not_the_next_answer():
             m, ch = rig.modem, rig.obj
             late = asyncio.Event()
             m.on(b"AT+SLOW", Wait(late), b"\r\nOK\r\n")
-            m.on(b"AT+CSQ", b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
+            # The probe's answer comes a little later than the late OK: taking that OK as the
+            # probe's would send AT+NOPE early, and AT+NOPE would then get the probe's OK.
+            m.on(b"AT+CSQ", Delay(20), b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
             m.on(b"AT+NOPE", b"\r\nERROR\r\n")
             with raises(ATTimeoutError) as err:
                 await ch.command(b"AT+SLOW", 30)
@@ -522,3 +525,24 @@ async def test_real_asyncio_stream_from_open_connection():
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_short_timeout_after_a_long_one_fires_on_time():
+    async with Rig(channel(), default=None) as rig:
+        m, ch = rig.modem, rig.obj
+        m.on(b"AT", Delay(5), b"\r\nOK\r\n")
+        assert await ch.command(b"AT", 60000) == [b"OK"]  # the timer now sleeps for 60 s
+        with raises(ATTimeoutError):
+            await wait_ms(ch.command(b"AT+SILENT", 30), 2000)  # re-armed: 30 ms, not 60 s
+
+
+async def test_result_before_prompt_and_explicit_resync():
+    async with Rig(channel()) as rig:
+        m, ch = rig.modem, rig.obj
+        m.on(b"AT+HTTPDATA=4,1000", b"\r\nOK\r\n")  # no DOWNLOAD: the body was never asked for
+        with raises(ResponseError):
+            await ch.command(b"AT+HTTPDATA=4,1000", 500, prompt=b"DOWNLOAD", payload=b"abcd")
+        assert m.payloads == []
+        m.on(b"AT+CSQ", b"\r\nOK\r\n\r\n+CSQ: 1,99\r\n\r\nOK\r\n")  # a stray OK first
+        await ch.resync(500)
+        assert m.commands == [b"AT+HTTPDATA=4,1000", b"AT+CSQ"]
