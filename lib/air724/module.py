@@ -212,6 +212,20 @@ class Module:
         lines = await self.ch.command(b"AT+CGATT?", timeout_ms, resp=b"+CGATT:")
         return ints(after(lines, b"+CGATT:"), lines)[:1] == [1]
 
+    async def set_functionality(self, fun: int, timeout_ms: int = 15000) -> None:
+        """``AT+CFUN=<fun>``: 0 minimum, 1 full, 4 flight mode (§3.3). A 0/4 then 1 cycle is
+        the documented recovery when the network will not come (S3)."""
+        await self.ch.command(b"AT+CFUN=%d" % fun, timeout_ms)
+
+    async def functionality(self, timeout_ms: int = 2000) -> int:
+        lines = await self.ch.command(b"AT+CFUN?", timeout_ms, resp=b"+CFUN:")
+        return ints(after(lines, b"+CFUN:"), lines)[0]
+
+    async def reset(self, timeout_ms: int = 5000) -> None:
+        """``AT+RESET``: ``OK``, then the module reboots and prints ``RDY`` (§3.3): echo is on
+        again and nothing set before survives; sync and set up anew."""
+        await self.ch.command(b"AT+RESET", timeout_ms)
+
     async def clock(self, timeout_ms: int = 2000) -> int:
         """``AT+CCLK?`` as UTC epoch seconds (1970). Unset clocks read as old dates."""
         lines = await self.ch.command(b"AT+CCLK?", timeout_ms, resp=b"+CCLK:")

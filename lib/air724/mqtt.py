@@ -10,7 +10,7 @@ from micropython import const
 
 from air724.events import CLOSED, PDP_DEACT, Ring
 from air724.text import after, escape, is_text, quote
-from atmodem.errors import AbortError, ArgumentError, ATError, CMEError
+from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
 
 _TOPIC_MAX = const(256)  # topic bytes (§7.4)
 _MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
@@ -33,6 +33,17 @@ class MQTTError(ATError):
 
 class LinkClosedError(MQTTError):
     """``CLOSED`` or a PDP deactivation ended the operation (before its timeout)."""
+
+
+class MQTTRefusedError(MQTTError):
+    """The TCP/TLS link came up but ``AT+MCONNECT`` got ``ERROR``, ``+CME ERROR`` or
+    ``CLOSED`` instead of ``CONNACK OK``: most often the broker refused the credentials and
+    closed the link. ``code`` is the CME code, or -1. (767 can also mean the server closed a
+    TCP link that waited too long for MCONNECT, §7.2.)"""
+
+    def __init__(self, msg: str, line: bytes = b"", code: int = -1):
+        super().__init__(msg, line)
+        self.code = code
 
 
 def _digits(h, a, b):
@@ -182,7 +193,9 @@ class MQTTClient:
         """TCP (``AT+MIPSTART``) or TLS (``AT+SSLMIPSTART``), then ``AT+MCONNECT`` at once.
 
         Returns True for ``CONNECT OK``, False for ``ALREADY CONNECT``. Raises ``MQTTError``
-        (``CONNECT FAIL``), ``LinkClosedError`` (``CLOSED``), ``CMEError`` (767: no TCP link).
+        (``CONNECT FAIL``), ``LinkClosedError`` (``CLOSED`` or PDP loss before the link is
+        up), ``MQTTRefusedError`` (link up, MCONNECT refused), ``CommandError``/``CMEError``
+        (MIPSTART refused), ``ATTimeoutError``.
         """
         if not 0 < keepalive_s < 65536:
             raise ArgumentError("keepalive 1..65535 s")
@@ -194,7 +207,14 @@ class MQTTClient:
             lines = await self._cmd(cmd, timeout_ms, _CONNECTED, _START_ABORT)
             fresh = lines[-1].startswith(b"CONNECT OK")
             mconnect = b"AT+MCONNECT=%d,%d" % (1 if clean else 0, keepalive_s)
-            await self._cmd(mconnect, timeout_ms, (b"CONNACK OK",))
+            try:
+                await self._cmd(mconnect, timeout_ms, (b"CONNACK OK",))
+            except CommandError as exc:  # ERROR, +CME ERROR
+                raise MQTTRefusedError("CONNECT refused", exc.line, exc.code) from None
+            except LinkClosedError as exc:
+                if exc.line != b"CLOSED":  # a PDP deactivation: the link, not the login
+                    raise
+                raise MQTTRefusedError("CONNECT refused", exc.line) from None
         self.connected = True
         return fresh
 
@@ -225,8 +245,7 @@ class MQTTClient:
                 await self._cmd(b'AT+MPUB=%s,%d,%d,"%s"' % (t, qos, r, msg), timeout_ms, ok)
                 return
         n = len(payload)
-        if n > _MPUBEX_MAX:
-            raise ArgumentError("payload over %d bytes" % _MPUBEX_MAX)
+        _check_size(n)
         cmd = b"AT+MPUBEX=%s,%d,%d,%d" % (t, qos, r, n)
         await self._cmd(cmd, timeout_ms, ok, _DOWN, b">", payload)
 
@@ -266,6 +285,18 @@ class MQTTClient:
         except CMEError as exc:
             if exc.code != 767:
                 raise
+
+
+def check_publish(topic: str, payload) -> None:
+    """Raise ``ArgumentError`` if ``publish`` would refuse this topic or payload (check before
+    accepting a message into an outbox)."""
+    _topic_arg(topic)
+    _check_size(len(payload.encode() if type(payload) is str else payload))
+
+
+def _check_size(n):
+    if n > _MPUBEX_MAX:
+        raise ArgumentError("payload over %d bytes" % _MPUBEX_MAX)
 
 
 def _qos(qos):

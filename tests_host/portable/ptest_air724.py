@@ -14,7 +14,7 @@ from air724 import Air724
 from air724 import events as ev
 from air724.http import HTTPError
 from air724.module import FirmwareVersion, parse_cclk
-from air724.mqtt import LinkClosedError, MQTTError
+from air724.mqtt import LinkClosedError, MQTTError, MQTTRefusedError, check_publish
 from atmodem import ArgumentError, ATTimeoutError, CMEError
 
 CHUNKS = (0, 1, (1, 9))
@@ -332,16 +332,29 @@ async def test_mqtt_connect_outcomes():
                 await mq.connect("h", 8883, tls=tls)
             assert err.value.line == b"CONNECT FAIL"
             assert not isinstance(err.value, LinkClosedError)
+            # The link is up, MCONNECT is refused (bad credentials: the broker closes).
             m.on(start, OK, b"\r\nCONNECT OK\r\n")
             m.on(b"AT+MCONNECT=1,300", b"\r\n+CME ERROR: 767\r\n")
-            with raises(CMEError):
+            with raises(MQTTRefusedError) as err:
                 await mq.connect("h", 8883, tls=tls)
+            assert err.value.code == 767
             m.on(start, OK, b"\r\nCONNECT OK\r\n")
             m.on(b"AT+MCONNECT=1,300", OK, b"\r\nCLOSED\r\n")
-            with raises(LinkClosedError):
+            with raises(MQTTRefusedError) as err:
                 await mq.connect("h", 8883, tls=tls)
+            assert err.value.line == b"CLOSED"
             assert not mq.connected
-            assert m.count(b"AT+MCONNECT=1,300") == 2  # none after CONNECT FAIL
+            m.on(start, OK, b"\r\nCONNECT OK\r\n")
+            m.on(b"AT+MCONNECT=1,300", OK, b"\r\n+PDP: DEACT\r\n")
+            with raises(LinkClosedError) as err:
+                await mq.connect("h", 8883, tls=tls)
+            assert not isinstance(err.value, MQTTRefusedError)
+            # CLOSED before the link is up: the link, not a refusal.
+            m.on(start, OK, b"\r\nCLOSED\r\n")
+            with raises(LinkClosedError) as err:
+                await mq.connect("h", 8883, tls=tls)
+            assert not isinstance(err.value, MQTTRefusedError)
+            assert m.count(b"AT+MCONNECT=1,300") == 3  # none after CONNECT FAIL or CLOSED
             with raises(ArgumentError):
                 await mq.connect('h"\r\nAT+RESET', 1883)
             with raises(ArgumentError):
@@ -501,6 +514,13 @@ async def test_binary_and_long_payloads_use_mpubex():
             assert len(m.commands) == 3
             with raises(ArgumentError):
                 await mq.publish("t", b"\x00" * 4101)
+            with raises(ArgumentError):
+                check_publish("t", b"\x00" * 4101)
+            with raises(ArgumentError):
+                check_publish('a"b', "x")
+            check_publish("t", b"\x00" * 4100)
+            check_publish("t", "x")
+            assert len(m.commands) == 3
 
 
 async def test_incoming_messages_arrive_intact_to_callback_and_queue():
@@ -577,3 +597,18 @@ async def test_mconfig_with_will_and_empty_credentials():
         with raises(ArgumentError):
             await mq.configure("d", "u", "p", will=("will/t", "a\nb", 1, False))
         assert len(m.commands) == 2
+
+
+async def test_cfun_cycle_and_reset():
+    async with Rig(air()) as rig:
+        m, modem = rig.modem, rig.obj
+        m.on(b"AT+CFUN=0", OK)
+        m.on(b"AT+CFUN=1", OK)
+        m.on(b"AT+CFUN?", b"\r\n+CFUN: 1\r\n", OK)
+        m.on(b"AT+RESET", OK, Delay(2), b"\r\nRDY\r\n")
+        await modem.module.set_functionality(0)
+        await modem.module.set_functionality(1)
+        assert await modem.module.functionality() == 1
+        await modem.module.reset()
+        assert await modem.events.get(1000) == (ev.REBOOT, b"RDY")
+        assert m.commands == [b"AT+CFUN=0", b"AT+CFUN=1", b"AT+CFUN?", b"AT+RESET"]
