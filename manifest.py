@@ -11,6 +11,12 @@ package(
     "air724",
     [
         "__init__.py",
+        "bearer.py",
+        "events.py",
+        "http.py",
+        "module.py",
+        "mqtt.py",
+        "text.py",
     ],
     base_path="lib",
 )
@@ -22,10 +28,13 @@ package(
         "auth.py",
         "digest.py",
         "dynreg.py",
+        "login.py",
         "md5.py",
         "outbox.py",
         "recovery.py",
+        "session.py",
         "sign.py",
+        "thing.py",
     ],
     base_path="lib",
 )
@@ -35,6 +44,7 @@ package(
         "__init__.py",
         "channel.py",
         "errors.py",
+        "reader.py",
     ],
     base_path="lib",
 )

@@ -91,7 +91,7 @@ class Console:
         while text not in self.seen:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} not received; got {self.seen!r}")
-            self.seen += self.serial.read(4096)
+            self.seen += self.serial.read(max(1, self.serial.in_waiting))
         head, _, self.seen = self.seen.partition(text)
         return head + text
 

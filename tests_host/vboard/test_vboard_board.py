@@ -177,3 +177,43 @@ def test_heapsize_is_respected(start_vboard):
     assert 120 * 1024 < default <= 128 * 1024
     small = int(start_vboard("--heapsize", "64k", name="small").exec(total))
     assert 56 * 1024 < small <= 64 * 1024
+
+
+def test_ready_file_and_a_vm_that_dies(start_vboard, tmp_path):
+    ready = tmp_path / "port"
+    board = start_vboard("--ready-file", str(ready))
+    assert ready.read_text().strip() == board.port  # written before the port is printed
+    write_files(board.folder, {"boot.py": BOOT})
+    with board.console() as con:
+        con.friendly()
+        # Ctrl-C disabled: the unix port's SIGINT then ends the VM; the board comes back.
+        con.send(b"import micropython; micropython.kbd_intr(-1)\r")
+        con.expect(b">>> ")
+        con.send(b"while True: pass\r\r")
+        con.send(b"\x03")
+        con.expect(b"the VM exited")
+        con.expect(b"BOOT ran\r\n")
+        con.expect(b">>> ")
+    board.stop()
+    assert not ready.exists()
+
+
+def test_a_vm_that_cannot_start_is_reported(tmp_path):
+    cmd = [str(BIN / "vboard"), "--dir", str(tmp_path), "--heapsize", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "exited (status 1) before it was ready" in proc.stderr
+
+
+def test_ctrl_c_racing_the_end_of_code_leaves_a_working_board(vboard):
+    # mpremote's Ctrl-C often arrives just as short code ends; the board must stay in step.
+    with vboard.console() as con:
+        con.send(b"\r\x03\x01")
+        con.expect(b"raw REPL; CTRL-B to exit\r\n>")
+        for i in range(100):
+            con.send(b"n = %d\x04\x03" % i)
+            con.expect(b"\x04>")
+        con.send(b"print('n', n)\x04")
+        out = con.expect(b"\x04>")
+    assert out.startswith(b"OKn ") and b"Traceback" not in out
+    assert "VM exited" not in vboard.log_text()

@@ -67,10 +67,10 @@ def test_manifest_freezes_exactly_lib(tmp_path):
 
 @pytest.fixture
 def served(tmp_path):
-    """package.json and lib/ served over HTTP on 127.0.0.1 (only those: no config.json)."""
+    """package.json (as tools.package makes it now) and lib/ over HTTP on 127.0.0.1."""
     site = tmp_path / "site"
     site.mkdir()
-    shutil.copy(ROOT / "package.json", site)
+    (site / "package.json").write_text(package.package_json())
     for name in package.lib_files():
         (site / "lib" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "lib" / name, site / "lib" / name)

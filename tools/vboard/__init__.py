@@ -2,13 +2,14 @@
 ``make repl`` work with no hardware.
 
 ``vboard [--dir .vboard] [--heapsize 128k] [--ready-file FILE] [--log FILE]`` prints the port
-(the pty path) as its first stdout line, writes it to ``--ready-file`` too, and serves until
-SIGINT/SIGTERM. The folder is the board's ``/``: ``/lib`` is on ``sys.path``, boot.py and
-main.py run at every reset.
+(the pty path) as its first stdout line once the VM is up, writes it to ``--ready-file`` too,
+and serves until SIGINT/SIGTERM. The folder is the board's ``/``: ``/lib`` is on ``sys.path``,
+boot.py and main.py run at every reset.
 """
 
 import argparse
 import os
+import re
 import signal
 import sys
 
@@ -26,23 +27,27 @@ def main(argv=None) -> int:
     parser.add_argument("--ready-file", help="write the port here once it is ready")
     parser.add_argument("--log", help="append all console output to this file")
     args = parser.parse_args(argv)
+    if not re.fullmatch(r"\d+[kKmM]?", args.heapsize):
+        parser.error("--heapsize: a size such as 128k, 1m or 65536")
 
-    board = VirtualBoard(args.dir, heapsize=args.heapsize, log=args.log)
+    def ready(port: str) -> None:
+        if args.ready_file:
+            tmp = args.ready_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(port + "\n")
+            os.replace(tmp, args.ready_file)
+        print(port, flush=True)
+        print(
+            f"vboard: MicroPython (unix port, heap {args.heapsize}) on {port}, "
+            f"board folder {args.dir}/; Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    board = VirtualBoard(args.dir, heapsize=args.heapsize, log=args.log, on_ready=ready)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: board.stop())
-    port = board.open()
-    print(port, flush=True)
-    print(
-        f"vboard: MicroPython (unix port, heap {args.heapsize}) on {port}, "
-        f"board folder {args.dir}/; Ctrl-C stops it",
-        file=sys.stderr,
-        flush=True,
-    )
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(port + "\n")
-        os.replace(tmp, args.ready_file)
+    board.open()
     try:
         board.serve()
     finally:
@@ -51,6 +56,9 @@ def main(argv=None) -> int:
                 os.unlink(args.ready_file)
             except OSError:
                 pass
+    if board.failed:
+        print(f"vboard: {board.failed}", file=sys.stderr)
+        return 1
     return 0
 
 

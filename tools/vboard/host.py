@@ -8,14 +8,17 @@ reset, with the board folder as its ``/``. While code runs, console bytes go to 
 Ctrl-C becomes SIGINT, which the unix port turns into KeyboardInterrupt.
 """
 
+import base64
 import ctypes
 import os
+import select
 import selectors
 import signal
 import subprocess
 import sys
 import time
 import tty
+import zlib
 from pathlib import Path
 
 from tools.vboard.editor import (
@@ -36,9 +39,23 @@ PASTE_BANNER = b"\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== "
 WINDOW = 512  # raw-paste flow-control window (a board's is 128)
 BACKLOG = 1 << 16  # console output kept while no one reads the pty; older bytes are dropped
 SIGINT_GAP = 0.25  # the unix port exits on a 2nd SIGINT before the 1st is handled
+# SIGINT raises KeyboardInterrupt wherever the VM is, even in C code; one that lands after the
+# code ended can hurt the VM. So a Ctrl-C waits this long: code that ends meanwhile was not
+# interrupted and the Ctrl-C goes to the REPL, as it would on a board.
+GRACE = 0.05
+
+TRACE = os.environ.get("VBOARD_TRACE")  # a file: control messages and console input
+
+# The notices that answer each command (so it need not be resent).
+ANSWERS = {b"X": (b"G", b"E"), b"F": (b"G", b"E"), b"C": (b"C",)}
 
 # Input states
 BOOTING, IDLE, RUNNING, WAITING = "booting", "idle", "running", "waiting"
+
+
+def _trace(*items) -> None:
+    with open(TRACE, "a") as f:
+        print("vboard:", *items, file=f)
 
 
 def _die_with_parent() -> None:
@@ -57,7 +74,7 @@ def micropython_exe() -> str:
 class VirtualBoard:
     """One virtual board: ``open()`` it, then ``serve()`` until ``stop()``."""
 
-    def __init__(self, folder, heapsize="128k", log=None):
+    def __init__(self, folder, heapsize="128k", log=None, on_ready=None):
         self.folder = Path(folder).resolve()
         self.heapsize = heapsize
         self.log = open(log, "ab", buffering=0) if log else None
@@ -72,6 +89,8 @@ class VirtualBoard:
         self.editor = LineEditor(self._write)
         self.banner = b"MicroPython"
         self._stopping = False
+        self.failed = None  # why serve() gave up, if it did
+        self.on_ready = on_ready  # called with the port once the first VM is up
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -99,10 +118,14 @@ class VirtualBoard:
 
     def serve(self) -> None:
         while not self._stopping:
-            for key, events in self.sel.select():
+            due = self.job.get("due") if self.job else None
+            timeout = None if due is None else max(0.0, due - time.monotonic())
+            for key, events in self.sel.select(timeout):
                 if self._stopping:
                     break
                 self._dispatch(key.data, events)
+            if self.job and self.job.get("due") and time.monotonic() >= self.job["due"]:
+                self._interrupt()
         self.close()
 
     def close(self) -> None:
@@ -140,6 +163,7 @@ class VirtualBoard:
             self.mode = "friendly"
         ctl_in_r, ctl_in_w = os.pipe()
         ctl_out_r, ctl_out_w = os.pipe()
+        in_r, in_w = os.pipe()  # the VM's stdin; the host keeps its read end too
         env = dict(
             os.environ,
             VBOARD_ROOT=str(self.folder),
@@ -150,7 +174,7 @@ class VirtualBoard:
         cmd = [micropython_exe(), "-X", "heapsize=" + self.heapsize, str(HERE / "vm_main.py")]
         self.vm = subprocess.Popen(
             cmd,
-            stdin=subprocess.PIPE,
+            stdin=in_r,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             pass_fds=(ctl_in_r, ctl_out_w),
@@ -161,12 +185,13 @@ class VirtualBoard:
         os.close(ctl_in_r)
         os.close(ctl_out_w)
         self.ctl_w, self.ctl_r = ctl_in_w, ctl_out_r
-        self.vm_in, self.vm_out = self.vm.stdin.fileno(), self.vm.stdout.fileno()
-        for fd in (self.vm_in, self.vm_out):
+        self.vm_in, self.vm_in_r, self.vm_out = in_w, in_r, self.vm.stdout.fileno()
+        for fd in (self.vm_in, self.vm_out):  # not vm_in_r: the VM shares its blocking mode
             os.set_blocking(fd, False)
         self.sel.register(self.vm_out, selectors.EVENT_READ, "vm-out")
         self.sel.register(self.ctl_r, selectors.EVENT_READ, "vm-ctl")
         self.ctl_buf = b""
+        self.outstanding = None
         self.to_vm.clear()
         self.state = BOOTING
         self.boot_steps = ["boot.py", "main.py"]
@@ -174,10 +199,11 @@ class VirtualBoard:
         self.job = None
         self.ready = False
 
-    def _kill_vm(self) -> None:
+    def _kill_vm(self) -> bytes:
+        """Stop the VM; return the console input it had not read."""
         vm, self.vm = self.vm, None
         if vm is None:
-            return
+            return b""
         for fd in (self.vm_out, self.ctl_r, self.vm_in):
             try:
                 self.sel.unregister(fd)
@@ -185,17 +211,37 @@ class VirtualBoard:
                 pass
         vm.kill()
         vm.wait()
-        for f in (vm.stdin, vm.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
-        os.close(self.ctl_w)
-        os.close(self.ctl_r)
+        unread = self._unread_input()
+        vm.stdout.close()
+        for fd in (self.ctl_w, self.ctl_r, self.vm_in, self.vm_in_r):
+            os.close(fd)
+        return unread
+
+    def _unread_input(self) -> bytes:
+        """What is left in the VM's stdin; only while the VM does not read it (ended or dead)."""
+        data = b""
+        while select.select([self.vm_in_r], [], [], 0)[0]:
+            chunk = os.read(self.vm_in_r, 65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
 
     def _send(self, kind: bytes, payload: bytes = b"") -> None:
+        """Send a command as one CRC-checked line; keep it for a resend until it is answered."""
+        if TRACE:
+            _trace("send", kind, payload[:40], self.state)
+        head = kind + b"%08x" % self.seq
+        body = base64.b64encode(payload)
+        line = head + b"%08x" % zlib.crc32(head + body) + body + b"\n"
+        self.outstanding = (ANSWERS[kind], line)
+        self._write_ctl(line)
+
+    def _write_ctl(self, line: bytes) -> None:
+        view = memoryview(line)
         try:
-            os.write(self.ctl_w, kind + len(payload).to_bytes(4, "big") + payload)
+            while view:
+                view = view[os.write(self.ctl_w, view) :]
         except OSError:
             pass  # the VM is gone; its stdout EOF restarts it
 
@@ -225,9 +271,10 @@ class VirtualBoard:
         code = self.vm.wait()
         self._write(b"\r\nvboard: the VM exited (status %d): hard reset\r\n" % code)
         if not self.ready:
-            self._write(b"vboard: the VM could not start, giving up\r\n")
+            self.failed = "the MicroPython VM exited (status %d) before it was ready" % code
             self.stop()
             return
+        self.pending[:0] = self._kill_vm() + self.to_vm
         self._power_on(soft=False)
 
     def _ctl_read(self) -> None:
@@ -253,52 +300,72 @@ class VirtualBoard:
                 break
 
     def _notice(self, kind: bytes, payload: bytes) -> None:
+        if TRACE:
+            _trace("notice", kind, payload[:40], self.state)
         seq = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else -1
         current = self.job is not None and seq == self.job["seq"]
-        if kind == b"B":
+        if current and self.outstanding and kind in self.outstanding[0]:
+            self.outstanding = None  # answered
+        if kind == b"R":
+            # A late Ctrl-C hit the VM outside user code: it may have lost the last command.
+            if self.outstanding:
+                self._write_ctl(self.outstanding[1])
+        elif kind == b"B" and not self.ready:
             self.banner = payload
             self.ready = True
+            if self.on_ready:
+                callback, self.on_ready = self.on_ready, None
+                callback(self.port)
             self._boot_step()
         elif kind == b"H":
-            self._power_on(soft=False)  # machine.reset(): the board restarts, input is lost
-            self.pending.clear()
-        elif kind == b"G" and current:
+            # machine.reset(): a fresh VM. Input that came meanwhile is kept for the new one,
+            # and a Ctrl-C among it still skips main.py (mpremote can follow right away).
+            ctrl_c = b"\x03" if self.job and self.job["interrupt"] else b""
+            self.pending[:0] = ctrl_c + self._kill_vm() + self.to_vm
+            self._power_on(soft=False)
+            self._pump()
+        elif kind == b"G" and current and not self.job["started"]:
             self.job["started"] = True
             if self.job["interrupt"]:
-                self._interrupt()
+                self._request_interrupt()
         elif kind == b"E" and current and self.state == RUNNING:
             self._drain_vm_output()  # all output of the code precedes what comes next
             self.job["status"] = payload[4:5]
             self.job["text"] = payload[5:]
-            self.state = WAITING
-            self._send(b"D", self._seq())
-        elif kind == b"L" and current and self.state == WAITING:
-            # Input the code left unread goes back to the REPL, ahead of newer input.
-            self.pending[:0] = payload[4:] + self.to_vm
+            # Input the code left unread goes back to the REPL, ahead of newer input; so does a
+            # Ctrl-C that was not delivered because the code ended first.
+            ctrl_c = b"\x03" if self.job["interrupt"] else b""
+            self.pending[:0] = ctrl_c + self._unread_input() + self.to_vm
             self.to_vm.clear()
             self._finish(self.job)
         elif kind == b"C" and current and self.state == WAITING:
             self._completed(payload[4:].decode(errors="replace"))
-
-    def _seq(self) -> bytes:
-        return self.seq.to_bytes(4, "big")
 
     def _start_job(self, kind: str, message: bytes, payload: bytes, **extra) -> None:
         self.seq += 1
         self.job = {"seq": self.seq, "kind": kind, "started": False, "interrupt": False}
         self.job.update(extra)
         self.state = RUNNING if message in (b"X", b"F") else WAITING
-        self._send(message, self._seq() + payload)
+        self._send(message, payload)
 
     def _run_code(self, kind: str, source: str, single: bool = False) -> None:
         source = source.replace("\r\n", "\n").replace("\r", "\n")
         mode = b"s" if single else b"f"
         self._start_job(kind, b"X", mode + source.encode("utf-8", "surrogateescape"))
 
+    def _request_interrupt(self) -> None:
+        """Ctrl-C while code runs: SIGINT after a grace period, if the code still runs then."""
+        job = self.job
+        job["interrupt"] = True
+        if job["started"] and not job.get("due"):
+            job["due"] = max(time.monotonic() + GRACE, job.get("sigint", 0.0) + SIGINT_GAP)
+
     def _interrupt(self) -> None:
-        now = time.monotonic()
-        if now - self.job.get("sigint", -SIGINT_GAP) >= SIGINT_GAP:
-            self.job["sigint"] = now
+        job = self.job
+        job["due"] = None
+        if self.state == RUNNING and job["interrupt"]:
+            job["interrupt"] = False
+            job["sigint"] = time.monotonic()
             self.vm.send_signal(signal.SIGINT)
 
     # -- console output --------------------------------------------------------------------
@@ -339,6 +406,8 @@ class VirtualBoard:
             return
         except OSError:
             return
+        if TRACE:
+            _trace("input", data[:40], self.state)
         self.pending += data
         self._pump()
 
@@ -370,10 +439,7 @@ class VirtualBoard:
             self.pending += rest
             if self.job["kind"] == "boot":
                 self.skip_main = True
-            if self.job["started"]:
-                self._interrupt()
-            else:
-                self.job["interrupt"] = True
+            self._request_interrupt()
         self._flush_to_vm()
 
     def _flush_to_vm(self) -> None:

@@ -6,21 +6,26 @@ namespace, with the board folder mounted at ``/`` and a board's ``sys.path``. Us
 straight to stdout (the console; ``print`` ends lines with CRLF as on a board) and reads stdin
 (console input while it runs).
 
-Control messages are ``kind (1 byte) + length (4 bytes, big-endian) + payload``; ``seq`` is the
-host's 4-byte execution number.
-  host -> VM: ``X`` seq+mode+source (mode ``s`` single or ``f`` file input), ``F`` seq+filename
-              (run it if it exists), ``D`` seq (return unread console input), ``C`` seq+text
-              (tab completion)
-  VM -> host: ``B`` banner (ready), ``G`` seq (user code starts), ``E`` seq+status+traceback
-              (``0`` ok, ``X`` exception, ``K`` KeyboardInterrupt, ``S`` SystemExit),
-              ``L`` seq+bytes, ``C`` seq+names, ``H`` (machine.reset())
-The host sends SIGINT (the unix port raises KeyboardInterrupt) only between ``G`` and ``E``.
+host -> VM, one line per command: kind, seq (8 hex), CRC-32 (8 hex) of the rest, base64 payload.
+  ``X`` mode+source (mode ``s`` single or ``f`` file input), ``F`` filename (run it if it
+  exists), ``C`` text (tab completion)
+VM -> host: kind + length (4 bytes, big-endian) + payload, seq first (4 bytes):
+  ``B`` banner (ready), ``G`` (user code starts), ``E`` status+traceback (``0`` ok, ``X``
+  exception, ``K`` KeyboardInterrupt, ``S`` SystemExit), ``C`` names, ``H`` (machine.reset()),
+  ``R`` (resend your last command)
+
+Ctrl-C is SIGINT, which the unix port raises as KeyboardInterrupt at once, wherever the VM is
+(even inside a C function or a collection). The host sends it only while user code runs, but
+one can land late, in this program, and cut a command or a reply short. Then the program
+unlocks the heap (``gc.collect()``), reports the job it was running (``E``) and asks for a
+resend (``R``); a torn command line fails its CRC and a resent job runs only once (seq).
 """
 
+import binascii
 import builtins
+import gc
 import io
 import os
-import select
 import sys
 
 import vfs
@@ -31,34 +36,14 @@ _IN = open("/proc/self/fd/" + os.getenv("VBOARD_CTL_IN"), "rb")
 _OUT = open("/proc/self/fd/" + os.getenv("VBOARD_CTL_OUT"), "wb")
 _ME = __file__
 _G = {"__name__": "__main__"}
+_JOB = []  # [seq, status, traceback] of the job that runs, until its E is sent
+_DONE = [0]  # seq of the last job started: a resent one is not run twice
+_LATE = [0]  # 1: a Ctrl-C landed in this program; report and ask for a resend
 
 
 def _send(kind, payload=b""):
-    # One write per message (kept below PIPE_BUF by the callers), so it is atomic.
+    # One write of less than PIPE_BUF bytes per message: atomic, never torn.
     _OUT.write(kind + len(payload).to_bytes(4, "big") + payload)
-
-
-def _send_safely(kind, payload=b""):
-    # A late SIGINT may land here: retry (the host drops a duplicate by its seq).
-    while True:
-        try:
-            _send(kind, payload)
-            return
-        except KeyboardInterrupt:
-            pass
-
-
-def _read_exact(n):
-    data = b""
-    while len(data) < n:
-        try:
-            chunk = _IN.read(n - len(data))
-        except KeyboardInterrupt:
-            continue
-        if not chunk:
-            sys.exit(0)  # host gone
-        data += chunk
-    return data
 
 
 def _traceback(exc):
@@ -66,14 +51,16 @@ def _traceback(exc):
     sys.print_exception(exc, buf)
     # Drop this program's own frames: the console shows the user's code only.
     lines = [ln for ln in buf.getvalue().split("\n") if _ME not in ln]
-    return "\n".join(lines)[-3000:]
+    return "\n".join(lines)[-3000:].encode()
 
 
-def _run(seq, source, name, mode):
-    status, text = b"0", ""
+def _run(source, name, mode):
+    # _JOB holds [seq, b"K", b""]: a Ctrl-C anywhere below still ends in an E for this job.
     try:
-        _send(b"G", seq)
-        if source is None:
+        _send(b"G", _JOB[0])
+        if source is not None:
+            source = source.decode()
+        else:
             try:
                 os.stat(name)
             except OSError:
@@ -85,33 +72,19 @@ def _run(seq, source, name, mode):
         code = compile(source, name, mode)
         source = None
         exec(code, _G)
+        _JOB[1] = b"0"
     except SystemExit:
-        status = b"S"
-    except KeyboardInterrupt as exc:
-        status, text = b"K", _traceback(exc)
+        _JOB[1] = b"S"
     except BaseException as exc:  # noqa: B036 - a board's REPL prints every exception
-        status = b"X"
+        gc.collect()  # a Ctrl-C inside a collection leaves the heap locked; this unlocks it
+        _JOB[1] = b"K" if isinstance(exc, KeyboardInterrupt) else b"X"
+        _JOB[2] = type(exc).__name__.encode() + b"\n"
         try:
-            text = _traceback(exc)
-        except BaseException:  # noqa: B036 - e.g. MemoryError while formatting
-            text = "%s\n" % type(exc).__name__
-    _send_safely(b"E", seq + status + text.encode())
-
-
-def _drain(seq):
-    # Console bytes the host forwarded while code ran and that the code did not read.
-    left = b""
-    try:
-        poller = select.poll()
-        poller.register(sys.stdin, select.POLLIN)
-        while len(left) < 3000 and poller.poll(0):
-            byte = sys.stdin.buffer.read(1)
-            if not byte:
-                break
-            left += byte
-    except KeyboardInterrupt:
-        pass
-    _send_safely(b"L", seq + left)
+            _JOB[2] = _traceback(exc)
+        except Exception:  # noqa: BLE001 - e.g. MemoryError: the name is enough
+            pass
+    _send(b"E", _JOB[0] + _JOB[1] + _JOB[2])
+    _JOB.clear()
 
 
 def _complete(seq, text):
@@ -128,10 +101,54 @@ def _complete(seq, text):
             for word in words[1:-1]:
                 obj = getattr(obj, word)
             names = dir(obj)
-    except BaseException:  # noqa: B036 - nothing to complete (or a late Ctrl-C)
+    except Exception:  # noqa: BLE001 - nothing to complete
         pass
     found = sorted({n for n in names if n.startswith(words[-1])})
-    _send_safely(b"C", seq + "\n".join(found)[:3000].encode())
+    _send(b"C", seq + "\n".join(found)[:3000].encode())
+
+
+def _command(line):
+    """(kind, seq, payload) of a command line, or None if it is torn or corrupt."""
+    if len(line) < 18 or line[-1:] != b"\n":
+        return None
+    try:
+        if binascii.crc32(line[:9] + line[17:-1]) != int(line[9:17], 16):
+            return None
+        return line[:1], int(line[1:9], 16), binascii.a2b_base64(line[17:-1])
+    except ValueError:
+        return None
+
+
+def _serve():
+    while True:
+        if _LATE[0]:
+            gc.collect()  # a Ctrl-C inside a collection leaves the heap locked; this unlocks it
+            if _JOB:  # the Ctrl-C cut the job's end short: report it now
+                _send(b"E", _JOB[0] + _JOB[1] + _JOB[2])
+                _JOB.clear()
+            _send(b"R")
+            _LATE[0] = 0
+        line = _IN.readline()
+        if not line:
+            return  # the host is gone
+        command = _command(line)
+        if command is None:
+            continue
+        kind, seq, payload = command
+        tag = seq.to_bytes(4, "big")
+        if kind == b"X" or kind == b"F":
+            if seq <= _DONE[0]:
+                # Resent because a Ctrl-C cut this job short before it could start.
+                _send(b"E", tag + b"K")
+                continue
+            _JOB[:] = [tag, b"K", b""]
+            _DONE[0] = seq
+            if kind == b"X":
+                _run(payload[1:], "<stdin>", "single" if payload[:1] == b"s" else "exec")
+            else:
+                _run(None, payload.decode(), "exec")
+        elif kind == b"C":
+            _complete(tag, payload.decode())
 
 
 _print = print
@@ -160,7 +177,7 @@ def _repl_print(value):
 def _setup():
     builtins.print = _cooked_print
     builtins.__repl_print__ = _repl_print
-    vm_machine._notify = _send_safely
+    vm_machine._notify = _send
     sys.modules["machine"] = vm_machine
     sys.modules["os"] = vm_os
     root = os.getenv("VBOARD_ROOT")
@@ -170,30 +187,22 @@ def _setup():
     sys.path.clear()
     sys.path.extend(("", ".frozen", "/lib"))
     banner = sys.version.split("; ", 1)[1] + "; " + sys.implementation._machine
-    _send_safely(b"B", banner.encode())
+    _send(b"B", banner.encode())
 
 
 def main():
     _setup()
+    # Two nested handlers: a Ctrl-C on the inner loop's edge is caught by the outer one.
     while True:
         try:
-            head = _IN.read(5)
+            while True:
+                try:
+                    _serve()
+                    return
+                except KeyboardInterrupt:
+                    _LATE[0] = 1
         except KeyboardInterrupt:
-            continue
-        if not head:
-            return
-        kind = head[:1]
-        payload = _read_exact(int.from_bytes(head[1:5], "big"))
-        seq = payload[:4]
-        if kind == b"X":
-            mode = "single" if payload[4:5] == b"s" else "exec"
-            _run(seq, payload[5:].decode(), "<stdin>", mode)
-        elif kind == b"F":
-            _run(seq, None, payload[4:].decode(), "exec")
-        elif kind == b"D":
-            _drain(seq)
-        elif kind == b"C":
-            _complete(seq, payload[4:].decode())
+            _LATE[0] = 1
 
 
 main()
