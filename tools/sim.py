@@ -427,7 +427,11 @@ def build_parser():
         default=5.0,
         help="seconds between downlinks once online (default 5)",
     )
-    p.add_argument("--heapsize", default="128k", help="MicroPython heap (default 128k)")
+    p.add_argument(
+        "--heapsize",
+        default=simkit.FIRMWARE_HEAP,
+        help="MicroPython heap (default %s)" % simkit.FIRMWARE_HEAP,
+    )
     p.add_argument(
         "--source",
         action="store_true",

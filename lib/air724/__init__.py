@@ -29,22 +29,57 @@ class Air724:
         queue_len: int = 8,
         cid: int = 1,
     ):
-        from air724.bearer import Bearer
         from air724.events import LinkEvents
-        from air724.http import HTTPClient
-        from air724.module import Module
         from air724.mqtt import MQTTClient
         from atmodem import EV_UNSOLICITED, ATChannel
 
         self._unsolicited = EV_UNSOLICITED
+        self._cid = cid
+        self._data_max = data_max
+        self._http = self._bearer = self._module = None
         self.on_event = None
         self.channel = ATChannel(stream, writer, bufsize, data_max)
         self.channel.on_event = self._event
         self.events = LinkEvents(self.channel)
-        self.module = Module(self.channel)
-        self.bearer = Bearer(self.channel, cid)
-        self.http = HTTPClient(self.channel, cid, data_max)
         self.mqtt = MQTTClient(self.channel, self.events, queue_len)
+
+    # The module checks, HTTP and the SAPBR bearer are needed while bringing the link up, not
+    # online: created on first use and dropped by release(), so their code can leave RAM.
+
+    @property
+    def module(self):
+        if self._module is None:
+            from air724.module import Module
+
+            self._module = Module(self.channel)
+        return self._module
+
+    @property
+    def http(self):
+        if self._http is None:
+            from air724.http import HTTPClient
+
+            self._http = HTTPClient(self.channel, self._cid, self._data_max)
+        return self._http
+
+    @property
+    def bearer(self):
+        if self._bearer is None:
+            from air724.bearer import Bearer
+
+            self._bearer = Bearer(self.channel, self._cid)
+        return self._bearer
+
+    def release_http(self) -> None:
+        """Forget the HTTP client and the bearer object (the bearer itself stays open)."""
+        if self._http is not None:
+            self.channel.remove_urc(b"+HTTPACTION:")
+        self._http = self._bearer = None
+
+    def release(self) -> None:
+        """Forget every part created on demand (module checks, HTTP, bearer)."""
+        self.release_http()
+        self._module = None
 
     def _event(self, kind, data):
         if kind == self._unsolicited:

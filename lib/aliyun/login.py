@@ -8,14 +8,16 @@
   device secret, saved to ``store_path`` so the device registers once; then ``direct``.
 
 ``Login.credentials(http)`` returns a ``sign.MQTTCredentials``; ``http`` is the driver's
-``HTTPClient`` (only used by the ``http`` and ``dynreg`` modes, over the SAPBR bearer).
+``HTTPClient`` (only used by the ``http`` and ``dynreg`` modes, over the SAPBR bearer). The
+session imports this module only to log in and unloads it afterwards (with sign, auth, digest),
+so ``Login.token`` carries the iotToken cache from one login to the next.
 """
 
 import json
 
 from micropython import const
 
-from aliyun import auth, sign
+from aliyun import sign
 
 _TOKEN_LIFE_MS = const(6 * 24 * 3600 * 1000)  # iotToken lasts 7 days (§2); renew a day early
 _HTTP_TIMEOUT_MS = const(60000)
@@ -42,17 +44,14 @@ def load_secret(path: str, config: dict):
 
 
 class Login:
-    def __init__(self, config: dict, device_name: str, store_path: str, now_ms, log):
+    def __init__(self, config: dict, device_name: str, store_path: str, now_ms, log, token=None):
         self.config = config
         self.device_name = device_name
         self.store_path = store_path
         self._now_ms = now_ms
         self._log = log
-        self._token = None  # (AuthToken, obtained at ms)
-
-    def forget_token(self) -> None:
-        """Drop the cached iotToken (the broker refused it): the next login asks anew."""
-        self._token = None
+        # (iotId, iotToken, host, port, obtained at ms): plain values, kept by the caller.
+        self.token = token
 
     def _client_id(self) -> str:
         return self.config["product_key"] + "." + self.device_name
@@ -83,14 +82,18 @@ class Login:
         )
 
     async def _post(self, http, path: str, form: str):
+        from aliyun import auth
+
         url = auth.url(auth.auth_host(self.config["region"]), path)
         headers = ("Content-Type: " + auth.CONTENT_TYPE,)
         return await http.post(url, form, headers, _HTTP_TIMEOUT_MS)
 
     async def _token_credentials(self, http):
+        from aliyun import auth  # HTTPS auth only: direct logins never load it
+
         cfg = self.config
-        cached = self._token
-        if cached is None or self._now_ms() - cached[1] > _TOKEN_LIFE_MS:
+        token = self.token
+        if token is None or self._now_ms() - token[4] > _TOKEN_LIFE_MS:
             form = auth.auth_form(
                 cfg["product_key"],
                 self.device_name,
@@ -99,18 +102,18 @@ class Login:
                 signmethod=cfg["signmethod"],
             )
             status, body = await self._post(http, auth.AUTH_PATH, form)
-            cached = self._token = (auth.parse_auth_reply(body, status), self._now_ms())
+            got = auth.parse_auth_reply(body, status)
+            token = self.token = (got.iot_id, got.iot_token, got.host, got.port, self._now_ms())
             self._log("info", "auth: iotToken obtained")
-        token = cached[0]
         # §2: connect over TLS to the host the reply names (else the product's region host).
-        host = token.host or self._host()
-        port = token.port or cfg["port"]
+        host = token[2] or self._host()
+        port = token[3] or cfg["port"]
         return sign.MQTTCredentials(
-            self._client_id(), token.iot_id, token.iot_token, host, port, True, cfg["keepalive_s"]
+            self._client_id(), token[0], token[1], host, port, True, cfg["keepalive_s"]
         )
 
     async def _register(self, http) -> str:
-        from aliyun import dynreg  # lazy: only devices that register need it
+        from aliyun import auth, dynreg  # lazy: only devices that register need them
 
         cfg = self.config
         form = dynreg.register_form(

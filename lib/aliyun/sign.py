@@ -27,6 +27,8 @@ PORT_TLS_ONLY = const(8883)  # TLS with Aliyun's own root (§1.1)
 class SignError(ValueError):
     """Bad signing input; ``field`` names the offending parameter."""
 
+    permanent = True  # the same input fails the same way: retrying cannot help
+
     def __init__(self, field: str, message: str):
         super().__init__(field + ": " + message)
         self.field = field
@@ -141,7 +143,16 @@ def check_region(region) -> str:
 class MQTTCredentials:
     """Everything the module's MQTT client needs for a direct (one-device-one-secret) CONNECT."""
 
-    def __init__(self, client_id, username, password, host, port, tls, keepalive):
+    def __init__(
+        self,
+        client_id: str,
+        username: str,
+        password: str,
+        host: str,
+        port: int,
+        tls: bool,
+        keepalive: int,
+    ):
         self.client_id = client_id
         self.username = username
         self.password = password
@@ -167,7 +178,7 @@ def mqtt_credentials(
     device_name: str,
     device_secret: str,
     client_id: "str | None" = None,
-    timestamp=None,
+    timestamp: "int | str | None" = None,
     signmethod: str = DEFAULT_SIGN_METHOD,
     securemode: int = SECUREMODE_TLS,
     region: str = DEFAULT_REGION,

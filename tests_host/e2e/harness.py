@@ -3,7 +3,7 @@
 ``Stack`` wraps tools/simkit.py (the same plumbing as ``make sim``) for tests:
 
     def test_direct_auth_comes_online(stack):
-        stack.start(auth="direct")                         # cloud, module, firmware (128k heap)
+        stack.start(auth="direct")                         # cloud, module, firmware
         stack.wait_device(r" I state online")              # a firmware log line (regex)
         stack.wait_row(type="status", status="online")     # a row of the cloud's message log
         stack.user_get('{"n":1}')                          # downlink on /pk/dn/user/get
@@ -106,8 +106,12 @@ class Stack:
         secret = self.product["productSecret"] if self.product else ""
         return simkit.device_config(self.device, auth, url, product_secret=secret, **overrides)
 
-    def start_firmware(self, config, heapsize="128k", mpy=True):
-        """Run the firmware with ``config`` (a dict, or raw text for broken files)."""
+    def start_firmware(self, config, heapsize=None, mpy=True):
+        """Run the firmware with ``config`` (a dict, or raw text for broken files).
+
+        The heap is ``E2E_HEAPSIZE`` (the benchmark's search sets it), else ``FIRMWARE_HEAP``.
+        """
+        heapsize = heapsize or os.environ.get("E2E_HEAPSIZE", simkit.FIRMWARE_HEAP)
         self.firmware = simkit.Firmware(
             self.workdir / "board", config, heapsize, mpy, on_line=self._line
         ).prepare()

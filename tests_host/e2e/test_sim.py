@@ -193,7 +193,8 @@ def test_parser_reads_the_environment(monkeypatch):
     monkeypatch.setenv("SIM_AUTH", "http")
     monkeypatch.setenv("SIM_AT", "1")
     o = options()
-    assert (o.seconds, o.auth, o.at, o.tls, o.heapsize) == (30, "http", True, True, "128k")
+    assert (o.seconds, o.auth, o.at, o.tls) == (30, "http", True, True)
+    assert o.heapsize == simkit.FIRMWARE_HEAP
     monkeypatch.delenv("SIM_SECONDS")
     assert options().seconds == 0  # until interrupted
 

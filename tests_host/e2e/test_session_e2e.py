@@ -78,15 +78,17 @@ def test_wrong_secret_is_refused_and_backs_off(stack):
     stack.start(device_secret="W" * 32)
     refused = stack.wait_row(type="status", status="rc=4 bad user name or password")
     assert refused["deviceName"] == stack.device["deviceName"]
-    stack.wait_device(r" I state backoff$")
-    # A permanent fault waits Recovery.permanent_ms (an hour) before the next attempt.
+    # Three refusals in a row (with short backoffs) make it a permanent fault: reported, then
+    # the next attempt only after Recovery.permanent_ms (an hour), so no tight loop.
+    stack.wait_device(r" E permanent fault: .*refused 3 times")
+    stack.wait_device(r" I retry in 3600000 ms \(wait\)")
     assert stack.firmware.stop() == 0
-    assert len(stack.rows.matching(type="status", status=refused["status"])) == 1
+    assert len(stack.rows.matching(type="status", status=refused["status"])) == 3
 
 
 def test_stats_line_on_ctrl_c(stack):
     online(stack)
-    stack.wait_row(type="up", topic="/thing/event/property/post")
+    stack.wait_device(r" I up properties: 200")
     assert stack.firmware.stop() == 0
     stats = stack.firmware.stats()
     assert stats is not None and stats["reports"] >= 1, json.dumps(stats)
