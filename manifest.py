@@ -26,6 +26,7 @@ package(
         "__init__.py",
         "alink.py",
         "auth.py",
+        "bringup.py",
         "digest.py",
         "dynreg.py",
         "login.py",
