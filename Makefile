@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory mpy
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -35,7 +35,7 @@ async def wait_event(event, timeout_ms: int) -> bool:
     """Wait for ``event`` at most ``timeout_ms``; True if it was set."""
     try:
         if hasattr(asyncio, "wait_for_ms"):
-            await asyncio.wait_for_ms(event.wait(), timeout_ms)  # type: ignore[attr-defined]
+            await asyncio.wait_for_ms(event.wait(), timeout_ms)
         else:
             await asyncio.wait_for(event.wait(), timeout_ms / 1000)
         return True

@@ -16,11 +16,12 @@ STUBS = ROOT / ".venv" / "stubs"
 STDLIB_STUBS = "micropython-stdlib-stubs==1.29.0.post2"  # MicroPython's own typeshed subset
 BOARDS = ROOT / "firmware" / "boards"
 
-# port: (stub package pinned to the MicroPython release we target, its board module)
+# port: (stub package pinned to the MicroPython release we target, its board modules); mcu.py
+# is the microcontrollers' shared half, checked against each one's machine module.
 PORTS = {
-    "esp32": ("micropython-esp32-stubs==1.29.0.post1", "esp32.py"),
-    "rp2": ("micropython-rp2-stubs==1.29.0.post1", "rp2.py"),
-    "unix": ("micropython-unix-stubs==1.29.0.post1", "unix.py"),
+    "esp32": ("micropython-esp32-stubs==1.29.0.post1", ("esp32.py", "mcu.py")),
+    "rp2": ("micropython-rp2-stubs==1.29.0.post1", ("rp2.py", "mcu.py")),
+    "unix": ("micropython-unix-stubs==1.29.0.post1", ("unix.py",)),
 }
 
 
@@ -40,8 +41,9 @@ def install_stubs(port: str) -> Path:
 def port_config(port: str, stubs: Path) -> dict:
     config = json.loads((ROOT / "pyrightconfig.json").read_text())
     config.pop("//", None)
-    others = [board for name, (_, board) in PORTS.items() if name != port]
-    config["exclude"] = [str(BOARDS / board) for board in others]
+    own = PORTS[port][1]
+    others = {board for _, boards in PORTS.values() for board in boards if board not in own}
+    config["exclude"] = [str(BOARDS / board) for board in sorted(others)]
     config["include"] = [str(ROOT / path) for path in config["include"]]
     config["extraPaths"] = [str(ROOT / path) for path in config["extraPaths"]]
     config["stubPath"] = config["typeshedPath"] = str(stubs)

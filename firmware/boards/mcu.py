@@ -11,6 +11,12 @@ import gc
 from logger import ticks_diff, ticks_ms
 from micropython import const
 
+# A type checker takes every TYPE_CHECKING as true: it checks the calls below against the
+# machine module of the port's stubs (esp32 or rp2). At run time the board passes it in.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import machine
+
 # PWRKEY low >= 1.5 s powers the module on; the Air724 MQTT guide holds it 2 s (air724-at.md
 # §3.1, §10). Released first so a press always starts from the idle level.
 PWRKEY_RELEASE_MS = const(500)
@@ -33,7 +39,7 @@ async def sleep_ms(ms: int) -> None:  # tests replace it to run the sequences wi
 class Led:
     """Status LED on ``pin`` (a machine.Pin set to output); ``enabled`` False keeps it dark."""
 
-    def __init__(self, pin, active: int = 1):
+    def __init__(self, pin: "machine.Pin", active: int = 1):
         self._pin = pin
         self._active = active
         self.pattern = "boot"
@@ -78,7 +84,7 @@ class Led:
 class PowerKey:
     """The Air724's PWRKEY through a transistor: ``press()`` holds it low for PWRKEY_PRESS_MS."""
 
-    def __init__(self, pin, active: int = 1):
+    def __init__(self, pin: "machine.Pin", active: int = 1):
         self._pin = pin
         self._active = active
         pin.value(1 - active)  # released
@@ -99,7 +105,7 @@ class Watchdog:
     (last ``feed()`` + ``timeout_ms``) has not passed. A blocked event loop starves that task,
     so the hardware still resets a hung device within the port limit."""
 
-    def __init__(self, wdt_class, timeout_ms: int, limit_ms: int, clock=None):
+    def __init__(self, wdt_class: "type[machine.WDT]", timeout_ms: int, limit_ms: int, clock=None):
         self.timeout_ms = timeout_ms
         self._clock = clock or ticks_ms
         self._last = self._clock()
@@ -125,7 +131,7 @@ class Watchdog:
 
 def free_heap() -> int:
     gc.collect()
-    return gc.mem_free()  # type: ignore[attr-defined]
+    return gc.mem_free()
 
 
 def _pick(value, default):
@@ -146,8 +152,11 @@ class MCUBoard:
     rxbuf = 4096  # holds a full +HTTPREAD or +MSUB burst (air724-at.md §6.4, §7.4)
     reset_delay_ms = 10000  # after a crash: time to read the log before machine.reset()
 
-    def __init__(self, config: dict, machine: tuple, log=None):
-        self._uart_class, self._pin_class, self._wdt_class, self._reset = machine
+    def __init__(self, config: dict, parts: tuple, log=None):
+        self._uart_class: "type[machine.UART]"
+        self._pin_class: "type[machine.Pin]"
+        self._wdt_class: "type[machine.WDT]"
+        self._uart_class, self._pin_class, self._wdt_class, self._reset = parts
         uart = config.get("uart") or {}
         pins = config.get("pins") or {}
         self.uart_id = _pick(uart.get("id"), self.uart_id)

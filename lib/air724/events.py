@@ -30,7 +30,7 @@ class Ring:
     """Bounded FIFO with an awaitable ``get``; when full the oldest item goes (``dropped``)."""
 
     def __init__(self, size: int):
-        self._items = [None] * size
+        self._items: list = [None] * size
         self._head = 0
         self._len = 0
         self.dropped = 0
@@ -106,7 +106,7 @@ class LinkEvents:
         """The oldest unread event as ``(name, line)``; ``ATTimeoutError`` if none comes."""
         return await self.ring.get(timeout_ms)
 
-    def unsolicited(self, line) -> None:
+    def unsolicited(self, line: "bytes | memoryview") -> None:
         """Feed a line no URC took: any other PDP-deactivation spelling still counts."""
         if b"DEACT" in bytes(line):
             self.publish(PDP_DEACT, bytes(line))
@@ -141,5 +141,5 @@ if hasattr(asyncio, "wait_for_ms"):
     _wait_ms = asyncio.wait_for_ms
 else:  # CPython
 
-    def _wait_ms(aw, ms):
-        return asyncio.wait_for(aw, ms / 1000)
+    def _wait_ms(aw, timeout: int):
+        return asyncio.wait_for(aw, timeout / 1000)

@@ -40,8 +40,8 @@ if hasattr(asyncio, "wait_for_ms"):
     _wait_ms = asyncio.wait_for_ms
 else:  # CPython
 
-    def _wait_ms(aw, ms):
-        return asyncio.wait_for(aw, ms / 1000)
+    def _wait_ms(aw, timeout: int):
+        return asyncio.wait_for(aw, timeout / 1000)
 
 
 class HTTPClient:
@@ -69,7 +69,9 @@ class HTTPClient:
             self._result = (-1, 600, 0)
         self._ev.set()
 
-    async def post(self, url: str, body, headers: tuple = (), timeout_ms: int = 60000) -> tuple:
+    async def post(
+        self, url: str, body: "bytes | str", headers: tuple = (), timeout_ms: int = 60000
+    ) -> tuple:
         """POST ``body`` (bytes or str) to ``url``; returns ``(status, body bytes)``."""
         return await self.request(POST, url, body, headers, timeout_ms)
 
@@ -80,7 +82,7 @@ class HTTPClient:
         self,
         method: int,
         url: str,
-        body=None,
+        body: "bytes | str | None" = None,
         headers: tuple = (),
         timeout_ms: int = 60000,
         data_ms: int = 20000,
@@ -144,7 +146,10 @@ class HTTPClient:
                     raise ATTimeoutError(b"+HTTPACTION") from None
         finally:
             self._waiting = False
-        status, length = self._result[1], self._result[2]
+        result = self._result
+        if result is None:  # not reached: the URC sets the result before the event
+            raise ResponseError("no +HTTPACTION")
+        status, length = result[1], result[2]
         if 600 <= status <= 606:
             raise HTTPError(status)
         if length <= 0 or method == HEAD:

@@ -52,7 +52,7 @@ def _digits(h, a, b):
     return int(h[a:b])
 
 
-def msub_header(head) -> tuple:
+def msub_header(head: "bytes | memoryview") -> "tuple | None":
     """Counted header rule for ``+MSUB: "<topic>",<len> byte,<payload>`` (§7.3).
 
     Returns ``(header length, payload length)`` once the header is complete, else None. Also
@@ -163,7 +163,7 @@ class MQTTClient:
         client_id: str,
         username: str = "",
         password: str = "",
-        will: tuple = None,
+        will: "tuple | None" = None,
         timeout_ms: int = 5000,
     ) -> None:
         """``AT+MCONFIG``; ``will``: ``(topic, message, qos, retain)`` (§7.2)."""
@@ -226,7 +226,12 @@ class MQTTClient:
         await self._cmd(b"AT+MUNSUB=" + _topic_arg(topic), timeout_ms, (b"UNSUBACK",))
 
     async def publish(
-        self, topic: str, payload, qos: int = 0, retain: bool = False, timeout_ms: int = 10000
+        self,
+        topic: str,
+        payload: "bytes | str",
+        qos: int = 0,
+        retain: bool = False,
+        timeout_ms: int = 10000,
     ) -> None:
         """Publish and, for QoS 1/2, wait for the module's PUBACK/PUBCOMP (§7.1: a QoS1
         message must be acked before the next one; the channel stays held meanwhile).
@@ -235,7 +240,7 @@ class MQTTClient:
         length, in ``AT+MPUBEX`` (Air724 firmware V907+).
         """
         t = _topic_arg(topic)
-        if type(payload) is str:
+        if isinstance(payload, str):
             payload = payload.encode()
         ok = _ACKS[_qos(qos)]
         r = 1 if retain else 0
@@ -287,7 +292,7 @@ class MQTTClient:
                 raise
 
 
-def check_publish(topic: str, payload) -> None:
+def check_publish(topic: str, payload: "bytes | str") -> None:
     """Raise ``ArgumentError`` if ``publish`` would refuse this topic or payload (check before
     accepting a message into an outbox)."""
     _topic_arg(topic)

@@ -8,13 +8,13 @@ another one (BRIEF §5 Security).
 from atmodem.errors import ArgumentError, ResponseError
 
 
-def quote(value, what: str = "argument", max_len: int = 256) -> bytes:
+def quote(value: "bytes | str", what: str = "argument", max_len: int = 256) -> bytes:
     """``value`` (str or bytes) as a quoted argument ``"value"``.
 
     Quoted arguments have no escape sequence (only MPUB messages do, air724-at.md §7.2), so a
     ``"``, a CR/LF or any other control character is rejected with ``ArgumentError``.
     """
-    if type(value) is str:
+    if isinstance(value, str):
         value = value.encode()
     if len(value) > max_len:
         raise ArgumentError(what + " longer than %d bytes" % max_len)
@@ -24,7 +24,7 @@ def quote(value, what: str = "argument", max_len: int = 256) -> bytes:
     return b'"' + value + b'"'
 
 
-def is_text(payload) -> bool:
+def is_text(payload: bytes) -> bool:
     """True if MPUB can carry ``payload`` as escaped text: UTF-8, no control bytes but CR/LF."""
     high = False
     for c in payload:
@@ -43,7 +43,7 @@ def is_text(payload) -> bool:
     return True
 
 
-def escape(payload) -> bytes:
+def escape(payload: bytes) -> bytes:
     """MPUB message escapes (air724-at.md §7.2): ``\\`` ``"`` CR LF as ``\\5C \\22 \\0D \\0A``."""
     out = bytes(payload)
     if b"\\" in out:  # first, so the backslashes added below stay as they are
@@ -57,7 +57,7 @@ def escape(payload) -> bytes:
     return out
 
 
-def after(lines, prefix: bytes) -> bytes:
+def after(lines: list, prefix: bytes) -> bytes:
     """Text after ``prefix`` in the first line of ``lines`` that starts with it, stripped."""
     for line in lines:
         if line.startswith(prefix):
@@ -65,7 +65,7 @@ def after(lines, prefix: bytes) -> bytes:
     raise ResponseError("no " + prefix.decode() + " line", lines)
 
 
-def ints(text: bytes, lines=None) -> list:
+def ints(text: bytes, lines: "list | None" = None) -> list:
     """Comma-separated integers (``b"0,1"`` -> ``[0, 1]``); quoted fields are skipped."""
     out = []
     try:

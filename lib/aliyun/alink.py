@@ -57,7 +57,7 @@ class Topics:
     def service_reply(self, identifier: str) -> str:
         return self.service_prefix + identifier + "_reply"
 
-    def service_name(self, topic: str):
+    def service_name(self, topic: str) -> "str | None":
         """The service identifier of a ``thing/service/<id>`` topic, else None."""
         if topic.startswith(self.service_prefix):
             name = topic[len(self.service_prefix) :]
@@ -78,7 +78,7 @@ class IdCounter:
         return str(value)
 
 
-def encode_request(msg_id: str, method: str, params, ack: bool = True) -> bytes:
+def encode_request(msg_id: str, method: str, params: dict, ack: bool = True) -> bytes:
     """An Alink request: ``{"id","version":"1.0","sys":{"ack"},"params","method"}``."""
     body = {
         "id": msg_id,
@@ -98,7 +98,7 @@ def encode_reply(msg_id: str, code: int = CODE_OK, data=None, message: str = "")
     return json.dumps(body).encode()
 
 
-def _load_object(payload) -> dict:
+def _load_object(payload: bytes) -> dict:
     try:
         body = json.loads(payload)
     except (ValueError, UnicodeError):
@@ -108,7 +108,7 @@ def _load_object(payload) -> dict:
     return body
 
 
-def decode_request(payload) -> tuple:
+def decode_request(payload: bytes) -> tuple:
     """Decode a downlink request into ``(id, method, params)``; ``AlinkError`` (460) if malformed.
 
     The id is returned as a string even when the sender used a number, so replies echo it in the
@@ -129,7 +129,7 @@ def decode_request(payload) -> tuple:
     return msg_id, method, params
 
 
-def request_id(payload) -> str:
+def request_id(payload: bytes) -> str:
     """Best-effort id of a request that failed to decode, so the error reply can cite it."""
     try:
         msg_id = json.loads(payload).get("id", "")
@@ -138,7 +138,7 @@ def request_id(payload) -> str:
     return str(msg_id) if isinstance(msg_id, (str, int)) else ""
 
 
-def decode_reply(payload) -> tuple:
+def decode_reply(payload: bytes) -> tuple:
     """Decode a cloud reply (``…_reply`` topics) into ``(id, code, data, message)``."""
     body = _load_object(payload)
     code = body.get("code")
@@ -181,7 +181,7 @@ def ntp_request(device_send_ms: int) -> bytes:
     return json.dumps({"deviceSendTime": str(device_send_ms)}).encode()
 
 
-def ntp_time_ms(payload, device_recv_ms: int) -> int:
+def ntp_time_ms(payload: bytes, device_recv_ms: int) -> int:
     """Accurate time in ms from an NTP response (§4.5):
     (serverRecvTime + serverSendTime + deviceRecvTime - deviceSendTime) / 2."""
     body = _load_object(payload)

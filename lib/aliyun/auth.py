@@ -90,7 +90,7 @@ def auth_form(
     device_name: str,
     device_secret: str,
     client_id: "str | None" = None,
-    timestamp=None,
+    timestamp: "int | str | None" = None,
     signmethod: str = _sign.DEFAULT_SIGN_METHOD,
     resources: "str | None" = "mqtt",
     version: "str | None" = None,
@@ -104,7 +104,7 @@ def auth_form(
     is not sent the server assumes hmacmd5, so ``send_signmethod=False`` requires it.
     """
     cid = device_name if client_id is None else client_id
-    params = {"clientId": cid, "deviceName": device_name, "productKey": product_key}
+    params: dict = {"clientId": cid, "deviceName": device_name, "productKey": product_key}
     if timestamp is not None:
         params["timestamp"] = timestamp
     sig = _sign.sign(params, device_secret, signmethod)
@@ -122,13 +122,14 @@ def auth_form(
     return urlencode(fields)
 
 
-def parse_reply(body, status: int = _OK) -> dict:
+def parse_reply(body: "bytes | str", status: int = _OK) -> dict:
     """The ``data`` object of an iot-auth JSON reply; AuthError unless code is 200.
 
     ``body`` is bytes or str; ``status`` is the HTTP status, used when the body is not JSON.
     """
     try:
-        reply = json.loads(body)
+        # json.loads takes either; the stubs' AnyStr rejects the union.
+        reply = json.loads(body)  # pyright: ignore[reportArgumentType]
     except ValueError:
         reply = None
     if not isinstance(reply, dict):
@@ -172,7 +173,7 @@ class AuthToken:
         self.port = port
 
 
-def parse_auth_reply(body, status: int = _OK) -> AuthToken:
+def parse_auth_reply(body: "bytes | str", status: int = _OK) -> AuthToken:
     """Parse the ``/auth/devicename`` reply into an AuthToken; AuthError/ReplyError otherwise."""
     data = parse_reply(body, status)
     host = port = None

@@ -70,7 +70,14 @@ class Registration:
     """What the platform handed out: ``device_secret`` (register) or ``client_id`` and
     ``device_token`` (regnwl)."""
 
-    def __init__(self, product_key, device_name, device_secret=None, client_id=None, token=None):
+    def __init__(
+        self,
+        product_key: "str | None",
+        device_name: "str | None",
+        device_secret: "str | None" = None,
+        client_id: "str | None" = None,
+        token: "str | None" = None,
+    ):
         self.product_key = product_key
         self.device_name = device_name
         self.device_secret = device_secret
@@ -78,7 +85,7 @@ class Registration:
         self.device_token = token
 
 
-def parse_register_reply(body, status: int = 200) -> Registration:
+def parse_register_reply(body: "bytes | str", status: int = 200) -> Registration:
     """Parse the HTTPS ``/auth/register/device`` reply; AuthError/ReplyError on failure."""
     data = parse_reply(body, status)
     return Registration(
@@ -86,7 +93,7 @@ def parse_register_reply(body, status: int = 200) -> Registration:
     )
 
 
-def parse_register_message(topic: str, payload) -> Registration:
+def parse_register_message(topic: str, payload: bytes) -> Registration:
     """Parse the message pushed on ``/ext/register`` or ``/ext/regnwl`` after CONNACK (§3.2)."""
     kind = REPLY_TOPICS.get(topic)
     if kind is None:
@@ -170,7 +177,9 @@ def connwl_credentials(
         raise _sign.SignError("deviceToken", "registration has no clientId/deviceToken")
     return _sign.MQTTCredentials(
         _sign.check_client_id(reg.client_id) + "|securemode=-2,authType=connwl|",
-        _sign.check_text("deviceName", reg.device_name) + "&" + reg.product_key,
+        _sign.check_text("deviceName", reg.device_name)
+        + "&"
+        + _sign.check_text("productKey", reg.product_key),
         reg.device_token,
         _sign.check_text("host", host),
         _sign.check_port(port),

@@ -36,14 +36,14 @@ class MD5:
     digest_size = 16
     block_size = 64
 
-    def __init__(self, data=b""):
+    def __init__(self, data: bytes = b""):
         self._state = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476)
         self._buf = b""
         self._count = 0
         if data:
             self.update(data)
 
-    def update(self, data) -> None:
+    def update(self, data: bytes) -> None:
         self._count += len(data)
         buf = self._buf + bytes(data)
         end = len(buf) & ~63

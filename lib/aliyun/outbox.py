@@ -11,7 +11,7 @@ class Outbox:
     def __init__(self, capacity: int = 32):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
-        self._slots = [None] * capacity
+        self._slots: list = [None] * capacity
         self._head = 0  # index of the oldest message
         self._count = 0
         self.dropped = 0
@@ -36,7 +36,7 @@ class Outbox:
         self._count += 1
         return kept
 
-    def peek(self):
+    def peek(self) -> "tuple | None":
         """The oldest message as ``(topic, payload)``, or None when empty."""
         return self._slots[self._head] if self._count else None
 

@@ -30,25 +30,31 @@ from atmodem.reader import LineReader, _starts, _tail_int
 
 try:
     from time import ticks_add, ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic
+except ImportError:  # CPython (host tests); never runs on the device
+    # A type checker takes every TYPE_CHECKING as true: it keeps the device's ticks (the
+    # stubs' opaque tick type), and only CPython runs the int fallback.
+    TYPE_CHECKING = False
+    if TYPE_CHECKING:
+        from time import ticks_add, ticks_diff, ticks_ms
+    else:
+        from time import monotonic
 
-    def ticks_ms():
-        return int(monotonic() * 1000)
+        def ticks_ms():
+            return int(monotonic() * 1000)
 
-    def ticks_add(a, b):
-        return a + b
+        def ticks_add(a, b):
+            return a + b
 
-    def ticks_diff(a, b):
-        return a - b
+        def ticks_diff(a, b):
+            return a - b
 
 
 if hasattr(asyncio, "sleep_ms"):
     _sleep_ms = asyncio.sleep_ms
 else:  # CPython
 
-    def _sleep_ms(ms):
-        return asyncio.sleep(ms / 1000)
+    def _sleep_ms(delay: int):
+        return asyncio.sleep(delay / 1000)
 
 
 _OK = (b"OK",)
@@ -159,14 +165,14 @@ class ATChannel(LineReader):
 
     async def command(
         self,
-        cmd,
+        cmd: "bytes | str",
         timeout_ms: int = 5000,
         ok: tuple = _OK,
         abort: tuple = (),
-        resp=(),
-        counted: bytes = None,
-        prompt: bytes = None,
-        payload=None,
+        resp: "bytes | tuple | None" = (),
+        counted: "bytes | None" = None,
+        prompt: "bytes | None" = None,
+        payload: "bytes | None" = None,
         resync: bool = True,
     ) -> list:
         """Send ``cmd`` (no CR/LF; the CR is added) and return its response lines.
@@ -183,7 +189,7 @@ class ATChannel(LineReader):
         a cancelled wait the next command first resyncs (see ``resync``); ``resync=False``
         skips that (autobaud ``AT``).
         """
-        if type(cmd) is str:
+        if isinstance(cmd, str):
             cmd = cmd.encode()
         if b"\r" in cmd or b"\n" in cmd:
             raise ArgumentError("CR/LF in command")
@@ -246,7 +252,7 @@ class ATChannel(LineReader):
                 await self._done.wait()
             if self._err is not None:
                 raise self._err
-            return self._lines
+            return self._lines or []  # never None here: success added its final line
         finally:
             if self._active:  # timeout, cancelled caller or write error
                 self._active = False

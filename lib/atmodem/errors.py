@@ -49,7 +49,7 @@ class ArgumentError(ATError):
 class ResponseError(ATError):
     """The module answered, but not in a form the caller can parse; ``lines`` holds it."""
 
-    def __init__(self, msg: str = "", lines: list = None):
+    def __init__(self, msg: str = "", lines: "list | None" = None):
         super().__init__(msg)
         self.lines = lines
 

@@ -71,7 +71,7 @@ class LineReader:
         self._buf = bytearray(bufsize)
         self._mv = memoryview(self._buf)
         self.data_max = data_max
-        self.on_event = None
+        self.on_event: object = None  # None, or a callable on_event(kind, data)
         self.overflows = 0
         self.handler_errors = 0
         self._closed = False
@@ -85,7 +85,7 @@ class LineReader:
         self._skip_sp = False  # a space may follow a '>' prompt
         self._cmode = _IDLE
         self._hs = self._he = self._ps = self._count = 0
-        self._big = self._bigmv = None
+        self._bigmv = None  # a payload's own buffer (_BIG mode)
         self._bigpos = 0
         self._ctarget = None  # None: the pending command; else a URC handler
 
@@ -124,11 +124,11 @@ class LineReader:
 
     # -- hooks for the command side -----------------------------------------------------------
 
-    def _cmd_prompt(self):
+    def _cmd_prompt(self) -> bool:
         """A '>' began a line: True if it released a pending payload."""
         return False
 
-    def _cmd_counted(self, s, n):
+    def _cmd_counted(self, s: int, n: int) -> bool:
         """True if buf[s:s+n] is the pending command's counted header."""
         return False
 
@@ -159,16 +159,17 @@ class LineReader:
             recv = self._read
         try:
             while True:
-                if self._cmode == _BIG:
-                    n = await recv(self._bigmv[self._bigpos :])
+                big = self._bigmv
+                if big is not None:  # _BIG mode: the payload is read into its own buffer
+                    n = await recv(big[self._bigpos :])
                     if n is None:
                         continue
                     if not n:
                         break
                     self._bigpos += n
-                    if self._bigpos == len(self._big):
-                        self._counted(self._bigmv)
-                        self._big = self._bigmv = None
+                    if self._bigpos == len(big):
+                        self._counted(big)
+                        self._bigmv = None
                         self._cmode = _IDLE
                         self._start = self._end = 0
                     continue
@@ -192,7 +193,7 @@ class LineReader:
 
     def _emit(self, kind, data):
         cb = self.on_event
-        if cb is not None:
+        if callable(cb):  # None when nobody listens
             try:
                 cb(kind, data)
             except Exception:  # an observer must not stop the reader
@@ -369,7 +370,6 @@ class LineReader:
             big = bytearray(n)
             have = end - ps
             big[0:have] = self._mv[ps:end]
-            self._big = big
             self._bigmv = memoryview(big)
             self._bigpos = have
             self._cmode = _BIG
