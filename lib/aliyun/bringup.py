@@ -14,19 +14,7 @@ import asyncio
 
 from micropython import const
 
-from aliyun.session import PermanentError, unload
-
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic
-
-    def ticks_ms():
-        return int(monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
+from aliyun.session import PermanentError, ticks_diff, ticks_ms, unload
 
 _SIM_MS = const(30000)
 _REGISTER_MS = const(120000)  # "normally < 2 min" (air724-at.md §10)

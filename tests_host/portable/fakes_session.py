@@ -11,6 +11,7 @@ applied), then the callback applies them (an ``AlinkError`` it raises gives its 
 import asyncio
 
 from aliyun.alink import AlinkError, Topics, check_properties
+from aliyun.thing import topic_matches
 
 if hasattr(asyncio, "wait_for_ms"):
     wait_ms = asyncio.wait_for_ms
@@ -51,18 +52,6 @@ class Recorder:
 
         await wait_ms(reached(), timeout_ms)
         return self.items[n - 1]
-
-
-def topic_matches(topic_filter, topic):
-    """MQTT filter match with ``+`` and ``#``."""
-    want = topic_filter.split("/")
-    have = topic.split("/")
-    for i, level in enumerate(want):
-        if level == "#":
-            return True
-        if i >= len(have) or (level != "+" and level != have[i]):
-            return False
-    return len(want) == len(have)
 
 
 class FakeSession:
