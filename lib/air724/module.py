@@ -163,7 +163,7 @@ class Module:
             raise ResponseError("bad +CSQ", lines)
         return v[0], v[1]
 
-    async def signal_dbm(self, timeout_ms: int = 2000) -> int:
+    async def signal_dbm(self, timeout_ms: int = 2000) -> "int | None":
         """Signal in dBm (2*rssi - 113, §4), or None when unknown (rssi 99)."""
         rssi = (await self.csq(timeout_ms))[0]
         if 0 <= rssi <= 31:

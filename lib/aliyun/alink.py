@@ -176,7 +176,7 @@ def _check_value(key, value, spec):
     return value
 
 
-def ntp_request(device_send_ms: int) -> bytes:
+def ntp_request(device_send_ms) -> bytes:
     """NTP request body (§4.5): the device's send time in ms."""
     return json.dumps({"deviceSendTime": str(device_send_ms)}).encode()
 

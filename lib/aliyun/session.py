@@ -29,25 +29,19 @@ from aliyun import alink
 from aliyun.outbox import Outbox
 from aliyun.recovery import Recovery
 from aliyun.thing import Thing
+from atmodem.channel import ticks_diff, ticks_ms  # with their CPython stand-ins
 
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic
-
-    def ticks_ms():
-        return int(monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
+    from air724 import Air724
+    from aliyun.alink import Topics
 
 if hasattr(asyncio, "wait_for_ms"):
     _wait_ms = asyncio.wait_for_ms
 else:  # CPython
 
-    def _wait_ms(aw, ms):
-        return asyncio.wait_for(aw, ms / 1000)
+    def _wait_ms(aw, timeout: int):
+        return asyncio.wait_for(aw, timeout / 1000)
 
 
 _WATCHDOG_MS = const(120000)
@@ -75,10 +69,12 @@ class Session:
         self.device_name = config["device_name"]
         self.signal_dbm = None
         self.firmware = None  # the module's firmware string once known
-        self.topics = None
+        # Set by name_known() (config.json or the IMEI) before any message goes out.
+        self.topics: "Topics" = None  # pyright: ignore[reportAttributeAccessIssue]
         self.recovery = Recovery()
         self.outbox = Outbox()
-        self.thing = Thing(None, self.log, ticks_ms)  # topics set once the name is known
+        # Its topics are set by name_known(), before any message can arrive or leave.
+        self.thing = Thing(None, self.log, ticks_ms)  # pyright: ignore[reportArgumentType]
         # Counters behind ``stats``.
         self.published = 0
         self.received = 0
@@ -88,7 +84,7 @@ class Session:
         self._online_since = None
         self._time_to_online = None
         # Shared with aliyun.bringup.
-        self.modem = None  # air724.Air724
+        self.modem: "Air724" = None  # pyright: ignore[reportAttributeAccessIssue] - see _open
         self.token = None  # HTTPS auth token kept between logins (see aliyun.login)
         self.pdp_lost = False  # the default PDP context went down: an MQTT retry cannot help
         self.refusals = 0  # CONNACK refusals in a row
@@ -170,9 +166,9 @@ class Session:
         return await self._request(self.topics.event_post(identifier), method, params, timeout_ms)
 
     def time_ms(self):
-        """Epoch milliseconds once NTP over /ext/ntp answered, else None."""
-        offset = self.thing.clock_offset_ms
-        return None if offset is None else ticks_ms() + offset
+        """Epoch milliseconds once NTP over /ext/ntp answered (after each connect), else None."""
+        clock = self.thing.clock
+        return None if clock is None else clock[0] + ticks_diff(ticks_ms(), clock[1])
 
     # -- supervision --
 
@@ -184,14 +180,14 @@ class Session:
             try:
                 await self._bring_up(remedy)
                 self._go_online()
-                await self._serve()
+                await self._serve()  # returns only by raising
             except Exception as exc:  # every fault ends here; the ladder decides what next
                 remedy, delay_ms = self._failed(exc)
-            self.online = False
-            self._online_since = None
-            self.set_state("backoff")
-            self.log("info", "retry in %d ms (%s)" % (delay_ms, remedy))
-            await self._sleep_fed(delay_ms)
+                self.online = False
+                self._online_since = None
+                self.set_state("backoff")
+                self.log("info", "retry in %d ms (%s)" % (delay_ms, remedy))
+                await self._sleep_fed(delay_ms)
 
     def _failed(self, exc) -> tuple:
         if isinstance(exc, PermanentError):

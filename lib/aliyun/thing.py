@@ -41,11 +41,11 @@ class _Waiter:
 
 
 class Thing:
-    def __init__(self, topics, log, now_ms):
+    def __init__(self, topics: "alink.Topics", log, now_ms):
         self.topics = topics
         self.subscriptions = []  # (filter, callback(topic, payload))
         self.ids = alink.IdCounter()
-        self.clock_offset_ms = None  # epoch ms = local ms + offset, once NTP answered
+        self.clock = None  # (epoch ms, now_ms() at that instant) once NTP answered
         self._log = log
         self._now_ms = now_ms
         self._schema = None
@@ -156,10 +156,10 @@ class Thing:
         return call
 
     def _ntp(self, payload) -> None:
+        received = self._now_ms()
         try:
-            epoch_ms = alink.ntp_time_ms(payload, self._now_ms())
+            self.clock = (alink.ntp_time_ms(payload, received), received)
         except AlinkError as exc:
             self._log("warning", "NTP: " + exc.message)
             return
-        self.clock_offset_ms = epoch_ms - self._now_ms()
         self._log("info", "clock set by NTP")

@@ -120,8 +120,10 @@ def test_filters_cover_thing_model_ntp_and_user_topics_once():
     assert thing.filters() == [t.thing_all, t.ntp_response, t.user("get")]
 
 
-def test_ntp_response_sets_clock_offset():
+def test_ntp_response_sets_the_clock():
     thing, _ = make()  # local clock reads 1000 ms
     response = b'{"deviceSendTime":"900","serverRecvTime":"5000","serverSendTime":"5000"}'
     thing.dispatch(thing.topics.ntp_response, response)
-    assert thing.clock_offset_ms == (5000 + 5000 + 1000 - 900) // 2 - 1000
+    assert thing.clock == ((5000 + 5000 + 1000 - 900) // 2, 1000)
+    thing.dispatch(thing.topics.ntp_response, b'{"deviceSendTime":"900"}')
+    assert thing.clock == (5050, 1000)  # an incomplete response changes nothing
