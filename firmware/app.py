@@ -23,6 +23,7 @@ SCHEMA = {"ReportInterval": (int, 5, 3600), "LEDSwitch": (int, 0, 1)}
 _ECHO_QUEUE = const(8)  # echoes waiting to be published; more are dropped and counted
 _PREVIEW = const(48)  # payload characters shown in the log
 _DEMO_STEPS = const(20)
+_REPLY_MS = const(10000)  # how long a post waits for its post_reply
 
 
 def preview(payload) -> str:
@@ -142,14 +143,21 @@ class App:
         return params
 
     async def report(self):
-        """Post the properties once; the post_reply code, or None (timeout or failure)."""
+        """Post the properties once; the post_reply code, or None (timeout, queued or failure).
+
+        Offline the post goes into the session's QoS1 outbox, delivered after recovery: the
+        app does not wait for its reply then.
+        """
         params = self.properties()
+        online = self.session.online
         try:
-            code = await self.session.post_properties(params)
+            code = await self.session.post_properties(params, _REPLY_MS if online else 0)
         except Exception as exc:  # a failed post must not stop the telemetry loop
             self.log("warning", "property post failed: " + repr(exc))
             return None
-        if code == 200:
+        if not online:
+            self.log("info", "up properties: queued while offline")
+        elif code == 200:
             self.reports += 1
             self.log("info", "up properties: 200 (heap %d B)" % params["FreeHeap"])
         else:
@@ -157,8 +165,8 @@ class App:
         return code
 
     async def _telemetry(self) -> None:
+        await self._online.wait()  # the first report once online; from then on, every interval
         while True:
-            await self._online.wait()
             self._wake.clear()
             await self.report()
             await self._wait(self._wake, self.interval_s * 1000)

@@ -64,6 +64,7 @@ class FakeSession:
         self.post_reply = 200  # what post_properties answers (None: timeout)
         self.posts = Recorder()  # params of each post_properties
         self.posted_offline = 0  # post_properties calls made while not online
+        self.reply_timeouts = []  # timeout_ms of each post_properties call
         self.published = Recorder()  # (topic, payload, qos) accepted by publish
         self.events = Recorder()  # (identifier, params) of post_event
         self.subscriptions = []  # (filter, callback)
@@ -98,6 +99,7 @@ class FakeSession:
         return True
 
     async def post_properties(self, params, timeout_ms=10000):
+        self.reply_timeouts.append(timeout_ms)
         if not self.online:
             self.posted_offline += 1
         self.posts.append(dict(params))

@@ -208,17 +208,33 @@ async def test_failed_posts_are_logged_and_telemetry_goes_on():
         await stop(task)
 
 
-async def test_going_offline_pauses_telemetry():
-    application, session, _, _ = make_app(wait=app.wait_event, telemetry_interval_s=5)
+async def test_no_telemetry_before_the_first_online():
+    waits = Waits()
+    application, session, _, _ = make_app(wait=waits, telemetry_interval_s=5)
+    task = asyncio.create_task(application.run())
+    try:
+        session.set_state("network")
+        session.property_set({"LEDSwitch": 0})  # wakes nothing: not yet online
+        session.set_state("online")
+        assert (await session.posts.wait(1))["LEDSwitch"] == 0
+        assert session.posted_offline == 0 and len(session.posts) == 1
+    finally:
+        await stop(task)
+
+
+async def test_offline_telemetry_is_queued_not_awaited():
+    application, session, _, log = make_app(wait=app.wait_event, telemetry_interval_s=5)
     task = asyncio.create_task(application.run())
     try:
         session.set_state("online")
         await session.posts.wait(1)
         session.set_state("backoff")
-        session.property_set({"LEDSwitch": 0})  # wakes the loop; offline it must not post
-        session.set_state("online")
+        session.post_reply = None  # no reply while offline
+        session.property_set({"LEDSwitch": 0})  # wakes the loop: it posts into the outbox
         assert (await session.posts.wait(2))["LEDSwitch"] == 0
-        assert session.posted_offline == 0
+        assert session.posted_offline == 1 and session.reply_timeouts[-1] == 0
+        assert log.find("up properties: queued while offline", "info")
+        assert application.reports == 1
     finally:
         await stop(task)
 
