@@ -59,6 +59,12 @@ class PermanentError(Exception):
 
 
 class Session:
+    """One device's link to Aliyun IoT over an Air724UG on ``board`` (see firmware/boards).
+
+    ``config`` is the validated config.json (firmware/config.py); ``log(level, message)``;
+    ``store_path`` keeps the device secret obtained by dynamic registration.
+    """
+
     def __init__(self, board, config: dict, log=None, store_path: str = "device_secret.json"):
         self.board = board
         self.config = config
@@ -133,9 +139,10 @@ class Session:
         self.thing.on_service(identifier, callback)
 
     async def publish(self, topic: str, payload, qos: int = 0) -> bool:
-        """QoS1: accepted into the outbox (even offline), sent in order after PUBACK-checked
-        delivery; True unless the outbox had to drop its oldest message. QoS0: sent now if
-        online, else dropped (False, counted)."""
+        """QoS1: accepted into the outbox (even offline) and sent in order, each after the
+        previous PUBACK; True unless the outbox had to drop its oldest message. QoS0: sent now
+        if online, else dropped (False, counted). A topic or payload the module cannot carry
+        raises ``atmodem.ArgumentError`` at once."""
         check_publish(topic, payload)  # a bad topic or payload fails here, not in the outbox
         if qos == 1:
             kept = self.outbox.put(topic, payload)
