@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Re-install when the pinned dependencies change.
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint mpy typecheck venv clean sim flash repl vboard
+.PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench
 
 venv: $(STAMP)
 
@@ -51,6 +51,12 @@ flash: $(STAMP)
 repl: $(STAMP)
 	@test -n "$(PORT)" || { echo "make repl: set PORT=/dev/ttyUSB0 (or a vboard's port)" >&2; exit 2; }
 	$(BIN)/mpremote connect "$(PORT)" repl
+
+# Performance figures (heap, footprint, throughput, latency, idle CPU, boot time, AT engine
+# allocations) on the MicroPython VM with the emulator and the local cloud: a table on stdout
+# and build/bench.json, in under 10 minutes. FIGURE=name runs one (python -m tools.bench -h).
+bench: $(STAMP)
+	$(BIN)/python -m tools.bench $(FIGURE)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
