@@ -59,6 +59,12 @@ class Board:
         self.close_uart()
         if self.tcp is not None:
             self._streams = await asyncio.open_connection(self.tcp[0], self.tcp[1])
+            # A UART has no Nagle delay: without TCP_NODELAY the kernel holds the command's CR
+            # for a delayed ACK (~40 ms a command). IPPROTO_TCP = 6, TCP_NODELAY = 1 (Linux);
+            # this port's socket module does not name them.
+            sock = getattr(self._streams[1], "s", None)
+            if sock is not None:
+                sock.setsockopt(6, 1, 1)
         else:
             self._streams = _open_device(self.url, self.baud)
             self._file = self._streams[2]

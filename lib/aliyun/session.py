@@ -274,6 +274,9 @@ class Session:
                 return  # stays in the outbox: sent again after recovery
             self.outbox.pop()
             self.published += 1
+            # Let a waiting QoS0 publish (a set_reply, the NTP request) take the channel before
+            # the next QoS1 message: the channel's lock is not first-come-first-served.
+            await asyncio.sleep(0)
 
     async def _dispatch(self) -> None:
         mqtt = self.modem.mqtt
