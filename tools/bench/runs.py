@@ -351,10 +351,15 @@ def figure_heap(ctx, lo_kib=48, hi_kib=256, step_kib=8):
     while smallest is not None and not passes(smallest):
         higher = [s for s in steps if s > smallest]
         smallest = higher[0] if higher else None
-    # The peaks (and the later runs) at 128k; while the firmware needs more, one step above
-    # the smallest heap (the smallest itself is marginal) so that the runs complete.
+    # The peaks (and the later runs) at 128k; while the firmware needs more, at the heap the
+    # project runs it with (simkit.FIRMWARE_HEAP: every auth mode passes there; the scenario's
+    # direct auth needs less, HTTPS auth in the boot figure more), and at least one step above
+    # the smallest (the smallest itself is marginal).
+    operating = core.parse_size(simkit.FIRMWARE_HEAP) // 1024
     peak_heap = (
-        128 if smallest is not None and smallest <= 128 else (smallest or hi_kib) + step_kib
+        128
+        if smallest is not None and smallest <= 128
+        else max((smallest or hi_kib) + step_kib, operating)
     )
     ctx.heapsize = peak_heap * 1024
     raw = scenario_again(ctx, peak_heap * 1024, sample_ms=20, collect=0)
