@@ -523,7 +523,7 @@ def throughput_run(ctx, qos, count, latency=(), nodelay=False, baud=BAUD):
 
 def figure_throughput(ctx, qos0_count=300, qos1_count=20):
     """The UART link is TCP here: the driver sets TCP_NODELAY, as a UART has no Nagle delay
-    (a row shows the cost without it: the unix board's link as it is today)."""
+    (a row shows the cost without it, as a TCP link without TCP_NODELAY has)."""
     puback = 0.3  # the realistic profile's PUBACK latency (tools/emulator/profiles.py)
     plans = (
         ("QoS0, no module latency", 0, qos0_count, (), True, BAUD, 0.0),
@@ -536,7 +536,7 @@ def figure_throughput(ctx, qos0_count=300, qos1_count=20):
             BAUD,
             puback,
         ),
-        ("QoS0, Nagle on (the unix board's TCP link today)", 0, 100, (), False, BAUD, 0.0),
+        ("QoS0, Nagle on (a TCP link without TCP_NODELAY)", 0, 100, (), False, BAUD, 0.0),
         ("QoS0, unpaced (no --baud): the software ceiling", 0, qos0_count, (), True, None, 0.0),
     )
     rows = []
