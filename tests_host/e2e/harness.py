@@ -15,11 +15,8 @@ Every wait blocks on the output or the log of a process with a timeout (never a 
 fails with the tail of the relevant output. All processes stop when the fixture ends.
 """
 
-import json
 import os
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 from tools import simkit
@@ -28,59 +25,13 @@ ROOT = simkit.ROOT
 WAIT = 60  # seconds: generous for a loaded CI machine; a passing wait returns at once
 
 
-class RowLog:
-    """The cloud's message-log rows, as ``log --follow --json`` delivers them."""
-
-    def __init__(self):
-        self.rows = []
-        self._cond = threading.Condition()
-
-    def add(self, row):
-        with self._cond:
-            self.rows.append(row)
-            self._cond.notify_all()
-
-    def matching(self, **fields):
-        """Rows whose fields equal ``fields``; ``topic`` matches as a suffix."""
-        with self._cond:
-            rows = list(self.rows)
-        return [row for row in rows if _matches(row, fields)]
-
-    def wait(self, timeout=WAIT, since=0, **fields):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            index = since
-            while True:
-                while index < len(self.rows):
-                    if _matches(self.rows[index], fields):
-                        return self.rows[index]
-                    index += 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    tail = "\n".join("  " + json.dumps(r) for r in self.rows[-15:])
-                    message = "no cloud log row %s in %g s:\n%s" % (fields, timeout, tail)
-                    raise AssertionError(message)
-                self._cond.wait(left)
-
-
-def _matches(row, fields):
-    for key, want in fields.items():
-        have = row.get(key)
-        if key == "topic":
-            if not (have or "").endswith(want):
-                return False
-        elif str(have) != str(want):
-            return False
-    return True
-
-
 class Stack:
     """Cloud + emulator + firmware for one test; ``close()`` stops whatever was started."""
 
     def __init__(self, workdir):
         self.workdir = Path(workdir)
         self.lines = []  # every line of every process: (source, stream, text)
-        self.rows = RowLog()
+        self.rows = simkit.RowLog()
         self.cloud = self.emulator = self.firmware = None
         self.product = self.device = None
 

@@ -59,17 +59,8 @@ class Lines:
         ]
 
 
-class Rows:
-    """The cloud's message log as ``log --follow --json`` delivers it."""
-
-    def __init__(self):
-        self.rows = []
-        self._cond = threading.Condition()
-
-    def add(self, row):
-        with self._cond:
-            self.rows.append(row)
-            self._cond.notify_all()
+class Rows(simkit.RowLog):
+    """The cloud's message log, with the bench's per-device selection and condition waits."""
 
     def mark(self):
         with self._cond:
@@ -78,18 +69,10 @@ class Rows:
     def select(self, since, device, **fields):
         with self._cond:
             rows = self.rows[since:]
-        out = []
-        for r in rows:
-            if r.get("deviceName") != device:
-                continue
-            if all(
-                (r.get(k) or "").endswith(v) if k == "topic" else str(r.get(k)) == str(v)
-                for k, v in fields.items()
-            ):
-                out.append(r)
-        return out
+        fields["deviceName"] = device
+        return [r for r in rows if simkit.row_matches(r, fields)]
 
-    def wait(self, check, timeout, abort=None):
+    def wait_until(self, check, timeout, abort=None):
         """Block until ``check()`` is true; ``abort()`` may return a reason to give up."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -278,7 +261,7 @@ def scenario(ctx, heap_bytes, sample_ms=0, collect=0, tls=True):
         for j in range(half):
             ctx.pub(user_topic(device, "get"), '{"d":%d}' % j, 1)
         fw.wait(r" I bench phase 1 acked$", left())
-        ctx.rows.wait(lambda: len(echoes()) >= half, left(), fw.failure)
+        ctx.rows.wait_until(lambda: len(echoes()) >= half, left(), fw.failure)
         lines = len(fw.proc.lines)
         if fw.proc.find(r" I state backoff$"):
             raise BenchError("the link dropped before the fault (the broker or emulator)")
@@ -289,7 +272,7 @@ def scenario(ctx, heap_bytes, sample_ms=0, collect=0, tls=True):
         for j in range(half, SCENARIO_DOWNLINKS):
             ctx.pub(user_topic(device, "get"), '{"d":%d}' % j, 1)
         fw.wait(r" I bench phase 2 acked$", left(), since=lines)
-        ctx.rows.wait(
+        ctx.rows.wait_until(
             lambda: len(bench_ups()) >= SCENARIO_PUBLISHES and len(echoes()) >= SCENARIO_DOWNLINKS,
             left(),
             fw.failure,
