@@ -57,6 +57,8 @@ def run_all(ctx, names, options, say):
         }
         details[name] = detail
 
+    if "heap" not in names:  # the heap figure picks the heap of the later runs itself
+        ctx.heapsize = core.parse_size(options.heapsize)
     for name in ("footprint", "atmodem", "throughput", "heap", "latency"):
         if name not in names:
             continue
