@@ -1,8 +1,9 @@
 """Link events: the Air724's URCs that mean the link (or the module) changed state.
 
 ``LinkEvents`` registers the URCs on the channel and publishes each event by name to the
-subscribed callbacks, ``callback(name, line)``, and into a small ring read by ``await get()``.
-Names are the module-level strings below.
+subscribed callbacks, ``callback(name, line)``, and into its ring, read by ``await get()``.
+Names are the module-level strings below. ``Ring`` also queues the MQTT client's incoming
+messages and, as ``aliyun.outbox.Outbox``, the session's QoS1 messages.
 """
 
 import asyncio
@@ -16,20 +17,23 @@ REBOOT = "reboot"  # RDY: the module (re)started; echo is on again, settings los
 SIM_REMOVED = "sim_removed"  # +CPIN: NOT INSERTED (Air724) / SIM REMOVED (manual) (§3.2)
 SIM_READY = "sim_ready"  # +CPIN: READY
 
-# Boot and network URCs that carry no link event but must not land in a bare-line answer
-# such as AT+CGSN's (air724-at.md §3.2 "a robust driver should treat ... as URCs").
-_QUIET = (b"^MODE:", b"+NITZ:", b"SMS READY", b"+E_UTRAN", b"UART Boot", b"+CREG:")
-_QUIET2 = (b"+CEREG:", b"+CGREG:")
+if hasattr(asyncio, "wait_for_ms"):
+    _wait_ms = asyncio.wait_for_ms
+else:  # CPython
 
-
-def _ignore(line):
-    pass
+    def _wait_ms(aw, timeout: int):
+        return asyncio.wait_for(aw, timeout / 1000)
 
 
 class Ring:
-    """Bounded FIFO with an awaitable ``get``; when full the oldest item goes (``dropped``)."""
+    """Bounded FIFO with an awaitable ``get``; when full the oldest item goes (``dropped``).
 
-    def __init__(self, size: int):
+    ``peek`` and ``pop`` serve a reader that removes an item only once it is done with it.
+    """
+
+    def __init__(self, size: int = 32):
+        if size < 1:
+            raise ValueError("size < 1")
         self._items: list = [None] * size
         self._head = 0
         self._len = 0
@@ -39,54 +43,75 @@ class Ring:
     def __len__(self):
         return self._len
 
-    def put(self, item) -> None:
+    def put(self, item) -> bool:
+        """Queue ``item``; False if the oldest item had to go to make room."""
         size = len(self._items)
-        if self._len == size:
+        kept = self._len < size
+        if not kept:
             self._head = (self._head + 1) % size
             self._len -= 1
             self.dropped += 1
         self._items[(self._head + self._len) % size] = item
         self._len += 1
         self._ev.set()
+        return kept
+
+    def peek(self):
+        """The oldest item, left in place; None when empty."""
+        return self._items[self._head] if self._len else None
+
+    def pop(self) -> None:
+        """Remove the oldest item (if any)."""
+        if self._len:
+            self._items[self._head] = None
+            self._head = (self._head + 1) % len(self._items)
+            self._len -= 1
 
     async def get(self, timeout_ms: int):
-        """The oldest item; ``ATTimeoutError`` if none comes within ``timeout_ms``."""
+        """Remove and return the oldest item; ``ATTimeoutError`` if none comes in time."""
         while not self._len:
             self._ev.clear()
             try:
                 await _wait_ms(self._ev.wait(), timeout_ms)
             except asyncio.TimeoutError:
                 raise ATTimeoutError(b"") from None
-        item = self._items[self._head]
-        self._items[self._head] = None
-        self._head = (self._head + 1) % len(self._items)
-        self._len -= 1
+        item = self.peek()
+        self.pop()
         return item
 
-    def clear(self) -> None:
-        while self._len:
-            self._items[self._head] = None
-            self._head = (self._head + 1) % len(self._items)
-            self._len -= 1
 
+class LinkEvents(Ring):
+    """Publishes link events from the URCs; ``size`` bounds the ring read by ``get``.
 
-class LinkEvents:
-    """Publishes link events from the URC table; ``size`` bounds the ring read by ``get``."""
+    ``await get(timeout_ms)`` returns the oldest unread event as ``(name, line)``.
+    """
 
     def __init__(self, channel, size: int = 8):
+        super().__init__(size)
         self._subs = []
-        self.ring = Ring(size)
-        add = channel.add_urc
-        add(b"CLOSED", self._closed)
-        # +PDP DEACT, +PDP: DEACT, +PDP:DEACT and +CGEV: NW PDN DEACT 1 (§5.3, §12.6).
-        add(b"+PDP", self._deact)
-        add(b"+CGEV:", self._deact)
-        add(b"PDP DEACT", self._deact)
-        add(b"+SAPBR ", self._bearer)  # "+SAPBR 1: DEACT"; the query answer is "+SAPBR:"
-        add(b"RDY", self._rdy)
-        add(b"+CPIN:", self._cpin)
-        for prefix in _QUIET + _QUIET2:
-            add(prefix, _ignore)
+        # +PDP DEACT, +PDP: DEACT, +PDP:DEACT and +CGEV: NW PDN DEACT 1 (§5.3, §12.6);
+        # "+SAPBR 1: DEACT" (the query answer is "+SAPBR:"). The boot and network URCs after
+        # +CPIN: carry no event but must not land in a bare-line answer such as AT+CGSN's
+        # (air724-at.md §3.2 "a robust driver should treat ... as URCs").
+        urc = self.unsolicited
+        for prefix in (
+            b"CLOSED",
+            b"+PDP",
+            b"+CGEV:",
+            b"PDP DEACT",
+            b"+SAPBR ",
+            b"RDY",
+            b"+CPIN:",
+            b"^MODE:",
+            b"+NITZ:",
+            b"SMS READY",
+            b"+E_UTRAN",
+            b"UART Boot",
+            b"+CREG:",
+            b"+CEREG:",
+            b"+CGREG:",
+        ):
+            channel.add_urc(prefix, urc)
 
     def subscribe(self, callback) -> None:
         """``callback(name: str, line: bytes)``, called from the reader task: must not block."""
@@ -97,49 +122,24 @@ class LinkEvents:
         if callback in self._subs:
             self._subs.remove(callback)
 
-    def publish(self, name: str, line: bytes = b"") -> None:
-        self.ring.put((name, line))
+    def unsolicited(self, line: "bytes | memoryview") -> None:
+        """Classify a URC, or a line no URC took (any PDP-deactivation spelling counts), and
+        publish its event. ``line`` may be a memoryview valid during the call only."""
+        line = bytes(line)
+        if line.startswith(b"CLOSED"):
+            name, line = CLOSED, b"CLOSED"
+        elif line.startswith(b"RDY"):
+            name, line = REBOOT, b"RDY"
+        elif b"DEACT" in line:  # "+CGEV: ME PDN ACT 1" is not a loss
+            name = BEARER_DEACT if line.startswith(b"+SAPBR ") else PDP_DEACT
+        elif not line.startswith(b"+CPIN:"):
+            return
+        elif b"NOT INSERTED" in line or b"REMOVED" in line:
+            name = SIM_REMOVED
+        elif b"READY" in line:
+            name = SIM_READY
+        else:
+            return
+        self.put((name, line))
         for callback in self._subs:
             callback(name, line)
-
-    async def get(self, timeout_ms: int) -> tuple:
-        """The oldest unread event as ``(name, line)``; ``ATTimeoutError`` if none comes."""
-        return await self.ring.get(timeout_ms)
-
-    def unsolicited(self, line: "bytes | memoryview") -> None:
-        """Feed a line no URC took: any other PDP-deactivation spelling still counts."""
-        if b"DEACT" in bytes(line):
-            self.publish(PDP_DEACT, bytes(line))
-
-    # URC handlers: the line is a memoryview valid during the call.
-
-    def _closed(self, line):
-        self.publish(CLOSED, b"CLOSED")
-
-    def _deact(self, line):
-        line = bytes(line)
-        if b"DEACT" in line:  # "+CGEV: ME PDN ACT 1" is not a loss
-            self.publish(PDP_DEACT, line)
-
-    def _bearer(self, line):
-        line = bytes(line)
-        if b"DEACT" in line:
-            self.publish(BEARER_DEACT, line)
-
-    def _rdy(self, line):
-        self.publish(REBOOT, b"RDY")
-
-    def _cpin(self, line):
-        line = bytes(line)
-        if b"NOT INSERTED" in line or b"REMOVED" in line:
-            self.publish(SIM_REMOVED, line)
-        elif b"READY" in line:
-            self.publish(SIM_READY, line)
-
-
-if hasattr(asyncio, "wait_for_ms"):
-    _wait_ms = asyncio.wait_for_ms
-else:  # CPython
-
-    def _wait_ms(aw, timeout: int):
-        return asyncio.wait_for(aw, timeout / 1000)

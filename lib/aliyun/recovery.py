@@ -22,6 +22,9 @@ _MAX_SHIFT = const(16)
 
 
 class Recovery:
+    """``step`` is the remedy the next ``failed()`` prescribes unless the ladder climbs;
+    ``failures`` counts the failures since the last success."""
+
     def __init__(
         self,
         base_ms: int = 1000,
@@ -35,41 +38,32 @@ class Recovery:
         self.permanent_ms = permanent_ms
         self.tries = tries
         self._rand = rand or random.getrandbits
-        self.failures = 0  # consecutive failures since the last success
-        self._step = 0
-        self._tries_left = tries[0]
-
-    @property
-    def step(self) -> str:
-        """The remedy the next ``failed()`` will prescribe unless the ladder climbs."""
-        return STEPS[self._step]
-
-    def delay_ms(self) -> int:
-        """Exponential delay for the current failure count, capped, with equal jitter."""
-        shift = min(self.failures - 1, _MAX_SHIFT) if self.failures > 0 else 0
-        full = min(self.base_ms << shift, self.cap_ms)
-        half = full // 2
-        return half + (self._rand(24) % (half + 1))
+        self.succeeded()
 
     def failed(self, permanent: bool = False) -> tuple:
-        """Record a failure; return ``(remedy, delay_ms)`` to apply before the next attempt."""
+        """Record a failure; return ``(remedy, delay_ms)`` to apply before the next attempt.
+
+        The delay grows exponentially with the failure count, capped, with equal jitter."""
         self.failures += 1
         if permanent:
             return "wait", self.permanent_ms
         if self._tries_left == 0:
-            self._step = (self._step + 1) % len(STEPS)
-            self._tries_left = self.tries[self._step]
+            index = (STEPS.index(self.step) + 1) % len(STEPS)
+            self.step = STEPS[index]
+            self._tries_left = self.tries[index]
         self._tries_left -= 1
-        return STEPS[self._step], self.delay_ms()
+        full = min(self.base_ms << min(self.failures - 1, _MAX_SHIFT), self.cap_ms)
+        half = full // 2
+        return self.step, half + (self._rand(24) % (half + 1))
 
     def escalate(self, step: str) -> None:
         """Start the next remedies at ``step`` at least (a PDP loss needs more than MQTT)."""
         index = STEPS.index(step)
-        if self._step < index:
-            self._step = index
+        if STEPS.index(self.step) < index:
+            self.step = step
             self._tries_left = self.tries[index]
 
     def succeeded(self) -> None:
         self.failures = 0
-        self._step = 0
+        self.step = STEPS[0]
         self._tries_left = self.tries[0]
