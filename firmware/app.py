@@ -15,8 +15,6 @@ import asyncio
 from logger import ticks_diff, ticks_ms
 from micropython import const
 
-VERSION = "0.1.0"
-
 # Property identifier -> (type, low, high), as aliyun.alink.check_properties expects.
 SCHEMA = {"ReportInterval": (int, 5, 3600), "LEDSwitch": (int, 0, 1)}
 
@@ -24,12 +22,6 @@ _ECHO_QUEUE = const(8)  # echoes waiting to be published; more are dropped and c
 _PREVIEW = const(48)  # payload characters shown in the log
 _DEMO_STEPS = const(20)
 _REPLY_MS = const(10000)  # how long a post waits for its post_reply
-
-
-def preview(payload) -> str:
-    """A short printable rendering of a payload for the log."""
-    text = "".join(chr(b) if 32 <= b < 127 else "." for b in bytes(payload[:_PREVIEW]))
-    return text + ("..." if len(payload) > _PREVIEW else "")
 
 
 async def wait_event(event, timeout_ms: int) -> bool:
@@ -104,13 +96,20 @@ class App:
         self.log("info", "property set " + changes)
         self._wake.set()  # report the new values now
 
-    def _short(self, topic: str) -> str:
-        # "/pk/dn/user/get" -> "user/get": the log names the device once, at start
-        prefix = self.session.topics.user_prefix[:-5]
-        return topic[len(prefix) :] if topic.startswith(prefix) else topic
-
     def _on_user_get(self, topic: str, payload) -> None:
-        self.log("info", "down %s %d B: %s" % (self._short(topic), len(payload), preview(payload)))
+        # The log names the device once, at start: "/pk/dn/user/get" -> "user/get", and shows
+        # the payload's first characters, the unprintable ones as ".".
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in bytes(payload[:_PREVIEW]))
+        self.log(
+            "info",
+            "down %s %d B: %s%s"
+            % (
+                topic[len(self.session.topics.user_prefix) - 5 :],
+                len(payload),
+                text,
+                "..." if len(payload) > _PREVIEW else "",
+            ),
+        )
         if not self.echo:
             return
         if len(self._echo_queue) >= _ECHO_QUEUE:
@@ -142,33 +141,25 @@ class App:
             params["RSSI"] = dbm
         return params
 
-    async def report(self):
-        """Post the properties once; the post_reply code, or None (timeout, queued or failure).
-
-        Offline the post goes into the session's QoS1 outbox, delivered after recovery: the
-        app does not wait for its reply then.
-        """
-        params = self.properties()
-        online = self.session.online
-        try:
-            code = await self.session.post_properties(params, _REPLY_MS if online else 0)
-        except Exception as exc:  # a failed post must not stop the telemetry loop
-            self.log("warning", "property post failed: " + repr(exc))
-            return None
-        if not online:
-            self.log("info", "up properties: queued while offline")
-        elif code == 200:
-            self.reports += 1
-            self.log("info", "up properties: 200 (heap %d B)" % params["FreeHeap"])
-        else:
-            self.log("warning", "up properties: %s" % ("no reply" if code is None else code))
-        return code
-
     async def _telemetry(self) -> None:
+        # Offline a post goes into the session's QoS1 outbox, delivered after recovery: the
+        # app does not wait for its reply then. A failed post must not stop the loop.
         await self._online.wait()  # the first report once online; from then on, every interval
         while True:
             self._wake.clear()
-            await self.report()
+            params = self.properties()
+            online = self.session.online
+            try:
+                code = await self.session.post_properties(params, _REPLY_MS if online else 0)
+                if not online:
+                    self.log("info", "up properties: queued while offline")
+                elif code == 200:
+                    self.reports += 1
+                    self.log("info", "up properties: 200 (heap %d B)" % params["FreeHeap"])
+                else:
+                    self.log("warning", "up properties: %s" % (code or "no reply"))
+            except Exception as exc:
+                self.log("warning", "property post failed: " + repr(exc))
             await self._wait(self._wake, self.interval_s * 1000)
 
     async def _echo_loop(self) -> None:
@@ -178,15 +169,16 @@ class App:
                 await self._echo_ready.wait()
                 continue
             payload = self._echo_queue.pop(0)
-            topic = self.session.topics.user("update")
             try:
-                accepted = await self.session.publish(topic, payload, 1)
+                accepted = await self.session.publish(
+                    self.session.topics.user("update"), payload, 1
+                )
             except Exception as exc:
                 self.log("warning", "echo failed: " + repr(exc))
                 continue
             if accepted:
                 self.echoed += 1
-                self.log("info", "up %s %d B (echo)" % (self._short(topic), len(payload)))
+                self.log("info", "up user/update %d B (echo)" % len(payload))
             else:
                 self.log("warning", "echo not accepted")
 

@@ -1,15 +1,12 @@
 """Device configuration: load ``config.json`` and validate it against one table.
 
-Every field has a type, a default (``_REQUIRED`` when it has none) and an optional check. A problem
-raises ``ConfigError`` naming the field, e.g. ``config.json: keepalive_s: must be 30..1200``. The
-loaded configuration is a plain dict holding every field of the table, defaults filled in.
+Every field has a type, a default (``...`` when it has none: required) and an optional check. A
+problem raises ``ConfigError`` naming the field, e.g. ``config.json: keepalive_s: must be
+30..1200``. The loaded configuration is a plain dict holding every field of the table, defaults
+filled in.
 """
 
 import json
-
-_REQUIRED = object()
-_AUTH_MODES = ("direct", "http", "dynreg")
-_SIGN_METHODS = ("hmacmd5", "hmacsha1", "hmacsha256")
 
 
 class ConfigError(ValueError):
@@ -20,86 +17,40 @@ class ConfigError(ValueError):
         self.field = field
 
 
-def _one_of(choices):
-    def check(value):
-        return None if value in choices else "must be one of " + ", ".join(choices)
+def _fill(table: dict, given, prefix: str) -> dict:
+    """``given`` checked against ``table``, defaults filled in; ``prefix`` names a section.
 
-    return check
-
-
-def _between(low, high):
-    def check(value):
-        return None if low <= value <= high else "must be %d..%d" % (low, high)
-
-    return check
-
-
-def _ascii_token(value):
-    # Keys and names end up in AT command arguments and HMAC input: printable ASCII, no quotes.
-    for ch in value:
-        if not " " < ch <= "~" or ch in '"\\':
-            return "must be printable ASCII without spaces, quotes or backslashes"
-    return None
-
-
-# field: (type, default, check). Region and endpoint select the MQTT host (reference §1.1).
-_FIELDS = {
-    "product_key": (str, _REQUIRED, _ascii_token),
-    "device_name": (str, "", _ascii_token),  # empty: the module's IMEI
-    "device_secret": (str, "", _ascii_token),
-    "product_secret": (str, "", _ascii_token),
-    "auth": (str, "direct", _one_of(_AUTH_MODES)),
-    "region": (str, "cn-shanghai", _ascii_token),
-    "endpoint": (str, "", _ascii_token),  # instance endpoint; overrides region
-    "port": (int, 1883, _between(1, 65535)),
-    "tls": (bool, True, None),
-    "signmethod": (str, "hmacsha256", _one_of(_SIGN_METHODS)),
-    "keepalive_s": (int, 300, _between(30, 1200)),  # reference §1.5
-    "apn": (str, "", None),
-    "telemetry_interval_s": (int, 60, _between(5, 86400)),
-    "echo_user_get": (bool, True, None),
-    "log_level": (str, "info", _one_of(("debug", "info", "warning", "error"))),
-    "uart": (dict, {}, None),
-    "pins": (dict, {}, None),
-}
-
-# Nested sections: board defaults fill what is not given (firmware/boards/*).
-_SECTIONS = {
-    "uart": {
-        "id": (int, None, None),
-        "tx": (int, None, None),
-        "rx": (int, None, None),
-        "baud": (int, 115200, _between(9600, 921600)),
-        "url": (str, "", None),  # unix port: tcp://host:port or a pty path
-    },
-    "pins": {
-        "pwrkey": (int, None, None),
-        "led": (int, None, None),
-    },
-}
-
-
-def _check_field(name, value, spec):
-    kind, _default, check = spec
-    if value is None and _default is None:
-        return  # optional board-dependent value left to the board module
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(name, kind.__name__ + " expected")
-    problem = check(value) if check else None
-    if problem:
-        raise ConfigError(name, problem)
-
-
-def _fill(table, given, prefix):
-    result = {}
+    A check is ``(low, high)`` for an int, the allowed values (a tuple) or True (a printable
+    ASCII token) for a str, the table of a nested section for a dict.
+    """
     for name in given:
         if name not in table:
             raise ConfigError(prefix + name, "unknown field")
-    for name, spec in table.items():
-        value = given.get(name, spec[1])
-        if value is _REQUIRED:
-            raise ConfigError(prefix + name, "required")
-        _check_field(prefix + name, value, spec)
+    result = {}
+    for name in table:
+        kind, default, check = table[name]
+        field = prefix + name
+        value = given.get(name, default)
+        problem = None
+        if value is ...:
+            problem = "required"
+        elif value is None and default is None:
+            pass  # an optional board-dependent value left to the board module
+        elif kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            problem = kind.__name__ + " expected"
+        elif kind is dict:
+            value = _fill(check, value, field + ".")
+        elif check is True:
+            # Keys and names end up in AT command arguments and HMAC input.
+            for ch in value:  # pyright: ignore[reportOptionalIterable] - a str here
+                if not " " < ch <= "~" or ch in '"\\':
+                    problem = "must be printable ASCII without spaces, quotes or backslashes"
+        elif kind is int and check and not check[0] <= value <= check[1]:
+            problem = "must be %d..%d" % check
+        elif kind is str and check and value not in check:
+            problem = "must be one of " + ", ".join(check)
+        if problem:
+            raise ConfigError(field, problem)
         result[name] = value
     return result
 
@@ -108,11 +59,43 @@ def validate(raw) -> dict:
     """Return the complete configuration for ``raw`` (a dict), or raise ``ConfigError``."""
     if not isinstance(raw, dict):
         raise ConfigError("(top level)", "a JSON object expected")
-    config = _fill(_FIELDS, raw, "")
-    for section, table in _SECTIONS.items():
-        config[section] = _fill(table, config[section], section + ".")
+    # field: (type, default, check). Region and endpoint select the MQTT host (reference §1.1).
+    # The uart and pins sections: board defaults fill what is not given (firmware/boards/*).
+    config = _fill(
+        {
+            "product_key": (str, ..., True),
+            "device_name": (str, "", True),  # empty: the module's IMEI
+            "device_secret": (str, "", True),
+            "product_secret": (str, "", True),
+            "auth": (str, "direct", ("direct", "http", "dynreg")),
+            "region": (str, "cn-shanghai", True),
+            "endpoint": (str, "", True),  # instance endpoint; overrides region
+            "port": (int, 1883, (1, 65535)),
+            "tls": (bool, True, None),
+            "signmethod": (str, "hmacsha256", ("hmacmd5", "hmacsha1", "hmacsha256")),
+            "keepalive_s": (int, 300, (30, 1200)),  # reference §1.5
+            "apn": (str, "", None),
+            "telemetry_interval_s": (int, 60, (5, 86400)),
+            "echo_user_get": (bool, True, None),
+            "log_level": (str, "info", ("debug", "info", "warning", "error")),
+            "uart": (
+                dict,
+                {},
+                {
+                    "id": (int, None, None),
+                    "tx": (int, None, None),
+                    "rx": (int, None, None),
+                    "baud": (int, 115200, (9600, 921600)),
+                    "url": (str, "", None),  # unix port: tcp://host:port or a pty path
+                },
+            ),
+            "pins": (dict, {}, {"pwrkey": (int, None, None), "led": (int, None, None)}),
+        },
+        raw,
+        "",
+    )
     mode = config["auth"]
-    if mode in ("direct", "http") and not config["device_secret"]:
+    if mode != "dynreg" and not config["device_secret"]:
         raise ConfigError("device_secret", "required for auth " + mode)
     if mode == "dynreg" and not config["product_secret"]:
         raise ConfigError("product_secret", "required for auth dynreg")

@@ -1,6 +1,6 @@
 """Alink topics and JSON for one device (Aliyun IoT reference §4).
 
-``Topics`` builds every topic of a device once, so the publish and dispatch paths only compare
+``Topics`` builds the topics of a device once, so the publish and dispatch paths only compare
 strings. The functions below encode uplink requests, decode downlink requests and replies, and
 check property values against a small schema, turning every malformed downlink into an
 ``AlinkError`` whose ``code`` is the Alink reply code to send back (460: parameter error, §4.4).
@@ -11,9 +11,7 @@ import json
 from micropython import const
 
 CODE_OK = const(200)
-CODE_REQUEST_ERROR = const(400)
 CODE_PARAM_ERROR = const(460)
-_ID_MAX = const(4294967295)  # §4.2: ids are decimal strings in 0..2^32-1
 
 
 class AlinkError(ValueError):
@@ -26,26 +24,19 @@ class AlinkError(ValueError):
 
 
 class Topics:
-    """The topics of one device (reference §4.1, §4.3, §4.5, §4.6)."""
+    """The topics of one device (reference §4.1, §4.3, §4.5).
+
+    ``thing_prefix`` starts every thing-model topic: ``thing/event/<id>/post`` and
+    ``thing/service/<id>`` (``property/set`` included), each answered on ``…_reply``.
+    """
 
     def __init__(self, product_key: str, device_name: str):
-        self.product_key = product_key
-        self.device_name = device_name
         pk_dn = product_key + "/" + device_name
         self.user_prefix = "/" + pk_dn + "/user/"
-        thing = "/sys/" + pk_dn + "/thing/"
-        self.thing_prefix = thing
-        self.thing_all = thing + "#"
-        self.property_post = thing + "event/property/post"
-        self.property_post_reply = self.property_post + "_reply"
-        self.property_set = thing + "service/property/set"
-        self.property_set_reply = self.property_set + "_reply"
-        self.service_prefix = thing + "service/"
+        self.thing_prefix = "/sys/" + pk_dn + "/thing/"
+        self.property_post = self.event_post("property")
         self.ntp_request = "/ext/ntp/" + pk_dn + "/request"
         self.ntp_response = "/ext/ntp/" + pk_dn + "/response"
-        self.ota_inform = "/ota/device/inform/" + pk_dn
-        self.ota_upgrade = "/ota/device/upgrade/" + pk_dn
-        self.ota_progress = "/ota/device/progress/" + pk_dn
 
     def user(self, name: str) -> str:
         """A custom topic ``/pk/dn/user/<name>`` (``name`` may hold further levels)."""
@@ -53,29 +44,6 @@ class Topics:
 
     def event_post(self, identifier: str) -> str:
         return self.thing_prefix + "event/" + identifier + "/post"
-
-    def service_reply(self, identifier: str) -> str:
-        return self.service_prefix + identifier + "_reply"
-
-    def service_name(self, topic: str) -> "str | None":
-        """The service identifier of a ``thing/service/<id>`` topic, else None."""
-        if topic.startswith(self.service_prefix):
-            name = topic[len(self.service_prefix) :]
-            if name and "/" not in name and not name.endswith("_reply"):
-                return name
-        return None
-
-
-class IdCounter:
-    """Uplink message ids: decimal strings, unique per device per day (§4.2)."""
-
-    def __init__(self, start: int = 1):
-        self._next = start
-
-    def __call__(self) -> str:
-        value = self._next
-        self._next = value + 1 if value < _ID_MAX else 1
-        return str(value)
 
 
 def encode_request(msg_id: str, method: str, params: dict, ack: bool = True) -> bytes:
@@ -102,7 +70,7 @@ def _load_object(payload: bytes) -> dict:
     try:
         body = json.loads(payload)
     except (ValueError, UnicodeError):
-        raise AlinkError(CODE_PARAM_ERROR, "invalid JSON") from None
+        body = None
     if not isinstance(body, dict):
         raise AlinkError(CODE_PARAM_ERROR, "JSON object expected")
     return body
@@ -118,14 +86,12 @@ def decode_request(payload: bytes) -> tuple:
     msg_id = body.get("id")
     if isinstance(msg_id, int) and not isinstance(msg_id, bool):
         msg_id = str(msg_id)
+    params = body.get("params", {})
+    method = body.get("method", "")
     if not isinstance(msg_id, str) or not msg_id:
         raise AlinkError(CODE_PARAM_ERROR, "missing id")
-    params = body.get("params", {})
-    if not isinstance(params, dict):
-        raise AlinkError(CODE_PARAM_ERROR, "params must be an object")
-    method = body.get("method", "")
-    if not isinstance(method, str):
-        raise AlinkError(CODE_PARAM_ERROR, "method must be a string")
+    if not isinstance(params, dict) or not isinstance(method, str):
+        raise AlinkError(CODE_PARAM_ERROR, "bad params or method")
     return msg_id, method, params
 
 
@@ -160,20 +126,17 @@ def check_properties(params: dict, schema: dict) -> dict:
         spec = schema.get(key)
         if spec is None:
             raise AlinkError(CODE_PARAM_ERROR, "unknown property " + key)
-        accepted[key] = _check_value(key, params[key], spec)
+        kind, low, high = spec
+        value = params[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            raise AlinkError(CODE_PARAM_ERROR, key + ": " + kind.__name__ + " expected")
+        size = len(value) if isinstance(value, str) else value
+        if (low is not None and size < low) or (high is not None and size > high):
+            raise AlinkError(CODE_PARAM_ERROR, key + ": out of range")
+        accepted[key] = value
     return accepted
-
-
-def _check_value(key, value, spec):
-    kind, low, high = spec
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise AlinkError(CODE_PARAM_ERROR, key + ": " + kind.__name__ + " expected")
-    size = len(value) if isinstance(value, str) else value
-    if (low is not None and size < low) or (high is not None and size > high):
-        raise AlinkError(CODE_PARAM_ERROR, key + ": out of range")
-    return value
 
 
 def ntp_request(device_send_ms) -> bytes:

@@ -16,8 +16,12 @@ A malformed request is answered 460 (its id cited when it can be read), never dr
 
 import asyncio
 
+from micropython import const
+
 from aliyun import alink
 from aliyun.alink import CODE_OK, CODE_PARAM_ERROR, AlinkError
+
+_ID_MAX = const(4294967295)  # §4.2: ids are decimal strings in 0..2^32-1
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
@@ -35,42 +39,55 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 
 class _Waiter:
+    code = None  # the reply's code once ``event`` is set
+
     def __init__(self):
         self.event = asyncio.Event()
-        self.code = None
 
 
 class Thing:
+    """``topics``: the device's ``alink.Topics``; ``log(level, message)``; ``now_ms()`` reads
+    the local clock. ``clock`` is (epoch ms, ``now_ms()`` at that instant) once NTP answered."""
+
     def __init__(self, topics: "alink.Topics", log, now_ms):
         self.topics = topics
         self.subscriptions = []  # (filter, callback(topic, payload))
-        self.ids = alink.IdCounter()
-        self.clock = None  # (epoch ms, now_ms() at that instant) once NTP answered
+        self.clock = None
         self._log = log
         self._now_ms = now_ms
-        self._schema = None
-        self._on_set = None
-        self._services = {}
+        self._next_id = 1
+        self._services = {}  # identifier ("property/set" included) -> callback(params) -> data
         self._waiters = {}
+
+    def ids(self) -> str:
+        """The next uplink message id: a decimal string, unique per device per day (§4.2)."""
+        value = self._next_id
+        self._next_id = value + 1 if value < _ID_MAX else 1
+        return str(value)
 
     # -- registration (application side) --
 
     def on_property_set(self, schema: dict, callback) -> None:
-        self._schema = schema
-        self._on_set = callback
+        def apply(params):
+            callback(alink.check_properties(params, schema))
+
+        self._services["property/set"] = apply
 
     def on_service(self, identifier: str, callback) -> None:
         self._services[identifier] = callback
 
     def subscribe(self, topic_filter: str, callback) -> bool:
         """Add a subscription; True if the filter is new (the broker must be told)."""
-        known = any(f == topic_filter for f, _ in self.subscriptions)
+        new = True
+        for known, _ in self.subscriptions:
+            if known == topic_filter:
+                new = False
         self.subscriptions.append((topic_filter, callback))
-        return not known
+        return new
 
     def filters(self) -> list:
         """Every filter to subscribe after a (re)connect, each once."""
-        result = [self.topics.thing_all, self.topics.ntp_response]
+        result = [self.topics.thing_prefix + "#", self.topics.ntp_response]
         for topic_filter, _ in self.subscriptions:
             if topic_filter not in result:
                 result.append(topic_filter)
@@ -85,35 +102,39 @@ class Thing:
     def forget(self, msg_id: str) -> None:
         self._waiters.pop(msg_id, None)
 
-    def _reply(self, payload) -> None:
-        try:
-            msg_id, code, _data, message = alink.decode_reply(payload)
-        except AlinkError as exc:
-            self._log("warning", "bad reply: " + exc.message)
-            return
-        waiter = self._waiters.pop(msg_id, None)
-        if waiter is not None:
-            waiter.code = code
-            waiter.event.set()
-        if code != CODE_OK:
-            self._log("warning", "reply %s: code %d %s" % (msg_id, code, message))
-
     # -- dispatch --
 
     def dispatch(self, topic: str, payload):
         """Route one downlink; return ``(reply topic, reply payload)`` or None."""
-        t = self.topics
-        if topic.startswith(t.thing_prefix):
+        log = self._log
+        prefix = self.topics.thing_prefix
+        if topic.startswith(prefix):
             if topic.endswith("_reply"):
-                self._reply(payload)
+                try:
+                    msg_id, code, _data, message = alink.decode_reply(payload)
+                except AlinkError as exc:
+                    log("warning", "bad reply: " + exc.message)
+                    return None
+                waiter = self._waiters.pop(msg_id, None)
+                if waiter is not None:
+                    waiter.code = code
+                    waiter.event.set()
+                if code != CODE_OK:
+                    log("warning", "reply %s: code %d %s" % (msg_id, code, message))
                 return None
-            if topic == t.property_set:
-                return t.property_set_reply, self._serve(payload, self._set_properties)
-            name = t.service_name(topic)
-            if name is not None:
-                return t.service_reply(name), self._serve(payload, self._service(name))
-        elif topic == t.ntp_response:
-            self._ntp(payload)
+            name = topic[len(prefix) :]
+            if name.startswith("service/"):
+                name = name[8:]
+                if name == "property/set" or name and "/" not in name:
+                    return topic + "_reply", self._serve(name, payload)
+        elif topic == self.topics.ntp_response:
+            received = self._now_ms()
+            try:
+                self.clock = (alink.ntp_time_ms(payload, received), received)
+            except AlinkError as exc:
+                log("warning", "NTP: " + exc.message)
+                return None
+            log("info", "clock set by NTP")
             return None
         delivered = False
         for topic_filter, callback in self.subscriptions:
@@ -122,44 +143,22 @@ class Thing:
                 try:
                     callback(topic, payload)
                 except Exception as exc:  # one faulty callback must not stop the others
-                    self._log("error", "callback for %s failed: %r" % (topic_filter, exc))
+                    log("error", "callback for %s failed: %r" % (topic_filter, exc))
         if not delivered:
-            self._log("warning", "message on unexpected topic " + topic)
+            log("warning", "unexpected topic " + topic)
         return None
 
-    def _serve(self, payload, handler) -> bytes:
-        """Run ``handler(params) -> data`` for a request; encode its reply or its error."""
+    def _serve(self, name: str, payload) -> bytes:
+        """Run service ``name`` for a request; encode its reply or its error."""
         try:
             msg_id, _method, params = alink.decode_request(payload)
         except AlinkError as exc:
             return alink.encode_reply(alink.request_id(payload), exc.code, message=exc.message)
         try:
-            return alink.encode_reply(msg_id, CODE_OK, handler(params))
+            callback = self._services.get(name)
+            if callback is None:
+                raise AlinkError(CODE_PARAM_ERROR, "unknown service " + name)
+            return alink.encode_reply(msg_id, CODE_OK, callback(params) or {})
         except AlinkError as exc:
             self._log("warning", "request %s refused: %s" % (msg_id, exc.message))
             return alink.encode_reply(msg_id, exc.code, message=exc.message)
-
-    def _set_properties(self, params):
-        if self._on_set is None:
-            raise AlinkError(CODE_PARAM_ERROR, "no settable properties")
-        self._on_set(alink.check_properties(params, self._schema or {}))
-        return {}
-
-    def _service(self, name):
-        callback = self._services.get(name)
-
-        def call(params):
-            if callback is None:
-                raise AlinkError(CODE_PARAM_ERROR, "unknown service " + name)
-            return callback(params) or {}
-
-        return call
-
-    def _ntp(self, payload) -> None:
-        received = self._now_ms()
-        try:
-            self.clock = (alink.ntp_time_ms(payload, received), received)
-        except AlinkError as exc:
-            self._log("warning", "NTP: " + exc.message)
-            return
-        self._log("info", "clock set by NTP")

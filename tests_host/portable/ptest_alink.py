@@ -13,25 +13,10 @@ T = Topics("a1B2c3", "dev-1")
 def test_topics_of_the_device():
     assert T.user("get") == "/a1B2c3/dev-1/user/get"
     assert T.property_post == "/sys/a1B2c3/dev-1/thing/event/property/post"
-    assert T.property_post_reply == "/sys/a1B2c3/dev-1/thing/event/property/post_reply"
-    assert T.property_set == "/sys/a1B2c3/dev-1/thing/service/property/set"
-    assert T.property_set_reply == "/sys/a1B2c3/dev-1/thing/service/property/set_reply"
     assert T.event_post("Alarm") == "/sys/a1B2c3/dev-1/thing/event/Alarm/post"
     assert T.ntp_request == "/ext/ntp/a1B2c3/dev-1/request"
-    assert T.ota_upgrade == "/ota/device/upgrade/a1B2c3/dev-1"
-    assert T.thing_all == "/sys/a1B2c3/dev-1/thing/#"
-
-
-def test_service_name_only_for_requests():
-    assert T.service_name("/sys/a1B2c3/dev-1/thing/service/Reboot") == "Reboot"
-    assert T.service_name(T.service_reply("Reboot")) is None
-    assert T.service_name("/sys/a1B2c3/other/thing/service/Reboot") is None
-    assert T.service_name(T.service_prefix) is None
-
-
-def test_ids_are_decimal_strings_that_wrap():
-    ids = alink.IdCounter(4294967294)
-    assert [ids(), ids(), ids()] == ["4294967294", "4294967295", "1"]
+    assert T.ntp_response == "/ext/ntp/a1B2c3/dev-1/response"
+    assert T.thing_prefix == "/sys/a1B2c3/dev-1/thing/"
 
 
 def test_request_envelope():

@@ -254,7 +254,9 @@ def test_summary_merges_session_stats_and_app_counters():
     assert summary["echoed"] == 0 and summary["echo_dropped"] == 0
 
 
-def test_preview_is_printable_and_short():
-    assert app.preview(b"a\r\nb") == "a..b"
-    long = app.preview(b"x" * 100)
-    assert long == "x" * 48 + "..."
+def test_user_get_log_shows_a_short_printable_preview():
+    _, session, _, log = make_app(echo_user_get=False)
+    session.deliver(USER_GET, b"a\r\nb")
+    assert log.lines[-1] == ("info", "down user/get 4 B: a..b")
+    session.deliver(USER_GET, b"x" * 100)
+    assert log.lines[-1] == ("info", "down user/get 100 B: " + "x" * 48 + "...")

@@ -6,6 +6,8 @@ from aliyun.alink import AlinkError, Topics
 from aliyun.thing import Thing, topic_matches
 
 PK, DN = "a1B2c3D4e5F", "dev-1"
+SET = "/sys/%s/%s/thing/service/property/set" % (PK, DN)
+POST_REPLY = "/sys/%s/%s/thing/event/property/post_reply" % (PK, DN)
 SCHEMA = {"ReportInterval": (int, 5, 3600), "LEDSwitch": (int, 0, 1)}
 
 
@@ -32,9 +34,8 @@ def test_property_set_applies_and_replies_200():
     thing, _ = make()
     applied = []
     thing.on_property_set(SCHEMA, applied.append)
-    t = thing.topics
-    topic, payload = thing.dispatch(t.property_set, request("77", {"ReportInterval": 30}))
-    assert topic == t.property_set_reply
+    topic, payload = thing.dispatch(SET, request("77", {"ReportInterval": 30}))
+    assert topic == SET + "_reply"
     assert json.loads(payload) == {"id": "77", "code": 200, "data": {}}
     assert applied == [{"ReportInterval": 30}]
 
@@ -44,7 +45,7 @@ def test_property_set_with_wrong_type_is_460_and_applies_nothing():
     applied = []
     thing.on_property_set(SCHEMA, applied.append)
     bad = request("78", {"ReportInterval": 30, "LEDSwitch": "on"})
-    _, payload = thing.dispatch(thing.topics.property_set, bad)
+    _, payload = thing.dispatch(SET, bad)
     reply = json.loads(payload)
     assert reply["id"] == "78" and reply["code"] == 460
     assert "LEDSwitch" in reply["message"]
@@ -54,8 +55,8 @@ def test_property_set_with_wrong_type_is_460_and_applies_nothing():
 def test_invalid_json_downlink_gets_460_not_silence():
     thing, _ = make()
     thing.on_property_set(SCHEMA, lambda accepted: None)
-    topic, payload = thing.dispatch(thing.topics.property_set, b"{not json")
-    assert topic == thing.topics.property_set_reply
+    topic, payload = thing.dispatch(SET, b"{not json")
+    assert topic == SET + "_reply"
     assert json.loads(payload)["code"] == 460
 
 
@@ -66,7 +67,7 @@ def test_callback_error_code_is_used():
         raise AlinkError(100001, "busy")
 
     thing.on_property_set(SCHEMA, refuse)
-    _, payload = thing.dispatch(thing.topics.property_set, request("9", {"LEDSwitch": 1}))
+    _, payload = thing.dispatch(SET, request("9", {"LEDSwitch": 1}))
     assert json.loads(payload)["code"] == 100001
 
 
@@ -81,6 +82,24 @@ def test_service_call_and_unknown_service():
     assert json.loads(payload) == {"id": "5", "code": 200, "data": {"delay": 3}}
     topic, payload = thing.dispatch(base + "Explode", request("6", {}))
     assert topic == base + "Explode_reply" and json.loads(payload)["code"] == 460
+    # Not service requests: a reply, another device's service, no name, a deeper level.
+    thing.subscribe("#", lambda t, p: None)
+    for other in (base + "Reboot_reply", "/sys/%s/other/thing/service/Reboot" % PK, base):
+        assert thing.dispatch(other, request("7", {})) is None
+    assert thing.dispatch(base + "a/b", request("8", {})) is None
+
+
+def test_property_set_without_schema_is_460():
+    thing, _ = make()
+    _, payload = thing.dispatch(SET, request("3", {"LEDSwitch": 1}))
+    assert json.loads(payload)["code"] == 460
+
+
+def test_ids_are_decimal_strings_that_wrap():
+    thing, _ = make()
+    assert [thing.ids(), thing.ids()] == ["1", "2"]
+    thing._next_id = 4294967294
+    assert [thing.ids(), thing.ids(), thing.ids()] == ["4294967294", "4294967295", "1"]
 
 
 def test_post_reply_wakes_its_waiter_only():
@@ -88,11 +107,11 @@ def test_post_reply_wakes_its_waiter_only():
     first = thing.expect_reply("1")
     second = thing.expect_reply("2")
     reply = b'{"id":"2","code":200,"data":{},"message":"success"}'
-    assert thing.dispatch(thing.topics.property_post_reply, reply) is None
+    assert thing.dispatch(POST_REPLY, reply) is None
     assert second.event.is_set() and second.code == 200
     assert not first.event.is_set()
     thing.forget("1")
-    assert thing.dispatch(thing.topics.property_post_reply, reply.replace(b'"2"', b'"1"')) is None
+    assert thing.dispatch(POST_REPLY, reply.replace(b'"2"', b'"1"')) is None
 
 
 def test_user_messages_reach_matching_callbacks_and_survive_a_faulty_one():
@@ -117,7 +136,7 @@ def test_filters_cover_thing_model_ntp_and_user_topics_once():
     thing.subscribe("/%s/%s/user/get" % (PK, DN), lambda t, p: None)
     thing.subscribe("/%s/%s/user/get" % (PK, DN), lambda t, p: None)
     t = thing.topics
-    assert thing.filters() == [t.thing_all, t.ntp_response, t.user("get")]
+    assert thing.filters() == [t.thing_prefix + "#", t.ntp_response, t.user("get")]
 
 
 def test_ntp_response_sets_the_clock():
