@@ -5,7 +5,7 @@ One line per call on stdout (the REPL console on a board), seconds since boot fi
     "   12.345 I online in 3.2 s"
 
 Levels are ``debug``, ``info``, ``warning`` (alias ``warn``) and ``error``; lines below the
-configured level cost one comparison. Secrets registered with ``redact()`` (the device and product
+configured level cost a rank lookup. Secrets registered with ``redact()`` (the device and product
 secrets of config.json) are replaced by ``***`` wherever they would appear, so a message that
 quotes a command or a reply by mistake still never prints one.
 """
@@ -14,12 +14,6 @@ import time
 
 from micropython import const
 
-_DEBUG = const(0)
-_INFO = const(1)
-_WARNING = const(2)
-_ERROR = const(3)
-_LEVELS = {"debug": _DEBUG, "info": _INFO, "warning": _WARNING, "warn": _WARNING, "error": _ERROR}
-_LETTERS = "DIWE"
 _MIN_SECRET = const(4)  # shorter strings would mask ordinary words
 
 
@@ -43,63 +37,35 @@ else:  # CPython (host tests)
             return a - b
 
 
-def level_number(name: str) -> int:
-    """The rank of a level name; unknown names rank as errors (never lost)."""
-    return _LEVELS.get(name, _ERROR)
+def _rank(level: str) -> int:
+    """debug 0, info 1, warning (or warn) 2, error 3: the first letter decides; unknown names
+    rank as errors (never lost)."""
+    rank = "diwe".find(level[:1])
+    return 3 if rank < 0 else rank
 
 
 class Logger:
     """Callable ``log(level, message)``; ``out(line)`` writes a line (default: print)."""
 
     def __init__(self, level: str = "info", out=None, clock=None):
-        self._min = level_number(level)
         self._out = out or print
         self._clock = clock or ticks_ms
         self._start = self._clock()
         self._secrets = []
+        self.set_level(level)
 
     def set_level(self, level: str) -> None:
-        self._min = level_number(level)
-
-    def enabled(self, level: str) -> bool:
-        return level_number(level) >= self._min
+        self._min = _rank(level)
 
     def redact(self, secret) -> None:
         """Never print ``secret`` (ignored when empty or too short to be one)."""
         if secret and len(secret) >= _MIN_SECRET and secret not in self._secrets:
             self._secrets.append(secret)
 
-    def format(self, level: str, message: str) -> str:
-        rank = level_number(level)
-        elapsed = ticks_diff(self._clock(), self._start)
-        for secret in self._secrets:
-            if secret in message:
-                message = message.replace(secret, "***")
-        return "%5d.%03d %s %s" % (elapsed // 1000, elapsed % 1000, _LETTERS[rank], message)
-
     def __call__(self, level: str, message: str) -> None:
-        if level_number(level) >= self._min:
-            self._out(self.format(level, message))
-
-    def exception(self, message: str, exc: BaseException) -> None:
-        """Log ``message`` and the exception with its traceback, one log line per line."""
-        self("error", message + ": " + repr(exc))
-        for line in traceback_lines(exc):
-            self("error", "  " + line)
-
-
-def traceback_lines(exc: BaseException) -> list:
-    """The traceback of ``exc`` as lines (MicroPython's print_exception or CPython's)."""
-    import io
-    import sys
-
-    buf = io.StringIO()
-    if hasattr(sys, "print_exception"):
-        # The stubs' StringIO lacks its stream base class and getvalue() (MicroPython has both).
-        sys.print_exception(exc, buf)  # pyright: ignore[reportArgumentType]
-    else:
-        import traceback
-
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=buf)
-    text = buf.getvalue()  # pyright: ignore[reportAttributeAccessIssue] - missing from the stubs
-    return [line for line in text.split("\n") if line]
+        rank = _rank(level)
+        if rank >= self._min:
+            elapsed = ticks_diff(self._clock(), self._start)
+            for secret in self._secrets:
+                message = message.replace(secret, "***")
+            self._out("%5d.%03d %s %s" % (elapsed // 1000, elapsed % 1000, "DIWE"[rank], message))

@@ -17,9 +17,6 @@ import boards
 import config
 import logger
 
-CONFIG_PATH = "config.json"
-_SAFE_IDLE_S = 3600
-
 _running = {}  # the application while it runs, for the stats line on Ctrl-C
 
 
@@ -44,7 +41,7 @@ def safe_board(board_class, log):
         return None
 
 
-async def safe_state(board, log, idle_s: int = _SAFE_IDLE_S) -> None:
+async def safe_state(board, log, idle_s: int = 3600) -> None:
     """Show the error and do nothing else, forever: no watchdog is started, so no reset loop."""
     if board is not None:
         board.led("error")
@@ -71,9 +68,24 @@ async def run(board, cfg: dict, log) -> None:
 
 
 async def crashed(board, log, exc: BaseException) -> None:
-    """Log ``exc``, show the error, wait the board's reset delay, then reset the board."""
-    log.exception("unexpected error", exc)
-    delay_ms = getattr(board, "reset_delay_ms", 0) if board is not None else 0
+    """Log ``exc`` with its traceback (one log line per line), show the error, wait the
+    board's reset delay, then reset the board."""
+    import io
+
+    log("error", "unexpected error: " + repr(exc))
+    buf = io.StringIO()
+    if hasattr(sys, "print_exception"):
+        # The stubs' StringIO lacks its stream base class and getvalue() (MicroPython has both).
+        sys.print_exception(exc, buf)  # pyright: ignore[reportArgumentType]
+    else:
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=buf)
+    text = buf.getvalue()  # pyright: ignore[reportAttributeAccessIssue] - missing from the stubs
+    for line in text.split("\n"):
+        if line:
+            log("error", "  " + line)
+    delay_ms = getattr(board, "reset_delay_ms", 0)  # 0 without a board
     if board is not None:
         board.led("error")
     log("error", "reset in %d ms" % delay_ms)
@@ -95,7 +107,7 @@ def log_stats(log) -> None:
         log("info", "stats " + json.dumps(application.summary()))
 
 
-def main(path: str = CONFIG_PATH) -> None:
+def main(path: str = "config.json") -> None:
     log = logger.Logger()
     board_class = boards.load()
     log("info", "firmware start (%s)" % board_class.name)

@@ -7,14 +7,12 @@ the interface the session uses).
 
 import sys
 
-# sys.platform -> board module. The unix port reports the host OS.
-_MODULES = {"esp32": "esp32", "rp2": "rp2", "linux": "unix", "darwin": "unix"}
-
 
 def module_name(platform=None) -> str:
     """The board module for ``platform`` (default: this one); ValueError when unsupported."""
     platform = platform or sys.platform
-    name = _MODULES.get(platform)
+    # sys.platform -> board module. The unix port reports the host OS.
+    name = {"esp32": "esp32", "rp2": "rp2", "linux": "unix", "darwin": "unix"}.get(platform)
     if name is None:
         raise ValueError("no board module for platform " + platform)
     return name
@@ -22,6 +20,4 @@ def module_name(platform=None) -> str:
 
 def load(platform=None):
     """Import the board module for ``platform`` and return its ``Board`` class."""
-    name = module_name(platform)
-    module = __import__("boards." + name, None, None, ("Board",))
-    return module.Board
+    return __import__("boards." + module_name(platform), None, None, ("Board",)).Board

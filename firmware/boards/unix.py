@@ -17,24 +17,22 @@ The interface every board module implements (the session and main.py call these)
 import asyncio
 import gc
 
-_VMIN = 6  # termios c_cc indexes (Linux): a read returns what is there, at once
-_VTIME = 5
+from micropython import const
 
-
-def _url_error(message: str):
-    # Imported here only: main.py releases config.py's RAM once the file is validated.
-    from config import ConfigError
-
-    return ConfigError("uart.url", message)
+_VMIN = const(6)  # termios c_cc indexes (Linux): a read returns what is there, at once
+_VTIME = const(5)
 
 
 def parse_url(url: str):
-    """``(host, port)`` for ``tcp://host:port``, else None (a device path)."""
-    if not url.startswith("tcp://"):
+    """``(host, port)`` for ``tcp://host:port``, None for a device path."""
+    if url and not url.startswith("tcp://"):
         return None
     host, sep, port = url[6:].rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise _url_error("expected tcp://HOST:PORT or a device path")
+        # Imported here only: main.py releases config.py's RAM once the file is validated.
+        from config import ConfigError
+
+        raise ConfigError("uart.url", "required on the unix port: tcp://HOST:PORT or a pty path")
     return host.strip("[]"), int(port)
 
 
@@ -45,13 +43,10 @@ class Board:
     def __init__(self, config: dict, log=None):
         uart = config.get("uart") or {}
         self.url = uart.get("url") or ""
-        if not self.url:
-            raise _url_error("required on the unix port (tcp://HOST:PORT or a pty)")
-        self.tcp = parse_url(self.url)
+        self.tcp = parse_url(self.url)  # the URL is required on this port
         self.baud = uart.get("baud") or 115200
         self._log = log
         self._streams = None
-        self._file = None
         self.pattern = ""
         self.led_on = True
 
@@ -67,45 +62,34 @@ class Board:
                 sock.setsockopt(6, 1, 1)
         else:
             self._streams = _open_device(self.url, self.baud)
-            self._file = self._streams[2]
-            self._streams = self._streams[:2]
         return self._streams
 
     def close_uart(self) -> None:
         streams, self._streams = self._streams, None
         if streams is not None:
-            # MicroPython's Stream.close() leaves the closing to wait_closed(): close the socket.
-            sock = getattr(streams[1], "s", None)
-            if sock is not None:
-                sock.close()
-            else:
-                streams[1].close()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+            # MicroPython's Stream.close() leaves the closing to wait_closed(): close what it
+            # wraps (``s``: the socket or the device) at once.
+            writer = streams[1]
+            getattr(writer, "s", writer).close()
 
     async def power_cycle(self) -> bool:
         return False
 
     def led(self, pattern: str) -> None:
-        if pattern != self.pattern:
-            self.pattern = pattern
-            self._say("led " + pattern + ("" if self.led_on else " (dark: LEDSwitch 0)"))
+        if pattern != self.pattern and self._log is not None:
+            self._log("debug", "led " + pattern + ("" if self.led_on else " (dark: LEDSwitch 0)"))
+        self.pattern = pattern
 
     def led_enable(self, on: bool) -> None:
-        if on != self.led_on:
-            self.led_on = on
-            self._say("led " + ("on" if on else "dark"))
+        if on != self.led_on and self._log is not None:
+            self._log("debug", "led " + ("on" if on else "dark"))
+        self.led_on = on
 
-    def _say(self, message: str) -> None:
-        if self._log is not None:
-            self._log("debug", message)
+    def watchdog(self, timeout_ms: int = 0) -> None:
+        """No watchdog (``feed``) and no reset here: main.py then exits with status 1, the
+        process stands for the chip."""
 
-    def watchdog(self, timeout_ms: int) -> None:
-        pass
-
-    def feed(self) -> None:
-        pass
+    feed = reset = watchdog
 
     def free_heap(self) -> int:
         mem_free = getattr(gc, "mem_free", None)
@@ -113,9 +97,6 @@ class Board:
             return 0  # CPython
         gc.collect()
         return mem_free()
-
-    def reset(self) -> None:
-        pass  # main.py then exits with status 1: the process stands for the chip
 
 
 def _open_device(path: str, baud: int) -> tuple:
@@ -136,4 +117,4 @@ def _open_device(path: str, baud: int) -> tuple:
     except Exception:
         device.close()
         raise
-    return asyncio.StreamReader(device), asyncio.StreamWriter(device, {}), device
+    return asyncio.StreamReader(device), asyncio.StreamWriter(device, {})
