@@ -17,10 +17,10 @@ def quote(value: "bytes | str", what: str = "argument", max_len: int = 256) -> b
     if isinstance(value, str):
         value = value.encode()
     if len(value) > max_len:
-        raise ArgumentError(what + " longer than %d bytes" % max_len)
+        raise ArgumentError(what + " over %d bytes" % max_len)
     for c in value:
         if c < 32 or c == 34 or c == 127:
-            raise ArgumentError(what + " holds a quote or control character")
+            raise ArgumentError(what + " has a quote or control char")
     return b'"' + value + b'"'
 
 
@@ -28,14 +28,11 @@ def is_text(payload: bytes) -> bool:
     """True if MPUB can carry ``payload`` as escaped text: UTF-8, no control bytes but CR/LF."""
     high = False
     for c in payload:
-        if c < 32:
-            if c != 13 and c != 10:
-                return False
-        elif c == 127:
+        if (c < 32 and c != 13 and c != 10) or c == 127:
             return False
-        elif c > 127:
+        if c > 127:
             high = True
-    if high:
+    if high:  # only then decode (a copy) to check the UTF-8
         try:
             str(payload, "utf-8")
         except UnicodeError:
@@ -44,17 +41,15 @@ def is_text(payload: bytes) -> bool:
 
 
 def escape(payload: bytes) -> bytes:
-    """MPUB message escapes (air724-at.md §7.2): ``\\`` ``"`` CR LF as ``\\5C \\22 \\0D \\0A``."""
-    out = bytes(payload)
-    if b"\\" in out:  # first, so the backslashes added below stay as they are
-        out = out.replace(b"\\", b"\\5C")
-    if b'"' in out:
-        out = out.replace(b'"', b"\\22")
-    if b"\r" in out:
-        out = out.replace(b"\r", b"\\0D")
-    if b"\n" in out:
-        out = out.replace(b"\n", b"\\0A")
-    return out
+    """MPUB message escapes (air724-at.md §7.2): ``\\`` ``"`` CR LF as ``\\5C \\22 \\0D \\0A``.
+
+    The backslash goes first, so the backslashes added after it stay as they are. ``replace``
+    returns its bytes unchanged when there is nothing to replace (no copy).
+    """
+    payload = bytes(payload)
+    for c in b'\\"\r\n':
+        payload = payload.replace(bytes((c,)), b"\\%02X" % c)
+    return payload
 
 
 def after(lines: list, prefix: bytes) -> bytes:
@@ -70,9 +65,8 @@ def ints(text: bytes, lines: "list | None" = None) -> list:
     out = []
     try:
         for field in text.split(b","):
-            field = field.strip()
-            if not field.startswith(b'"'):
-                out.append(int(field))
+            if b'"' not in field:
+                out.append(int(field))  # int() ignores the spaces around
     except ValueError:
         raise ResponseError("bad number in " + text.decode(), lines) from None
     return out

@@ -157,13 +157,11 @@ async def test_cgmr_formats_and_version_order():
         assert (v.model, v.number) == ("780EP", 1007)
         v = await mod.version()
         assert (v.model, v.number, v.raw, v.old) == ("", -1, "SomethingElse", True)
-    # Chronological order across baselines, not the raw integer's string or digit count.
-    names = ("V409", "V584", "V1628", "V301830", "V301849", "V401851", "V401881")
+    # Numbers grow across baselines (V1.2, then V3xxxxx, V4xxxxx): only V1.2 before V907 is old.
+    names = ("V409", "V584", "V906", "V907", "V1628", "V301830", "V401851")
     vs = [FirmwareVersion("AirM2M_Air724UG_%s_LTE_AT" % n) for n in names]
-    for a, b in zip(vs, vs[1:]):
-        assert a.older_than(b) and not b.older_than(a)
-    assert [v.baseline for v in vs] == [1, 1, 1, 3, 3, 4, 4]
-    assert vs[0].old and vs[1].old and not vs[2].old
+    assert [v.number for v in vs] == [409, 584, 906, 907, 1628, 301830, 401851]
+    assert [v.old for v in vs] == [True, True, True, False, False, False, False]
 
 
 async def test_identity_signal_sim_network_clock():
@@ -370,11 +368,11 @@ async def test_mconnect_follows_connect_ok_with_nothing_in_between():
         m.on(b"AT+CSQ", b"\r\n+CSQ: 20,99\r\n", OK)
         connect = asyncio.create_task(modem.mqtt.connect("h", 1883))
         await m.wait_command(b'AT+SSLMIPSTART="h",1883')
-        poll = asyncio.create_task(modem.module.csq())  # another task wants the channel
+        poll = asyncio.create_task(modem.module.signal_dbm())  # another task wants the channel
         await asyncio.sleep(0)
         hold.set()
         assert await connect is True
-        assert await poll == (20, 99)
+        assert await poll == -73  # rssi 20
         assert m.commands == [b'AT+SSLMIPSTART="h",1883', b"AT+MCONNECT=1,300", b"AT+CSQ"]
 
 
