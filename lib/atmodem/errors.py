@@ -9,21 +9,24 @@ class ATError(Exception):
     """Base class of every error raised by the AT engine and the drivers built on it."""
 
 
-class ATTimeoutError(ATError):
-    """No final result within the command's ``timeout_ms``; ``cmd`` is the command sent."""
+def _result_line(self: "CommandError | AbortError", line: bytes = b"", code: int = -1):
+    # The __init__ of CommandError and AbortError (one function for both).
+    super(ATError, self).__init__(line)
+    self.line = line
+    self.code = code
 
-    def __init__(self, cmd: bytes = b""):
-        super().__init__(cmd)
-        self.cmd = cmd
+
+class ATTimeoutError(ATError):
+    """No final result within the command's ``timeout_ms``; ``args[0]`` is the command sent."""
 
 
 class CommandError(ATError):
-    """The module answered ``ERROR`` (or ``ERROR:<n>``); ``line`` is the result line."""
+    """The module answered ``ERROR`` (or ``ERROR:<n>``); ``line`` is the result line, ``code``
+    its number (-1 if none)."""
 
-    def __init__(self, line: bytes = b"ERROR", code: int = -1):
-        super().__init__(line)
-        self.line = line
-        self.code = code
+    line: bytes
+    code: int
+    __init__ = _result_line  # pyright: ignore[reportAssignmentType]
 
 
 class CMEError(CommandError):
@@ -31,11 +34,12 @@ class CMEError(CommandError):
 
 
 class AbortError(ATError):
-    """A line from the command's abort list ended it (e.g. ``CONNECT FAIL``, ``CLOSED``)."""
+    """A line from the command's abort list ended it (e.g. ``CONNECT FAIL``, ``CLOSED``);
+    ``line`` is that line (``code`` is -1)."""
 
-    def __init__(self, line: bytes = b""):
-        super().__init__(line)
-        self.line = line
+    line: bytes
+    code: int
+    __init__ = _result_line  # pyright: ignore[reportAssignmentType]
 
 
 class ClosedError(ATError):
@@ -47,11 +51,8 @@ class ArgumentError(ATError):
 
 
 class ResponseError(ATError):
-    """The module answered, but not in a form the caller can parse; ``lines`` holds it."""
-
-    def __init__(self, msg: str = "", lines: "list | None" = None):
-        super().__init__(msg)
-        self.lines = lines
+    """The module answered, but not in a form the caller can parse: ``args`` is (message,
+    lines), the lines when the caller passed them."""
 
 
 class DataError(ATError):

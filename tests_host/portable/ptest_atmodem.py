@@ -216,7 +216,7 @@ async def test_timeout_then_late_result_is_not_the_next_answer():
             m.on(b"AT+NOPE", b"\r\nERROR\r\n")
             with raises(ATTimeoutError) as err:
                 await ch.command(b"AT+SLOW", 30)
-            assert err.value.cmd == b"AT+SLOW"
+            assert err.value.args == (b"AT+SLOW",)
             task = asyncio.create_task(ch.command(b"AT+NOPE", 1000))
             await m.wait_written(b"AT+CSQ\r")  # the resync probe is on the wire...
             late.set()  # ...and only now the module answers the timed-out command
