@@ -546,3 +546,22 @@ async def test_result_before_prompt_and_explicit_resync():
         m.on(b"AT+CSQ", b"\r\nOK\r\n\r\n+CSQ: 1,99\r\n\r\nOK\r\n")  # a stray OK first
         await ch.resync(500)
         assert m.commands == [b"AT+HTTPDATA=4,1000", b"AT+CSQ"]
+
+
+async def test_counted_read_of_a_timed_out_command_is_reported_not_returned():
+    for chunk in (0, 1):
+        async with Rig(channel(), chunk=chunk) as rig:
+            m, ch = rig.modem, rig.obj
+            events = Collector()
+            ch.on_event = events.event
+            rest = asyncio.Event()
+            m.on(b"AT+HTTPREAD", b"\r\n+HTTPREAD: 10\r\n01234", Wait(rest), b"56789\r\nOK\r\n")
+            m.on(b"AT+CSQ", b"\r\n+CSQ: 1,99\r\n\r\nOK\r\n")  # the resync probe
+            m.on(b"AT", b"\r\nOK\r\n")
+            with raises(ATTimeoutError):
+                await ch.command(b"AT+HTTPREAD", 30, counted=b"+HTTPREAD:")
+            rest.set()
+            await events.wait(2)
+            assert events.items == [(EV_UNSOLICITED, b"+HTTPREAD: 10"), (EV_UNSOLICITED, b"OK")]
+            assert await ch.command(b"AT", 500) == [b"OK"]
+            assert m.commands == [b"AT+HTTPREAD", b"AT+CSQ", b"AT"]
