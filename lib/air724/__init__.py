@@ -11,11 +11,20 @@ Parts, each usable alone on an ``atmodem.ATChannel``:
 ``Air724(stream)`` puts them together on one channel.
 """
 
+from micropython import const
+
+from air724.text import quote
+from atmodem.errors import ArgumentError
+
+_TOPIC_MAX = const(256)  # topic bytes (air724-at.md §7.4)
+_MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
+
 
 class Air724:
     """The whole driver on one stream (see ``atmodem.ATChannel`` for ``stream``/``writer``).
 
-    Attributes: ``channel``, ``events``, ``module``, ``bearer``, ``http``, ``mqtt``. Call
+    Attributes: ``channel``, ``events``, ``module``, ``bearer``, ``http``, ``mqtt`` and
+    ``inbox`` (the MQTT client's queue of incoming messages: it outlives the client). Call
     ``start()`` inside the event loop, ``await close()`` at the end. ``on_event`` receives the
     channel's ``EV_*`` events.
     """
@@ -29,22 +38,31 @@ class Air724:
         queue_len: int = 8,
         cid: int = 1,
     ):
-        from air724.events import LinkEvents
-        from air724.mqtt import MQTTClient
+        from air724.events import LinkEvents, Ring
         from atmodem import EV_UNSOLICITED, ATChannel
 
         self._unsolicited = EV_UNSOLICITED
         self._cid = cid
         self._data_max = data_max
-        self._http = self._bearer = self._module = None
+        self._http = self._bearer = self._module = self._mqtt = None
         self.on_event = None
         self.channel = ATChannel(stream, writer, bufsize, data_max)
         self.channel.on_event = self._event
         self.events = LinkEvents(self.channel)
-        self.mqtt = MQTTClient(self.channel, self.events, queue_len)
+        self.inbox = Ring(queue_len)
 
-    # The module checks, HTTP and the SAPBR bearer are needed while bringing the link up, not
-    # online: created on first use and dropped by release(), so their code can leave RAM.
+    # Each command set is created on first use. The module checks, HTTP and the SAPBR bearer
+    # serve the bring-up only and are dropped by release(); the MQTT client serves from the
+    # connect step until the link fails and is dropped by close_mqtt(). Dropped, their code
+    # can leave RAM while the rest runs.
+
+    @property
+    def mqtt(self):
+        if self._mqtt is None:
+            from air724.mqtt import MQTTClient
+
+            self._mqtt = MQTTClient(self.channel, self.events, inbox=self.inbox)
+        return self._mqtt
 
     @property
     def module(self):
@@ -77,9 +95,21 @@ class Air724:
         self._http = self._bearer = None
 
     def release(self) -> None:
-        """Forget every part created on demand (module checks, HTTP, bearer)."""
+        """Forget the bring-up parts created on demand (module checks, HTTP, bearer)."""
         self.release_http()
         self._module = None
+
+    async def close_mqtt(self) -> None:
+        """Close the MQTT link if the client was created, then forget the client (its queued
+        messages stay in ``inbox``). Best effort: the module may be half gone."""
+        client = self._mqtt
+        if client is not None:
+            self._mqtt = None
+            client.detach()
+            try:
+                await client.close()
+            except Exception:
+                pass
 
     def _event(self, kind, data):
         if kind == self._unsolicited:
@@ -92,3 +122,22 @@ class Air724:
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+def check_publish(topic: str, payload: "bytes | str") -> None:
+    """Raise ``ArgumentError`` if the MQTT client would refuse this topic or payload (checked
+    before a message is accepted into an outbox, while the client may be unloaded)."""
+    topic_arg(topic)
+    check_size(len(payload.encode() if type(payload) is str else payload))
+
+
+def check_size(n: int) -> None:
+    if n > _MPUBEX_MAX:
+        raise ArgumentError("payload over %d bytes" % _MPUBEX_MAX)
+
+
+def topic_arg(topic: str) -> bytes:
+    """The topic as a quoted AT argument."""
+    if not topic:
+        raise ArgumentError("empty topic")
+    return quote(topic, "topic", _TOPIC_MAX)

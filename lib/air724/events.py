@@ -75,7 +75,7 @@ class Ring:
                 await _wait_ms(self._ev.wait(), timeout_ms)
             except asyncio.TimeoutError:
                 raise ATTimeoutError(b"") from None
-        item = self.peek()
+        item = self._items[self._head]
         self.pop()
         return item
 

@@ -8,12 +8,12 @@ The module owns the MQTT session (keepalive, PUBACK); this client drives it: ``A
 
 from micropython import const
 
+from air724 import check_size, topic_arg
 from air724.events import CLOSED, PDP_DEACT, Ring
 from air724.text import after, escape, is_text, quote
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
 
 _TOPIC_MAX = const(256)  # topic bytes (§7.4)
-_MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
 _WILL_MAX = const(1360)  # will message (§7.4)
 # Final token per QoS: qos0 OK; qos1 OK then PUBACK; qos2 PUBREC then PUBCOMP (§7.2).
 _ACKS = ((b"OK",), (b"PUBACK",), (b"PUBCOMP",))
@@ -93,23 +93,32 @@ class MQTTClient:
     """The module's MQTT client on an ``ATChannel``.
 
     Incoming messages go to ``on_message(callback)`` as ``callback(topic: str, payload:
-    bytes)`` (called from the reader task: must not block), or, with no callback, into a ring
-    of ``queue_len`` read by ``await message(timeout_ms)``. Text payloads up to ``mpub_max``
-    escaped bytes use ``AT+MPUB``; others ``AT+MPUBEX``.
+    bytes)`` (called from the reader task: must not block), or, with no callback, into
+    ``inbox`` (an ``air724.events.Ring``; by default a new one of ``queue_len``) read by
+    ``await message(timeout_ms)``. Text payloads up to ``mpub_max`` escaped bytes use
+    ``AT+MPUB``; others ``AT+MPUBEX``.
     """
 
-    def __init__(self, channel, events=None, queue_len: int = 8, mpub_max: int = 1024):
+    def __init__(self, channel, events=None, queue_len: int = 8, mpub_max: int = 1024, inbox=None):
         self.ch = channel
         self.mpub_max = mpub_max
         self.connected = False
         self.cached = 0  # "+MSUB: <slot>" notices (cache mode, AT+MQTTMSGSET=1): fetch()
         self.bad_topics = 0
         self._cb = None
-        self._inbox = Ring(queue_len)
+        self._inbox = Ring(queue_len) if inbox is None else inbox
+        self._events = events
         channel.add_urc(b"+MSUB:", self._on_msub, msub_header)
         channel.add_urc(b"+MSUB: ", self._on_slot)
         if events is not None:
             events.subscribe(self._on_link)
+
+    def detach(self) -> None:
+        """Stop taking ``+MSUB`` lines and link events: the client is no longer used."""
+        self.ch.remove_urc(b"+MSUB:")
+        self.ch.remove_urc(b"+MSUB: ")
+        if self._events is not None:
+            self._events.unsubscribe(self._on_link)
 
     # -- incoming --
 
@@ -117,7 +126,7 @@ class MQTTClient:
         """Deliver messages to ``callback(topic, payload)``; None: back to the queue."""
         self._cb = callback
 
-    async def message(self, timeout_ms: int) -> tuple:
+    async def message(self, timeout_ms: int):
         """The oldest queued ``(topic, payload)``; ``ATTimeoutError`` if none comes."""
         return await self._inbox.get(timeout_ms)
 
@@ -219,11 +228,11 @@ class MQTTClient:
         return fresh
 
     async def subscribe(self, topic: str, qos: int = 0, timeout_ms: int = 10000) -> None:
-        cmd = b"AT+MSUB=%s,%d" % (_topic_arg(topic), _qos(qos))
+        cmd = b"AT+MSUB=%s,%d" % (topic_arg(topic), _qos(qos))
         await self._cmd(cmd, timeout_ms, (b"SUBACK",))
 
     async def unsubscribe(self, topic: str, timeout_ms: int = 10000) -> None:
-        await self._cmd(b"AT+MUNSUB=" + _topic_arg(topic), timeout_ms, (b"UNSUBACK",))
+        await self._cmd(b"AT+MUNSUB=" + topic_arg(topic), timeout_ms, (b"UNSUBACK",))
 
     async def publish(
         self,
@@ -239,7 +248,7 @@ class MQTTClient:
         Text goes escaped in ``AT+MPUB``; binary or long payloads go raw, with their exact
         length, in ``AT+MPUBEX`` (Air724 firmware V907+).
         """
-        t = _topic_arg(topic)
+        t = topic_arg(topic)
         if isinstance(payload, str):
             payload = payload.encode()
         ok = _ACKS[_qos(qos)]
@@ -250,7 +259,7 @@ class MQTTClient:
                 await self._cmd(b'AT+MPUB=%s,%d,%d,"%s"' % (t, qos, r, msg), timeout_ms, ok)
                 return
         n = len(payload)
-        _check_size(n)
+        check_size(n)
         cmd = b"AT+MPUBEX=%s,%d,%d,%d" % (t, qos, r, n)
         await self._cmd(cmd, timeout_ms, ok, _DOWN, b">", payload)
 
@@ -292,25 +301,7 @@ class MQTTClient:
                 raise
 
 
-def check_publish(topic: str, payload: "bytes | str") -> None:
-    """Raise ``ArgumentError`` if ``publish`` would refuse this topic or payload (check before
-    accepting a message into an outbox)."""
-    _topic_arg(topic)
-    _check_size(len(payload.encode() if type(payload) is str else payload))
-
-
-def _check_size(n):
-    if n > _MPUBEX_MAX:
-        raise ArgumentError("payload over %d bytes" % _MPUBEX_MAX)
-
-
 def _qos(qos):
     if qos != 0 and qos != 1 and qos != 2:
         raise ArgumentError("qos 0, 1 or 2")
     return qos
-
-
-def _topic_arg(topic):
-    if not topic:
-        raise ArgumentError("empty topic")
-    return quote(topic, "topic", _TOPIC_MAX)

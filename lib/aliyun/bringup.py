@@ -7,7 +7,9 @@ connect -> subscribe, each with its own timeout, and raises on the first step th
 RAM: this module, the driver's module-check code and everything needed to log in (signing,
 HTTPS auth, registration, the HTTP client) are loaded only while bringing the link up, and in
 stages: the module checks are dropped before the login, the login code before the MQTT connect.
-The session unloads what remains (``LOADED_FOR_BRING_UP``) before it goes online.
+The MQTT client is closed and dropped first and created again at the connect step, so neither
+the checks nor the login share RAM with it. The session unloads what remains
+(``LOADED_FOR_BRING_UP``) before it goes online.
 """
 
 import asyncio
@@ -41,9 +43,11 @@ LOADED_FOR_BRING_UP = ("aliyun.bringup",) + _CHECKS + _LOGIN
 async def bring_up(s, remedy) -> None:
     """Bring session ``s`` from its current module state to subscribed (see module doc)."""
     modem = s.modem
-    module = modem.module
+    await modem.close_mqtt()  # every bring-up starts from a closed MQTT link
+    unload(("air724.mqtt",))
     if remedy is not None and remedy != "wait":
         await _apply(s, modem, remedy)
+    module = modem.module
     await module.sync(10000)
     await module.echo_off()  # after every (re)boot: echo is on again (§3.2)
     if s.firmware is None:
@@ -84,7 +88,6 @@ async def _apply(s, modem, remedy) -> None:
     s.log("info", "remedy: " + remedy)
     if remedy in ("cfun", "reset", "power"):
         s.pdp_lost = False  # each of these brings the default PDP context back (§5.3)
-    await _quietly(modem.mqtt.close())  # every remedy starts from a closed MQTT link
     if remedy == "bearer":
         await _quietly(modem.bearer.close())
     elif remedy == "cfun":

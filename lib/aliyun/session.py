@@ -24,7 +24,7 @@ import sys
 
 from micropython import const
 
-from air724.mqtt import check_publish
+from air724 import check_publish
 from aliyun import alink
 from aliyun.outbox import Outbox
 from aliyun.recovery import Recovery
@@ -108,7 +108,7 @@ class Session:
     def stats(self) -> dict:
         """Counters for logs and summaries (``dropped``: outbox overflow, QoS0 while offline,
         downlinks lost to a full queue)."""
-        inbox_dropped = self.modem.mqtt.dropped if self.modem is not None else 0
+        inbox_dropped = self.modem.inbox.dropped if self.modem is not None else 0
         return {
             "online_since_ms": self._online_since,
             "time_to_online_ms": self._time_to_online,

@@ -1,10 +1,10 @@
-"""End-to-end cases that need the session (lib/aliyun/session.py): ready to enable.
+"""End-to-end cases of the session supervisor (lib/aliyun/session.py) on the real VM.
 
-Not collected yet (pytest collects ``test_*.py``): once the session lands, rename this file to
-``test_session_e2e.py``. Each case runs the firmware on the MicroPython VM with a 128 KB heap
-against the emulator and the local cloud. The waits use what the firmware layer logs itself
-(firmware/app.py: ``state <name>``, ``up properties: 200``, ``property set …``, ``down …``) and
-the cloud's message log, so they do not depend on the session's own wording.
+Each case runs the firmware on the MicroPython VM (heap: ``simkit.FIRMWARE_HEAP``, or
+``E2E_HEAPSIZE``) against the emulator and the local cloud. The waits use what the firmware
+layer logs itself (firmware/app.py: ``state <name>``, ``up properties: 200``,
+``property set …``, ``down …``) and the cloud's message log, so they do not depend on the
+session's own wording.
 """
 
 import json

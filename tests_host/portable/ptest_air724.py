@@ -10,11 +10,11 @@ import asyncio
 from fakes import Delay, Read, Rig, Wait, wait_ms
 from ptest import raises
 
-from air724 import Air724
+from air724 import Air724, check_publish
 from air724 import events as ev
 from air724.http import HTTPError
 from air724.module import FirmwareVersion, parse_cclk
-from air724.mqtt import LinkClosedError, MQTTError, MQTTRefusedError, check_publish
+from air724.mqtt import LinkClosedError, MQTTError, MQTTRefusedError
 from atmodem import ArgumentError, ATTimeoutError, CMEError
 
 CHUNKS = (0, 1, (1, 9))
