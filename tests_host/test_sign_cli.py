@@ -182,8 +182,8 @@ def test_mqtt_json_tls_defaults_and_endpoint(capsys):
         (["mqtt", *DOC, "--client-id", 'a"b'], "clientId: '\"' cannot be placed in a quoted AT"),
         (["mqtt", *DOC, "--client-id", "a\\b"], "clientId: '\\\\' cannot be placed"),
         (["mqtt", *DOC, "--timestamp", "soon"], "timestamp: must be decimal digits"),
-        (["mqtt", *DOC[:4], "--device-secret", "s\u00e9"], "deviceSecret: contains a non-ASCII"),
-        (["http-auth", *SEED, "--device-secret", ""], "secret: is empty"),
+        (["mqtt", *DOC[:4], "--device-secret", "s\u00e9"], "deviceSecret: must be printable"),
+        (["http-auth", *SEED, "--device-secret", ""], "secret: must be a non-empty string"),
         (["dynreg", *DOC[:4], "--product-secret", "p", "--instance-id", "i"], "--mqtt"),
     ],
 )

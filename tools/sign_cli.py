@@ -18,8 +18,8 @@ import json
 import sys
 import time
 
-from aliyun import auth, dynreg, sign
-from aliyun.sign import SignError
+from tools import aliyun_sign as sign
+from tools.aliyun_sign import SignError
 
 PROG = "aliyun-sign"
 LOOKALIKES = ("Il1", "O0")
@@ -184,13 +184,13 @@ def cmd_http_auth(args) -> dict:
     """HTTPS device auth (§2): form body, length, the AT+HTTP* flow and the MQTT step after it."""
     secret = args.device_secret
     ts = _timestamp(args)
-    body = auth.auth_form(
+    body = sign.auth_form(
         args.product_key, args.device_name, secret, args.client_id, ts, args.signmethod
     )
     params = _sign_params(args, ts)
     content = sign.sign_content(params)
-    host = args.host or auth.auth_host(args.region)
-    out = _http_flow("http-auth", auth.url(host, auth.AUTH_PATH), body)
+    host = args.host or sign.auth_host(args.region)
+    out = _http_flow("http-auth", sign.url(host, sign.AUTH_PATH), body)
     out["sign"] = sign.hmac_sign(content, secret, args.signmethod)
     out["signmethod"] = args.signmethod
     out["signContent"] = content
@@ -211,10 +211,10 @@ def cmd_http_auth(args) -> dict:
 def cmd_dynreg(args) -> dict:
     """Dynamic registration (§3): HTTPS form and AT+HTTP* flow, or MQTT CONNECT with --mqtt."""
     secret = args.product_secret
-    random = args.random or dynreg.make_random()
+    random = args.random or sign.make_random()
     pk, dn = args.product_key, args.device_name
     if args.mqtt:
-        creds = dynreg.register_mqtt_credentials(
+        creds = sign.register_mqtt_credentials(
             pk,
             dn,
             secret,
@@ -245,17 +245,17 @@ def cmd_dynreg(args) -> dict:
     else:
         if args.instance_id:
             raise UsageError("--instance-id applies to --mqtt registration only")
-        body = dynreg.register_form(pk, dn, secret, random, args.signmethod)
-        host = args.host or auth.auth_host(args.region)
-        out = _http_flow("dynreg", auth.url(host, dynreg.REGISTER_PATH), body)
+        body = sign.register_form(pk, dn, secret, random, args.signmethod)
+        host = args.host or sign.auth_host(args.region)
+        out = _http_flow("dynreg", sign.url(host, sign.REGISTER_PATH), body)
         out["transport"] = "https"
-        out["sign"] = dynreg.register_sign(pk, dn, secret, random, args.signmethod)
+        out["sign"] = sign.register_sign(pk, dn, secret, random, args.signmethod)
     out["random"] = random
     out["signmethod"] = args.signmethod
     out["signContent"] = "deviceName" + dn + "productKey" + pk + "random" + random
 
     def compute(spelling):
-        return dynreg.register_sign(pk, dn, spelling, random, args.signmethod)
+        return sign.register_sign(pk, dn, spelling, random, args.signmethod)
 
     _expect(args, out, "sign", secret, "product secret", compute)
     return out
@@ -273,7 +273,7 @@ def _http_flow(command: str, url: str, body: str) -> dict:
             "AT+HTTPINIT",
             'AT+HTTPPARA="URL",%s' % at_quote("url", url),
             'AT+HTTPPARA="USER_DEFINED",%s'
-            % at_quote("header", "Content-Type: " + auth.CONTENT_TYPE),
+            % at_quote("header", "Content-Type: " + sign.CONTENT_TYPE),
             "AT+HTTPDATA=%d,%d" % (length, HTTPDATA_TIMEOUT_MS),
             body,  # sent when the module answers DOWNLOAD
             "AT+HTTPACTION=1",
@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dynreg", help="dynamic registration with the product secret")
     _add_common(p, "product-secret", client_id=False, timestamp=False)
     p.add_argument("--random", help="default: 15 random letters and digits")
-    p.add_argument("--mqtt", choices=dynreg.AUTH_TYPES, help="register over MQTT instead of HTTPS")
+    p.add_argument("--mqtt", choices=sign.AUTH_TYPES, help="register over MQTT instead of HTTPS")
     p.add_argument("--instance-id", help="instance id of a new public/Enterprise instance")
     p.add_argument("--port", type=int, default=sign.PORT_PLAIN_OR_TLS)
     p.set_defaults(run=cmd_dynreg)

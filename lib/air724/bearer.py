@@ -7,23 +7,6 @@ MQTT runs on the module's default PDP context instead (§5); this bearer only ma
 from air724.text import after, quote
 from atmodem.errors import CMEError, ResponseError
 
-# Bearer status of +SAPBR: <cid>,<status>,<ip>
-CONNECTING = 0
-CONNECTED = 1
-CLOSING = 2
-CLOSED = 3
-
-
-def _ip(text: bytes) -> str:
-    """Quoted or bare, zero-padded or not: ``"10.159.1.145"``, ``010.169.179.213`` (§5.1)."""
-    parts = text.strip().strip(b'"').split(b".")
-    if len(parts) != 4:
-        return text.decode()
-    try:
-        return ".".join(str(int(p)) for p in parts)
-    except ValueError:
-        return text.decode()
-
 
 class Bearer:
     """``AT+SAPBR`` for bearer ``cid`` (1-3)."""
@@ -36,7 +19,6 @@ class Bearer:
         self, apn: str = "", user: str = "", password: str = "", timeout_ms: int = 2000
     ) -> None:
         """CONTYPE and APN (empty APN: the one the network gave, §5.1; 50 chars at most)."""
-        ch, cid = self.ch, self.cid
         # All values checked before the first command: nothing half-configured on bad input.
         args = [(b"APN", quote(apn, "APN", 50))]
         if user:
@@ -44,19 +26,27 @@ class Bearer:
         if password:
             args.append((b"PWD", quote(password, "password", 50)))
         # "GPRS" is only the 2G-era spelling; it does not force a 2G network (§5.1).
-        await ch.command(b'AT+SAPBR=3,%d,"CONTYPE","GPRS"' % cid, timeout_ms)
+        args.insert(0, (b"CONTYPE", b'"GPRS"'))
         for tag, value in args:
-            await ch.command(b'AT+SAPBR=3,%d,"%s",%s' % (cid, tag, value), timeout_ms)
+            await self.ch.command(b'AT+SAPBR=3,%d,"%s",%s' % (self.cid, tag, value), timeout_ms)
 
-    async def open(self, timeout_ms: int = 30000) -> bool:
-        """Open the bearer; False if it was already open (``+CME ERROR: 3`` is no error)."""
+    async def _switch(self, op: int, timeout_ms: int) -> bool:
+        # AT+SAPBR=1 (open) / =0 (close); +CME ERROR: 3 means already so: no error, False.
         try:
-            await self.ch.command(b"AT+SAPBR=1,%d" % self.cid, timeout_ms)
+            await self.ch.command(b"AT+SAPBR=%d,%d" % (op, self.cid), timeout_ms)
         except CMEError as exc:
             if exc.code != 3:
                 raise
             return False
         return True
+
+    def open(self, timeout_ms: int = 30000):
+        """Open the bearer; awaits to False if it was already open."""
+        return self._switch(1, timeout_ms)
+
+    def close(self, timeout_ms: int = 10000):
+        """Close the bearer; closing a closed one is no error (awaits to False)."""
+        return self._switch(0, timeout_ms)
 
     async def query(self, timeout_ms: int = 2000) -> tuple:
         """``(status, ip)``: status 0 connecting, 1 connected, 2 closing, 3 closed."""
@@ -66,23 +56,21 @@ class Bearer:
             status = int(fields[1])
         except (IndexError, ValueError):
             raise ResponseError("bad +SAPBR", lines) from None
-        return status, _ip(fields[2]) if len(fields) > 2 else ""
-
-    async def close(self, timeout_ms: int = 10000) -> None:
-        """Close the bearer; closing a closed one (``+CME ERROR: 3``) is no error."""
+        ip = fields[2].strip().strip(b'"') if len(fields) > 2 else b""
+        # Quoted or bare, zero-padded or not: "10.159.1.145", 010.169.179.213 (§5.1).
         try:
-            await self.ch.command(b"AT+SAPBR=0,%d" % self.cid, timeout_ms)
-        except CMEError as exc:
-            if exc.code != 3:
-                raise
+            ip = ".".join(str(int(p)) for p in ip.split(b"."))
+        except ValueError:
+            ip = ip.decode()
+        return status, ip
 
     async def ensure(self, apn: str = "", timeout_ms: int = 30000) -> str:
         """Open the bearer unless it is connected (the S6 peer pattern, §5.1); return the IP."""
         status, ip = await self.query()
-        if status != CONNECTED:
+        if status != 1:
             await self.configure(apn)
             await self.open(timeout_ms)
             status, ip = await self.query()
-            if status != CONNECTED:
+            if status != 1:
                 raise ResponseError("bearer status %d" % status)
         return ip

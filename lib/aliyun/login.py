@@ -7,20 +7,19 @@
 - ``dynreg``: dynamic registration (``/auth/register/device``) with the product secret gives a
   device secret, saved to ``store_path`` so the device registers once; then ``direct``.
 
-``Login.credentials(http)`` returns a ``sign.MQTTCredentials``; ``http`` is the driver's
-``HTTPClient`` (only used by the ``http`` and ``dynreg`` modes, over the SAPBR bearer). The
-session imports this module only to log in and unloads it afterwards (with sign, auth, digest),
-so ``Login.token`` carries the iotToken cache from one login to the next.
+``Login.credentials(http)`` returns a ``sign.MQTTCredentials`` (a named tuple); ``http`` is the
+driver's ``HTTPClient`` (only used by the ``http`` and ``dynreg`` modes, over the SAPBR bearer).
+The session imports this module only to log in and unloads it afterwards (with sign, auth,
+digest), so ``Login.token`` carries the iotToken cache from one login to the next.
 """
 
 import json
 
 from micropython import const
 
-from aliyun import sign
+from aliyun.sign import MQTTCredentials, mqtt_credentials, mqtt_host
 
 _TOKEN_LIFE_MS = const(6 * 24 * 3600 * 1000)  # iotToken lasts 7 days (§2); renew a day early
-_HTTP_TIMEOUT_MS = const(60000)
 
 
 def needs_http(config: dict, store_path: str) -> bool:
@@ -53,86 +52,64 @@ class Login:
         # (iotId, iotToken, host, port, obtained at ms): plain values, kept by the caller.
         self.token = token
 
-    def _client_id(self) -> str:
-        return self.config["product_key"] + "." + self.device_name
-
-    def _host(self) -> str:
-        cfg = self.config
-        return cfg["endpoint"] or sign.mqtt_host(cfg["product_key"], cfg["region"])
-
-    async def credentials(self, http) -> "sign.MQTTCredentials":
+    async def credentials(self, http) -> MQTTCredentials:
         cfg = self.config
         mode = cfg["auth"]
+        pk, dn = cfg["product_key"], self.device_name
+        client_id = pk + "." + dn
+        host = cfg["endpoint"] or mqtt_host(pk, cfg["region"])
         if mode == "http":
-            return await self._token_credentials(http)
+            token = self.token
+            if token is None or self._now_ms() - token[4] > _TOKEN_LIFE_MS:
+                from aliyun import auth  # HTTPS auth only: direct logins never load it
+
+                form = auth.auth_form(pk, dn, cfg["device_secret"], client_id, cfg["signmethod"])
+                status, body = await self._post(http, auth.AUTH_PATH, form)
+                token = auth.parse_auth_reply(body, status) + (self._now_ms(),)
+                self.token = token
+                self._log("info", "auth: iotToken obtained")
+            # §2: connect over TLS to the host the reply names (else the product's region host).
+            return MQTTCredentials(
+                client_id,
+                token[0],
+                token[1],
+                token[2] or host,
+                token[3] or cfg["port"],
+                True,
+                cfg["keepalive_s"],
+            )
         secret = cfg["device_secret"]
         if mode == "dynreg":
             secret = load_secret(self.store_path, cfg) or await self._register(http)
-        return sign.mqtt_credentials(
-            cfg["product_key"],
-            self.device_name,
+        return mqtt_credentials(
+            pk,
+            dn,
             secret,
-            client_id=self._client_id(),
-            signmethod=cfg["signmethod"],
-            securemode=sign.SECUREMODE_TLS if cfg["tls"] else sign.SECUREMODE_TCP,
-            region=cfg["region"],
-            host=self._host(),
-            port=cfg["port"],
-            keepalive=cfg["keepalive_s"],
+            client_id,
+            cfg["signmethod"],
+            cfg["tls"],
+            host,
+            cfg["port"],
+            cfg["keepalive_s"],
         )
 
     async def _post(self, http, path: str, form: str):
-        from aliyun import auth
+        from aliyun.auth import CONTENT_TYPE, auth_host
 
-        url = auth.url(auth.auth_host(self.config["region"]), path)
-        headers = ("Content-Type: " + auth.CONTENT_TYPE,)
-        return await http.post(url, form, headers, _HTTP_TIMEOUT_MS)
-
-    async def _token_credentials(self, http):
-        from aliyun import auth  # HTTPS auth only: direct logins never load it
-
-        cfg = self.config
-        token = self.token
-        if token is None or self._now_ms() - token[4] > _TOKEN_LIFE_MS:
-            form = auth.auth_form(
-                cfg["product_key"],
-                self.device_name,
-                cfg["device_secret"],
-                client_id=self._client_id(),
-                signmethod=cfg["signmethod"],
-            )
-            status, body = await self._post(http, auth.AUTH_PATH, form)
-            got = auth.parse_auth_reply(body, status)
-            token = self.token = (got.iot_id, got.iot_token, got.host, got.port, self._now_ms())
-            self._log("info", "auth: iotToken obtained")
-        # §2: connect over TLS to the host the reply names (else the product's region host).
-        host = token[2] or self._host()
-        port = token[3] or cfg["port"]
-        return sign.MQTTCredentials(
-            self._client_id(), token[0], token[1], host, port, True, cfg["keepalive_s"]
-        )
+        url = "https://" + auth_host(self.config["region"]) + path
+        return await http.post(url, form, ("Content-Type: " + CONTENT_TYPE,), 60000)
 
     async def _register(self, http) -> str:
-        from aliyun import auth, dynreg  # lazy: only devices that register need them
+        from aliyun import dynreg  # lazy: only devices that register need it
 
         cfg = self.config
+        pk, dn = cfg["product_key"], self.device_name
         form = dynreg.register_form(
-            cfg["product_key"],
-            self.device_name,
-            cfg["product_secret"],
-            dynreg.make_random(),
-            cfg["signmethod"],
+            pk, dn, cfg["product_secret"], dynreg.make_random(), cfg["signmethod"]
         )
         status, body = await self._post(http, dynreg.REGISTER_PATH, form)
-        secret = dynreg.parse_register_reply(body, status).device_secret
-        if not secret:
-            raise auth.ReplyError("registration reply without deviceSecret")
-        record = {
-            "product_key": cfg["product_key"],
-            "device_name": self.device_name,
-            "device_secret": secret,
-        }
+        secret = dynreg.parse_register_reply(body, status)
         with open(self.store_path, "w") as f:
-            json.dump(record, f)
+            json.dump({"product_key": pk, "device_name": dn, "device_secret": secret}, f)
         self._log("info", "dynreg: device registered, secret saved to " + self.store_path)
         return secret

@@ -9,7 +9,7 @@ import time
 import paho.mqtt.client as mqtt
 
 import tools  # noqa: F401 - micropython stand-in for lib/
-from aliyun import sign
+from tools import aliyun_sign as sign
 from tools.cloud.registry import DB_NAME, Registry
 
 WAIT = 10  # seconds: upper bound of any wait; passing tests take milliseconds

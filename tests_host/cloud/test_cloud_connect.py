@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from aliyun import sign
+from tools import aliyun_sign as sign
 
 from .helpers import WAIT, credentials
 

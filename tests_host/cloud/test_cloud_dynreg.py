@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from aliyun import sign
+from tools import aliyun_sign as sign
 
 from .helpers import credentials
 

@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from aliyun import sign
+from tools import aliyun_sign as sign
 from tools.cloud import registry as reg
 
 from .helpers import WAIT

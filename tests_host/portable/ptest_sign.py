@@ -1,4 +1,7 @@
-"""aliyun.digest (HMAC, MD5 fallback) and aliyun.sign (sign content, MQTT credentials)."""
+"""aliyun.digest (HMAC, MD5 fallback) and aliyun.sign (the device's sign and MQTT credentials).
+
+The host API around them (tools/aliyun_sign.py) is tested in tests_host/test_aliyun_sign.py.
+"""
 
 import hashlib
 
@@ -40,7 +43,7 @@ def test_hmac_rfc2202_and_rfc4231_cases():
     )
     for algorithm, key, msg, expected in cases:
         assert digest.hmac_hex(algorithm, key, msg) == expected, algorithm
-    assert len(digest.hmac_digest("sha256", b"k", b"m")) == 32
+    assert len(digest.hmac_hex("sha256", b"k", b"m")) == 64
 
 
 def test_pure_md5_rfc1321_and_block_boundaries():
@@ -66,15 +69,13 @@ class _HashlibWithoutMD5:
 def test_hmacmd5_falls_back_to_pure_md5_when_hashlib_lacks_it():
     bare = fresh_import("aliyun.digest", {"hashlib": _HashlibWithoutMD5})
     assert bare is not digest and aliyun.digest is digest
-    assert type(bare.new("md5")).__name__ == "MD5"
-    assert type(bare.new("sha1")) is type(hashlib.sha1())
     assert bare.hmac_hex("md5", b"\x0b" * 16, HI) == "9294727a3638bb1c13f48ef8158bfc9d"
+    assert bare.hmac_hex("sha1", b"\x0b" * 20, HI) == "b617318655057264e28bc0b6fb378c8ef146be00"
     sign.digest = bare  # sign() itself, with md5 hidden
     try:
         assert sign.sign(SEED_PARAMS, SEED_SECRET, "hmacmd5") == SEED_SIGN
     finally:
         sign.digest = digest
-    assert type(digest.new("md5")) is type(hashlib.md5())
 
 
 def test_missing_sha_is_a_value_error():
@@ -85,7 +86,7 @@ def test_missing_sha_is_a_value_error():
     with raises(ValueError, match="sha1"):
         bare.hmac_hex("sha1", b"k", b"m")
     with raises(ValueError, match="sha512"):
-        bare.new("sha512")
+        bare.hmac_hex("sha512", b"k", b"m")
 
 
 def test_sign_contract():
@@ -101,12 +102,14 @@ def test_sign_contract():
     assert sign.sign(reordered, "secret", "hmacsha1") == "fafd82a3d602b37fb0fa8b7892f24a477f851a14"
     with_none = dict(SEED_PARAMS, timestamp=None)
     assert sign.sign(with_none, SEED_SECRET, "hmacmd5") == SEED_SIGN
+    content = "clientId862991419835241deviceName862991419835241productKeyb0FMK1Ga5cp"
     assert sign.sign(SEED_PARAMS, SEED_SECRET) == digest.hmac_hex(
-        "sha256", SEED_SECRET.encode(), sign.sign_content(SEED_PARAMS).encode()
+        "sha256", SEED_SECRET.encode(), content.encode()
     )
-    assert sign.sign_content(reordered) == "clientId12345deviceNamedeviceproductKeypktimestamp789"
-    assert sign.sign(dict(reordered, timestamp=789), "secret", "hmacsha1") == sign.sign(
-        reordered, "secret", "hmacsha1"
+    # Any parameter set: the registration sign (aliyun-iot.md §3) is the same HMAC.
+    reg = {"deviceName": "example1", "productKey": "a1X2bEnP82z", "random": "8Ygb7ULYh53B6OA"}
+    assert sign.sign(reg, "EvOafYuTx7hWwV5E") == (
+        "dd67b3048673f3f5959c5a755707028fe17917f5e41cdb9fcceb33c341cbf164"
     )
 
 
@@ -114,6 +117,7 @@ def _field(call):
     with raises(SignError) as caught:
         call()
     assert isinstance(caught.value, ValueError)
+    assert caught.value.permanent
     return caught.value.field
 
 
@@ -122,17 +126,16 @@ def test_sign_rejects_bad_input_naming_the_field():
     assert _field(lambda: sign.sign(p, "")) == "secret"
     assert _field(lambda: sign.sign(p, "s\u00e9cret")) == "secret"
     assert _field(lambda: sign.sign(p, "secret ")) == "secret"
+    assert _field(lambda: sign.sign(p, "", "hmacsha1", "productSecret")) == "productSecret"
     assert _field(lambda: sign.sign(p, "s", "hmacsha512")) == "signmethod"
     assert _field(lambda: sign.sign(p, "s", "HmacMD5")) == "signmethod"
     assert _field(lambda: sign.sign(dict(p, deviceName="d\u00e9v"), "s")) == "deviceName"
     assert _field(lambda: sign.sign(dict(p, productKey=""), "s")) == "productKey"
-    assert _field(lambda: sign.sign({"deviceName": "d"}, "s")) == "productKey"
-    assert _field(lambda: sign.sign(dict(p, random="r"), "s")) == "random"
-    assert _field(lambda: sign.sign(dict(p, timestamp="12a"), "s")) == "timestamp"
+    assert _field(lambda: sign.sign(dict(p, timestamp=789), "s")) == "timestamp"
     assert _field(lambda: sign.sign(dict(p, clientId="c" * 65), "s")) == "clientId"
     assert _field(lambda: sign.sign(dict(p, clientId="a|b"), "s")) == "clientId"
     assert len(sign.sign(dict(p, clientId="c" * 64), "s")) == 64
-    with raises(SignError, match="deviceName: contains a non-ASCII character"):
+    with raises(SignError, match="deviceName: must be printable ASCII without spaces"):
         sign.sign(dict(p, deviceName="\u8bbe\u5907"), "s")
 
 
@@ -143,46 +146,22 @@ def test_mqtt_credentials_defaults():
     assert c.password == "18416c8be7b0b0b409cac7a87bc7c46b31c8f04db7f34f638201a27ace904f42"
     assert c.host == "a1bCdEfGhIj.iot-as-mqtt.cn-shanghai.aliyuncs.com"
     assert (c.port, c.tls, c.keepalive) == (1883, True, 300)
-    assert c.as_dict()["clientId"] == c.client_id
-    assert sorted(c.as_dict()) == sorted(
-        ("clientId", "username", "password", "host", "port", "tls", "keepalive")
-    )
+    assert tuple(c) == (c.client_id, c.username, c.password, c.host, 1883, True, 300)
 
 
 def test_mqtt_credentials_options():
-    c = mqtt_credentials(
-        "pk", "device", "secret", "12345", 789, "hmacsha1", 3, region="ap-southeast-1"
+    c = mqtt_credentials("pk", "device", "secret", "12345", "hmacsha1", False, "h", 1884, 60)
+    assert c.client_id == "12345|securemode=3,signmethod=hmacsha1|"
+    assert c.password == sign.sign(
+        {"clientId": "12345", "deviceName": "device", "productKey": "pk"}, "secret", "hmacsha1"
     )
-    assert c.client_id == "12345|securemode=3,signmethod=hmacsha1,timestamp=789|"
-    assert c.password == "fafd82a3d602b37fb0fa8b7892f24a477f851a14"
-    assert c.host == "pk.iot-as-mqtt.ap-southeast-1.aliyuncs.com"
-    assert (c.port, c.tls) == (1883, False)
-    inst = mqtt_credentials(
-        "pk", "dev", "s", host="iot-06z00x.mqtt.iothub.aliyuncs.com", port=8883
-    )
-    assert (inst.host, inst.port, inst.tls) == ("iot-06z00x.mqtt.iothub.aliyuncs.com", 8883, True)
-    unsigned_cid = mqtt_credentials("pk", "dev", "s", "cid", sign_client_id=False)
-    assert unsigned_cid.password == sign.sign({"deviceName": "dev", "productKey": "pk"}, "s")
-    assert mqtt_credentials("pk", "dev", "s", keepalive=30).keepalive == 30
-    assert mqtt_credentials("pk", "dev", "s", keepalive=1200).keepalive == 1200
+    assert (c.host, c.port, c.tls, c.keepalive) == ("h", 1884, False, 60)
+    assert sign.mqtt_host("pk", "ap-southeast-1") == "pk.iot-as-mqtt.ap-southeast-1.aliyuncs.com"
 
 
 def test_mqtt_credentials_reject_bad_input():
-    def creds(**kw):
-        return lambda: mqtt_credentials("pk", "dev", "s", **kw)
-
     assert _field(lambda: mqtt_credentials("pk", "dev", "")) == "deviceSecret"
     assert _field(lambda: mqtt_credentials("", "dev", "s")) == "productKey"
-    assert _field(creds(securemode=1)) == "securemode"
-    assert _field(creds(securemode=-2)) == "securemode"
-    assert _field(creds(securemode="2")) == "securemode"
-    assert _field(creds(signmethod="md5")) == "signmethod"
-    assert _field(creds(keepalive=29)) == "keepalive"
-    assert _field(creds(keepalive=1201)) == "keepalive"
-    assert _field(creds(client_id="x" * 65)) == "clientId"
-    assert _field(creds(timestamp="-1")) == "timestamp"
-    assert _field(creds(region="CN Shanghai")) == "region"
-    assert _field(creds(region="cn_shanghai")) == "region"
-    assert _field(creds(port=0)) == "port"
-    assert _field(creds(securemode=3, port=8883)) == "port"
-    assert _field(creds(host="")) == "host"
+    assert _field(lambda: mqtt_credentials("pk", "dev", "s", signmethod="md5")) == "signmethod"
+    assert _field(lambda: mqtt_credentials("pk", "dev", "s", "x" * 65)) == "clientId"
+    assert _field(lambda: mqtt_credentials("pk", "dev", "s", tls=False, port=8883)) == "port"

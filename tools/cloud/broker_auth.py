@@ -28,7 +28,7 @@ from typing import Any
 
 from amqtt.plugins.base import BaseAuthPlugin
 
-from aliyun import sign as _sign
+from tools import aliyun_sign as _sign
 
 ACCEPTED = 0
 IDENTIFIER_REJECTED = 2

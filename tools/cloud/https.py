@@ -18,7 +18,7 @@ import json
 import logging
 import urllib.parse
 
-from aliyun import sign as _sign
+from tools import aliyun_sign as _sign
 from tools.cloud import registry as reg
 
 log = logging.getLogger("aliyun-local.https")

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from aliyun import sign as _sign
+from tools import aliyun_sign as _sign
 
 DB_NAME = "registry.sqlite3"
 
