@@ -45,7 +45,6 @@ package(
         "__init__.py",
         "channel.py",
         "errors.py",
-        "reader.py",
     ],
     base_path="lib",
 )

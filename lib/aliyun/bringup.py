@@ -134,9 +134,9 @@ async def _log_in(s, modem) -> tuple:
             await modem.bearer.ensure(cfg["apn"], _BEARER_MS)
         s.set_state("auth")
         login = Login(cfg, s.device_name, s.store_path, ticks_ms, s.log, s.token)
-        c = await login.credentials(modem.http)
+        creds = await login.credentials(modem.http)
         s.token = login.token
-        return (c.client_id, c.username, c.password, c.host, c.port, c.tls, c.keepalive)
+        return tuple(creds)  # a plain tuple: keeps nothing of aliyun.sign alive
     except Exception as exc:
         # aliyun.auth.AuthError (codes 401/460/5001/6200) and aliyun.sign.SignError say when
         # the same credentials can never work (without importing auth for direct logins).

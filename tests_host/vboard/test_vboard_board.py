@@ -174,7 +174,7 @@ def test_make_repl_is_mpremote_repl(vboard):
 def test_heapsize_is_respected(start_vboard):
     total = "import gc; gc.collect(); print(gc.mem_free() + gc.mem_alloc())"
     default = int(start_vboard(name="default").exec(total))
-    assert 152 * 1024 < default <= 160 * 1024
+    assert 120 * 1024 < default <= 128 * 1024
     small = int(start_vboard("--heapsize", "64k", name="small").exec(total))
     assert 56 * 1024 < small <= 64 * 1024
 

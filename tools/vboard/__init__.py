@@ -1,7 +1,7 @@
 """Virtual board: the MicroPython unix port on a pty, so mpremote, ``make flash`` and
 ``make repl`` work with no hardware.
 
-``vboard [--dir .vboard] [--heapsize 160k] [--ready-file FILE] [--log FILE]`` prints the port
+``vboard [--dir .vboard] [--heapsize 128k] [--ready-file FILE] [--log FILE]`` prints the port
 (the pty path) as its first stdout line once the VM is up, writes it to ``--ready-file`` too,
 and serves until SIGINT/SIGTERM. The folder is the board's ``/``: ``/lib`` is on ``sys.path``,
 boot.py and main.py run at every reset.
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--dir", default=".vboard", help="the board's / (default: .vboard)")
     # The firmware's heap today (README "Memory"): a flashed board must come online as is.
-    parser.add_argument("--heapsize", default="160k", help="VM heap, e.g. 128k (default 160k)")
+    parser.add_argument("--heapsize", default="128k", help="VM heap, e.g. 256k (default 128k)")
     parser.add_argument("--ready-file", help="write the port here once it is ready")
     parser.add_argument("--log", help="append all console output to this file")
     args = parser.parse_args(argv)
