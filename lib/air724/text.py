@@ -61,14 +61,17 @@ def after(lines: list, prefix: bytes) -> bytes:
 
 
 def ints(text: bytes, lines: "list | None" = None) -> list:
-    """Comma-separated integers (``b"0,1"`` -> ``[0, 1]``); quoted fields are skipped."""
+    """Comma-separated integers (``b"0,1"`` -> ``[0, 1]``); quoted fields are skipped.
+    ``ResponseError`` if a field is no number or none is left."""
     out = []
     try:
         for field in text.split(b","):
             if b'"' not in field:
                 out.append(int(field))  # int() ignores the spaces around
     except ValueError:
-        raise ResponseError("bad number in " + text.decode(), lines) from None
+        out = ()
+    if not out:
+        raise ResponseError("no number in " + text.decode(), lines)
     return out
 
 

@@ -610,3 +610,13 @@ async def test_cfun_cycle_and_reset():
         await modem.module.reset()
         assert await modem.events.get(1000) == (ev.REBOOT, b"RDY")
         assert m.commands == [b"AT+CFUN=0", b"AT+CFUN=1", b"AT+CFUN?", b"AT+RESET"]
+
+
+def test_number_lists_refuse_answers_without_numbers():
+    from air724.text import ints
+    from atmodem import ResponseError
+
+    assert ints(b' 0, 5,"1A2B",7') == [0, 5, 7]  # quoted fields (LAC, cell id) are skipped
+    for text in (b'"1A2B"', b"0,x", b""):
+        with raises(ResponseError):
+            ints(text)
