@@ -24,7 +24,7 @@ def command(name):
     if name == "atmodem":
         return runs.ATMODEM_COMMAND
     if name == "heap":
-        return "%s heap (one size: %s scenario --heapsize 160k)" % (PY, PY)
+        return "%s heap (one size: %s scenario --heapsize 128k)" % (PY, PY)
     return "%s %s" % (PY, name)
 
 
