@@ -29,11 +29,18 @@ def sdk(cloud, monkeypatch):
         return real_getaddrinfo("127.0.0.1" if host in hosts else host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    # linkkit 1.2.13 calls Client.loop(timeout, max_packets); paho 2 dropped max_packets.
     real_loop = paho.Client.loop
-    monkeypatch.setattr(
-        paho.Client, "loop", lambda self, timeout=1.0, *_: real_loop(self, timeout)
-    )
+
+    def loop(self, timeout=1.0, *_max_packets):
+        # linkkit 1.2.13 passes max_packets, which paho 2 dropped. linkkit also publishes and
+        # subscribes from other threads than its loop thread, and paho would then write the TLS
+        # socket from two threads at once (undefined in OpenSSL; it can abort the process): a
+        # write hook makes paho queue those packets for the loop thread instead.
+        if self.on_socket_register_write is None:
+            self.on_socket_register_write = lambda *_: None
+        return real_loop(self, timeout)
+
+    monkeypatch.setattr(paho.Client, "loop", loop)
     ca = open(cloud.ca).read()
     made = []
 

@@ -5,6 +5,11 @@ The module splits what paho does in one call: AT+MIPSTART opens the TCP (or TLS)
 socket itself, and ``connect`` hands that socket to a paho client (``_create_socket`` is
 overridden; pinned paho-mqtt 2.2.0). A thread runs the paho loop; every event is passed to the
 asyncio loop through ``call_soon_threadsafe``. Nothing reconnects by itself: the host does that.
+
+Once connected, only that thread reads or writes the socket: OpenSSL does not allow one SSL
+connection to be used from two threads at once (it can corrupt memory and abort the process).
+paho writes from the caller of ``publish`` unless a write hook is set, so the link sets a no-op
+one: a host action only queues its packet and wakes the loop thread.
 """
 
 import asyncio
@@ -31,6 +36,10 @@ class _GivenSocketClient(paho.Client):
         if sock is None:
             raise ConnectionError("the link is closed")
         return sock
+
+
+def _queue_only(_client, _userdata, _sock):
+    """paho's write hook: the loop thread writes what was queued (see the module notes)."""
 
 
 class MqttLink:
@@ -88,6 +97,7 @@ class MqttLink:
         if will:
             client.will_set(will["topic"], will["message"], will["qos"], will["retain"])
         client.on_connect = self._on_connect
+        client.on_socket_register_write = _queue_only
         client.on_subscribe = lambda _c, _u, mid, _rc, _p: self._post("suback", mid)
         client.on_unsubscribe = lambda _c, _u, mid, _rc, _p: self._post("unsuback", mid)
         client.on_publish = lambda _c, _u, mid, _rc, _p: self._post("puback", mid)
@@ -162,9 +172,8 @@ class MqttLink:
         if self._client is None:
             self._finish(expected)
             return
-        sock = self._sock
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
+        try:  # the plain socket's shutdown ends the loop thread's read; SSLSocket.shutdown would
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)  # also drop its SSL state
         except OSError:
             pass
         if not self._thread or not self._thread.is_alive():
