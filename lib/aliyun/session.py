@@ -211,13 +211,17 @@ class Session:
         self._lost_reason = None
         self.set_state("sync")
         await self._open()
-        from aliyun.bringup import LOADED_FOR_BRING_UP, bring_up
-
         try:
+            from aliyun.bringup import bring_up
+
             await bring_up(self, remedy)
         finally:
             self.modem.release()
-            unload(LOADED_FOR_BRING_UP)
+            # Even when the import itself failed (a MemoryError half-way can leave a partial
+            # module in sys.modules that every later import would return): the next bring-up
+            # loads it afresh.
+            loaded = sys.modules.get("aliyun.bringup")
+            unload(getattr(loaded, "LOADED_FOR_BRING_UP", ("aliyun.bringup",)))
 
     async def _serve(self) -> None:
         """Online: publish the outbox, dispatch downlinks, check health; until the link fails."""
