@@ -5,6 +5,7 @@ timeouts, never fixed sleeps; every process started here is stopped by its fixtu
 """
 
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -70,8 +71,13 @@ class Board:
         try:
             _, err = self.proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
+            # Still running: its stack (SIGUSR1) goes into stderr, which the fixture reports.
+            self.proc.send_signal(signal.SIGUSR1)
+            try:
+                _, err = self.proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                _, err = self.proc.communicate()
         self.stderr = err.decode(errors="replace")
 
 

@@ -4,6 +4,7 @@ import ast
 import hashlib
 import os
 import select
+import signal
 import subprocess
 import tty
 
@@ -196,6 +197,14 @@ def test_ready_file_and_a_vm_that_dies(start_vboard, tmp_path):
         con.expect(b">>> ")
     board.stop()
     assert not ready.exists()
+
+
+def test_sigusr1_prints_the_host_stack_and_the_board_keeps_serving(vboard):
+    vboard.proc.send_signal(signal.SIGUSR1)
+    assert vboard.exec("print(6 * 7)").strip() == "42"
+    vboard.stop()
+    assert vboard.proc.returncode == 0
+    assert "Current thread" in vboard.stderr and "in serve" in vboard.stderr
 
 
 def test_a_vm_that_cannot_start_is_reported(tmp_path):

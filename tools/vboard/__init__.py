@@ -4,10 +4,12 @@
 ``vboard [--dir .vboard] [--heapsize 128k] [--ready-file FILE] [--log FILE]`` prints the port
 (the pty path) as its first stdout line once the VM is up, writes it to ``--ready-file`` too,
 and serves until SIGINT/SIGTERM. The folder is the board's ``/``: ``/lib`` is on ``sys.path``,
-boot.py and main.py run at every reset.
+boot.py and main.py run at every reset. SIGUSR1 prints the host's Python stack to stderr (to see
+where a host that does not stop is waiting).
 """
 
 import argparse
+import faulthandler
 import os
 import re
 import signal
@@ -48,6 +50,7 @@ def main(argv=None) -> int:
     board = VirtualBoard(args.dir, heapsize=args.heapsize, log=args.log, on_ready=ready)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: board.stop())
+    faulthandler.register(signal.SIGUSR1)
     board.open()
     try:
         board.serve()
