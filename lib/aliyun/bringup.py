@@ -132,6 +132,8 @@ async def _log_in(s, modem) -> tuple:
         if needs_http(cfg, s.store_path):
             s.set_state("bearer")
             await modem.bearer.ensure(cfg["apn"], _BEARER_MS)
+            modem.release()  # the bearer stays open; its code leaves RAM before the request
+            unload(("air724.bearer",))
         s.set_state("auth")
         login = Login(cfg, s.device_name, s.store_path, ticks_ms, s.log, s.token)
         creds = await login.credentials(modem.http)
