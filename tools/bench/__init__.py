@@ -5,8 +5,9 @@ Runs on the unix-port ``micropython`` (the VM of the tests) against the emulated
 writes ``build/bench.json``. ``python -m tools.bench [FIGURE …]`` runs some of them:
 
 1. ``heap``: the smallest ``-X heapsize`` at which the end-to-end scenario passes (online, 100
-   QoS1 publishes, 20 downlinks echoed back, one ``drop_mqtt`` and recovery), by bisection;
-   the peak ``gc.mem_alloc()`` during the scenario at 128k and the peak live heap.
+   QoS1 publishes, 20 downlinks echoed back, one ``drop_mqtt`` and recovery), by bisection,
+   for each login (direct signing, HTTPS device auth, dynamic registration); the peak
+   ``gc.mem_alloc()`` during the scenario at 128k and the peak live heap of each login.
 2. ``footprint``: ``.mpy`` bytes of lib/ and firmware/.
 3. ``throughput``: publishes per second through lib/air724 at 115200 baud against the UART
    line-rate bound for the same bytes (QoS0 with no module latency; QoS1 with the realistic

@@ -24,7 +24,7 @@ def command(name):
     if name == "atmodem":
         return runs.ATMODEM_COMMAND
     if name == "heap":
-        return "%s heap (one size: %s scenario --heapsize 128k)" % (PY, PY)
+        return "%s heap (one size: %s scenario --heapsize 128k --auth http)" % (PY, PY)
     return "%s %s" % (PY, name)
 
 
@@ -116,6 +116,12 @@ def build_parser():
         default="128k",
         help="scenario: the heap to try; other runs: the heap when 'heap' is not run",
     )
+    p.add_argument(
+        "--auth",
+        default="direct",
+        choices=[auth for auth, _ in runs.LOGINS],
+        help="scenario: how the firmware logs in",
+    )
     p.add_argument("--lo", type=int, default=48, help="bisection: smallest heap, KiB")
     p.add_argument("--hi", type=int, default=256, help="bisection: largest heap, KiB")
     p.add_argument("--step", type=int, default=8, help="bisection: step, KiB")
@@ -145,7 +151,7 @@ def main(argv=None):
     began = time.monotonic()
     try:
         if names == ["scenario"]:
-            res = runs.scenario(ctx, core.parse_size(options.heapsize))
+            res = runs.scenario(ctx, core.parse_size(options.heapsize), auth=options.auth)
             say(json.dumps(res))
             return 0 if res["ok"] else 1
         runs.mpy_build.build()

@@ -166,7 +166,8 @@ class Context:
         if self.cloud is not None:
             return
         self.cloud = self.track(simkit.Cloud(self.workdir / "cloud"))
-        self.product = self.cloud.add_product("bench")
+        # Dynamic registration on: the heap figure logs in each way (the others sign directly).
+        self.product = self.cloud.add_product("bench", dynamic_register=True)
         self.cloud.start()
         self.cloud.follow(self.rows.add)
         self.control = read_server_file(self.cloud.state_dir)
@@ -214,8 +215,10 @@ def kib(nbytes):
 # -- 1. heap ------------------------------------------------------------------------------------
 
 
-def scenario(ctx, heap_bytes, sample_ms=0, collect=0, tls=True):
+def scenario(ctx, heap_bytes, sample_ms=0, collect=0, tls=True, auth="direct"):
     """Online, 100 QoS1 publishes, 20 downlinks (echoed), one link drop and recovery.
+
+    ``auth``: how the firmware logs in (config.json ``auth``: direct, http or dynreg).
 
     Passes when the cloud logged every publish and every echo with status 200, the firmware
     came back online after ``drop_mqtt``, and no MemoryError, traceback or crash showed.
@@ -253,9 +256,11 @@ def scenario(ctx, heap_bytes, sample_ms=0, collect=0, tls=True):
             kib(heap_bytes),
             "scenario",
             args,
+            auth=auth,
             telemetry_interval_s=3600,
             echo_user_get=True,
             tls=tls,
+            product_secret=ctx.product["productSecret"] if auth == "dynreg" else "",
         )
         fw.wait(ONLINE, left())
         for j in range(half):
@@ -306,19 +311,29 @@ def scenario_again(ctx, heap_bytes, **kw):
     return res
 
 
-def figure_heap(ctx, lo_kib=48, hi_kib=256, step_kib=8):
-    steps = core.heap_steps(lo_kib, hi_kib, step_kib)
-    runs = []
+# How the firmware logs in, with the words of the heap rows: the bisection runs for each.
+LOGINS = (
+    ("direct", "direct MQTT signing"),
+    ("http", "HTTPS device auth"),
+    ("dynreg", "dynamic registration"),
+)
+
+
+def smallest_heap(ctx, steps, runs, auth):
+    """The smallest of ``steps`` (KiB) at which the scenario passes with ``auth``, or None;
+    every run is appended to ``runs``."""
 
     def passes(size_kib):
         # A failure that is not the heap's (no MemoryError, no crash: a link the broker
         # closed on its own, a timeout) gets one more run before it counts.
         for _ in range(2):
-            res = scenario(ctx, size_kib * 1024)
+            res = scenario(ctx, size_kib * 1024, auth=auth)
+            res["auth"] = auth
             runs.append(res)
             ctx.say(
-                "  heap %4dk: %s (%.1f s)%s"
+                "  %s heap %4dk: %s (%.1f s)%s"
                 % (
+                    auth,
                     size_kib,
                     "pass" if res["ok"] else "FAIL",
                     res["seconds"],
@@ -329,24 +344,35 @@ def figure_heap(ctx, lo_kib=48, hi_kib=256, step_kib=8):
                 break
         return res["ok"]
 
-    smallest, trials = core.bisect_smallest(steps, passes)
+    smallest, _ = core.bisect_smallest(steps, passes)
     # Near the threshold a run may pass by luck: the smallest must pass twice, else go up.
     while smallest is not None and not passes(smallest):
         higher = [s for s in steps if s > smallest]
         smallest = higher[0] if higher else None
+    return smallest
+
+
+def figure_heap(ctx, lo_kib=48, hi_kib=256, step_kib=8):
+    steps = core.heap_steps(lo_kib, hi_kib, step_kib)
+    runs = []
+    found = {auth: smallest_heap(ctx, steps, runs, auth) for auth, _ in LOGINS}
     # The peaks (and the later runs) at 128k; while the firmware needs more, at the heap the
-    # project runs it with (simkit.FIRMWARE_HEAP: every auth mode passes there; the scenario's
-    # direct auth needs less, HTTPS auth in the boot figure more), and at least one step above
-    # the smallest (the smallest itself is marginal).
+    # project runs it with (simkit.FIRMWARE_HEAP, where every login passes) and at least one
+    # step above the largest smallest (a smallest itself is marginal).
+    needed = [size for size in found.values() if size is not None]
+    largest = max(needed) if len(needed) == len(found) else None
     operating = core.parse_size(simkit.FIRMWARE_HEAP) // 1024
     peak_heap = (
         128
-        if smallest is not None and smallest <= 128
-        else max((smallest or hi_kib) + step_kib, operating)
+        if largest is not None and largest <= 128
+        else max((largest or hi_kib) + step_kib, operating)
     )
     ctx.heapsize = peak_heap * 1024
     raw = scenario_again(ctx, peak_heap * 1024, sample_ms=20, collect=0)
-    live = scenario_again(ctx, peak_heap * 1024, sample_ms=100, collect=1)
+    live = {
+        auth: scenario_again(ctx, peak_heap * 1024, sample_ms=100, collect=1, auth=auth)
+        for auth, _ in LOGINS
+    }
 
     def peak(res, key):
         return (res["stats"] or {}).get(key)
@@ -354,37 +380,48 @@ def figure_heap(ctx, lo_kib=48, hi_kib=256, step_kib=8):
     def ratio(value, whole):
         return None if value is None else value / whole
 
-    rows = [
+    def outcome(res):
+        return "scenario passed" if res["ok"] else "scenario FAILED: " + res["reason"]
+
+    rows = []
+    for auth, words in LOGINS:
+        smallest = found[auth]
+        tried = len([r for r in runs if r["auth"] == auth])
+        note = "bisection %d..%dk, %dk steps, %d runs" % (lo_kib, hi_kib, step_kib, tried)
+        if smallest is None:
+            note += "; none passes at %dk" % hi_kib
+        rows.append(
+            core.row(
+                "smallest -X heapsize passing the scenario, " + words,
+                smallest,
+                "KiB",
+                "the 128 KiB budget",
+                (smallest / 128) if smallest else None,
+                note,
+            )
+        )
+    rows.append(
         core.row(
-            "smallest -X heapsize passing the scenario",
-            smallest,
-            "KiB",
-            "the 128 KiB budget",
-            (smallest / 128) if smallest else None,
-            "bisection %d..%dk, %dk steps, %d runs; none passes at %dk"
-            % (lo_kib, hi_kib, step_kib, len(runs), hi_kib)
-            if smallest is None
-            else "bisection %d..%dk, %dk steps, %d runs" % (lo_kib, hi_kib, step_kib, len(runs)),
-        ),
-        core.row(
-            "peak gc.mem_alloc(), sampled every 20 ms",
+            "peak gc.mem_alloc(), sampled every 20 ms, direct",
             peak(raw, "bench_peak"),
             "B",
             "the %dk heap (the collector runs when it is full)" % peak_heap,
             ratio(peak(raw, "bench_peak"), peak_heap * 1024),
-            "scenario %s%s"
-            % ("passed" if raw["ok"] else "FAILED", "" if raw["ok"] else ": " + raw["reason"]),
-        ),
-        core.row(
-            "peak live heap (mem_alloc after gc.collect(), every 100 ms)",
-            peak(live, "bench_live_peak"),
-            "B",
-            "the 128 KiB budget (run with a %dk heap)" % peak_heap,
-            ratio(peak(live, "bench_live_peak"), 128 * 1024),
-            "scenario %s" % ("passed" if live["ok"] else "FAILED: " + live["reason"]),
-        ),
-    ]
-    detail = {"trials": trials, "runs": runs, "peak_run": raw, "live_run": live}
+            outcome(raw),
+        )
+    )
+    for auth, words in LOGINS:
+        rows.append(
+            core.row(
+                "peak live heap (mem_alloc after gc.collect(), every 100 ms), " + words,
+                peak(live[auth], "bench_live_peak"),
+                "B",
+                "the 128 KiB budget (run with a %dk heap)" % peak_heap,
+                ratio(peak(live[auth], "bench_live_peak"), 128 * 1024),
+                outcome(live[auth]),
+            )
+        )
+    detail = {"smallest": found, "runs": runs, "peak_run": raw, "live_runs": live}
     return rows, detail
 
 
