@@ -363,9 +363,8 @@ def figure_heap(ctx, lo_kib=48, hi_kib=256, step_kib=8):
     found = {auth: smallest_heap(ctx, steps, runs, auth) for auth, _ in LOGINS}
     # The peaks (and the later runs) at 128k; while the firmware needs more, at the heap the
     # project runs it with (simkit.FIRMWARE_HEAP, where every login passes) and at least one
-    # step above the largest smallest (a smallest itself is marginal).
-    needed = [size for size in found.values() if size is not None]
-    largest = max(needed) if len(needed) == len(found) else None
+    # step above the largest of the smallest heaps (a smallest heap itself is marginal).
+    largest = None if None in found.values() else max(found.values())
     operating = core.parse_size(simkit.FIRMWARE_HEAP) // 1024
     peak_heap = (
         128
