@@ -90,6 +90,21 @@ def test_recovers_from_module_faults(stack, fault):
     stack.wait_row(type="up", topic="/user/update", since=since_rows)
 
 
+def test_twelve_faults_in_a_row_at_the_firmware_heap(stack):
+    """Every bring-up unloads and re-imports code: after many, the heap must still hold it."""
+    online(stack)
+    for cycle in range(12):
+        kind = ("drop_mqtt", "pdp_deact", "reboot")[cycle % 3]
+        since_rows = len(stack.rows.rows)
+        since_lines = len(stack.firmware.proc.lines)
+        stack.user_get('{"cycle":%d,"pad":"%s"}' % (cycle, "x" * (cycle * 40)), qos=1)
+        stack.fault(kind)
+        stack.wait_row(type="status", status="offline", since=since_rows)
+        stack.wait_row(type="status", status="online", since=since_rows)
+        stack.wait_device(ONLINE, since=since_lines)
+    assert stack.firmware.proc.find(r"MemoryError|ImportError|Traceback") == []
+
+
 def test_qos1_posts_made_during_an_outage_arrive_after_it(stack):
     online(stack, telemetry_interval_s=5)
     stack.wait_row(type="up", topic="/thing/event/property/post", status=200)
