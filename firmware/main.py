@@ -4,8 +4,9 @@
   idles in a safe state (no watchdog, no reset, REPL reachable) until config.json is fixed.
 - An unexpected exception: logged with its traceback, the LED shows "error", and after the
   board's ``reset_delay_ms`` the board resets (the unix port exits with status 1).
-- Ctrl-C (SIGINT on the unix port): the session's and the application's counters are logged as
-  one ``stats {json}`` line, then main returns (to the REPL on a board).
+- Ctrl-C (SIGINT on the unix port, or a Ctrl-C byte on stdin there, see boards/unix.py): the
+  session's and the application's counters are logged as one ``stats {json}`` line, then main
+  returns (to the REPL on a board).
 """
 
 import asyncio
@@ -67,6 +68,14 @@ async def run(board, cfg: dict, log) -> None:
         task.cancel()
 
 
+async def stoppable(board_class, coro) -> None:
+    """Run ``coro``; on the unix port a Ctrl-C byte on stdin cancels it (boards/unix.py)."""
+    watch_stop = getattr(board_class, "watch_stop", None)
+    if watch_stop is not None:
+        asyncio.create_task(watch_stop(asyncio.current_task()))
+    await coro
+
+
 async def crashed(board, log, exc: BaseException) -> None:
     """Log ``exc`` with its traceback (one log line per line), show the error, wait the
     board's reset delay, then reset the board."""
@@ -101,7 +110,13 @@ def release(name: str) -> None:
     gc.collect()
 
 
-def log_stats(log) -> None:
+def stopped(log) -> None:
+    """Ctrl-C: log that, and the counters of the application if it ran."""
+    # A SIGINT on the unix port that lands inside a garbage collection leaves the heap locked;
+    # a full collection unlocks it (see boards/unix.py for the safe way to stop). On a board,
+    # where Ctrl-C is only noted, it costs one collection.
+    gc.collect()
+    log("info", "stopped")
     application = _running.get("app")
     if application is not None:
         log("info", "stats " + json.dumps(application.summary()))
@@ -120,14 +135,13 @@ def main(path: str = "config.json") -> None:
             except config.ConfigError as exc:  # a board-specific field (e.g. uart.url)
                 log("error", str(exc))
         if cfg is None or board is None:
-            asyncio.run(safe_state(safe_board(board_class, log), log))
+            asyncio.run(stoppable(board_class, safe_state(safe_board(board_class, log), log)))
             return
         board.led("boot")
         release("config")  # its tables (about 8 KB) are done with: the RAM goes to the session
-        asyncio.run(run(board, cfg, log))
-    except KeyboardInterrupt:
-        log("info", "stopped")
-        log_stats(log)
+        asyncio.run(stoppable(board_class, run(board, cfg, log)))
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or stoppable() on unix
+        stopped(log)
     except Exception as exc:
         if sys.implementation.name == "micropython":
             asyncio.new_event_loop()  # drop the crashed loop's tasks before running again

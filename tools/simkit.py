@@ -155,6 +155,16 @@ class Proc:
         except subprocess.TimeoutExpired:
             raise SimError("%s still running after %g s" % (self.name, timeout)) from None
 
+    def send(self, data):
+        """Write ``data`` to the process's stdin (started with ``stdin=True``); False if it
+        could not (ended, or no stdin)."""
+        try:
+            self.popen.stdin.write(data)
+            self.popen.stdin.flush()
+        except (AttributeError, OSError, ValueError):
+            return False
+        return True
+
     def stop(self, sig=signal.SIGTERM, grace=10.0):
         """Signal the process, wait ``grace`` s, then kill it; returns the exit status."""
         if self.popen is None:
@@ -365,6 +375,9 @@ def _copy(src, dst):
     shutil.copyfile(src, dst)
 
 
+CTRL_C = b"\x03"
+
+
 class Firmware:
     """firmware/main.py on the micropython VM in a board folder with ``config``."""
 
@@ -386,10 +399,15 @@ class Firmware:
         (self.board_dir / "config.json").write_text(text)
 
     def start(self):
+        return self.launch(["main.py"])
+
+    def launch(self, args):
+        """Run the VM in the board folder with ``args``, the board's paths and a console that
+        ``stop`` can send Ctrl-C to (FIRMWARE_STOP=stdin, see firmware/boards/unix.py)."""
         path = [".frozen", self.board_dir / "lib", self.board_dir]
-        env = dict(os.environ, MICROPYPATH=os.pathsep.join(map(str, path)))
-        argv = [BIN / "micropython", "-X", "heapsize=" + self.heapsize, "main.py"]
-        self.proc = Proc("device", argv, cwd=self.board_dir, env=env, on_line=self.on_line)
+        env = dict(os.environ, MICROPYPATH=os.pathsep.join(map(str, path)), FIRMWARE_STOP="stdin")
+        argv = [BIN / "micropython", "-X", "heapsize=" + self.heapsize] + args
+        self.proc = Proc("device", argv, self.board_dir, env, self.on_line, stdin=True)
         return self.proc.start()
 
     def wait_for(self, pattern, timeout=60, since=0):
@@ -401,9 +419,15 @@ class Firmware:
         return json.loads(found[-1].group(1)) if found else None
 
     def stop(self, grace=10.0):
-        """Ctrl-C (the stats line), then kill after ``grace`` s; the exit status."""
+        """Ctrl-C on the console (the stats line); SIGINT, then kill, if it still runs after
+        ``grace`` s each; the exit status."""
         if self.proc is None:
             return None
+        if self.proc.running() and self.proc.send(CTRL_C):
+            try:
+                self.proc.wait_exit(grace)
+            except SimError:
+                pass  # SIGINT next
         return self.proc.stop(signal.SIGINT, grace)
 
     close = stop

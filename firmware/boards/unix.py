@@ -12,10 +12,18 @@ The interface every board module implements (the session and main.py call these)
 - ``await power_cycle()`` -> bool (False: the board cannot)
 - ``led(pattern)`` with "boot", "connecting", "online", "error"; ``led_enable(on)``
 - ``watchdog(timeout_ms)``, ``feed()``, ``free_heap()``, ``reset()``, ``reset_delay_ms``
+
+Stopping: this port raises KeyboardInterrupt from its SIGINT handler wherever the VM is, also
+inside a garbage collection, which then never completes (the heap stays locked, or objects in use
+are freed). So the project's tools start the firmware with ``FIRMWARE_STOP=stdin`` and stop it
+with a Ctrl-C byte on stdin, as a board's console would: ``Board.watch_stop(task)`` then cancels
+``task`` (main.py's, which logs the stats line). SIGINT still works, with that small risk.
 """
 
 import asyncio
 import gc
+import os
+import sys
 
 from micropython import const
 
@@ -90,6 +98,20 @@ class Board:
         process stands for the chip."""
 
     feed = reset = watchdog
+
+    @staticmethod
+    async def watch_stop(task) -> None:
+        """Cancel ``task`` when a Ctrl-C byte arrives on stdin, if FIRMWARE_STOP=stdin."""
+        if os.getenv("FIRMWARE_STOP") != "stdin":
+            return
+        console = asyncio.StreamReader(sys.stdin.buffer)
+        while True:
+            byte = await console.read(1)
+            if not byte:  # end of input: nobody can stop it this way
+                return
+            if byte == b"\x03":
+                task.cancel()
+                return
 
     def free_heap(self) -> int:
         mem_free = getattr(gc, "mem_free", None)

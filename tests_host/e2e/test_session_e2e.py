@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from tools import simkit
+
 ONLINE = r" I state online$"
 
 
@@ -134,9 +136,16 @@ def test_wrong_secret_is_refused_and_backs_off(stack):
     assert len(stack.rows.matching(type="status", status=refused["status"])) == 3
 
 
-def test_stats_line_on_ctrl_c(stack):
+@pytest.mark.parametrize("when", ["online", "reported"])
+def test_ctrl_c_on_the_console_stops_with_the_stats_line(stack, when):
+    """The unix board's console Ctrl-C (boards/unix.py), at once and after a report; no
+    SIGINT, whose asynchronous KeyboardInterrupt can land inside a garbage collection."""
     online(stack)
-    stack.wait_device(r" I up properties: 200")
-    assert stack.firmware.stop() == 0
+    if when == "reported":
+        stack.wait_device(r" I up properties: 200")
+    assert stack.firmware.proc.send(simkit.CTRL_C)
+    assert stack.firmware.proc.wait_exit(30) == 0
     stats = stack.firmware.stats()
-    assert stats is not None and stats["reports"] >= 1, json.dumps(stats)
+    assert stats is not None and stats["time_to_online_ms"] is not None, json.dumps(stats)
+    if when == "reported":
+        assert stats["reports"] >= 1, json.dumps(stats)

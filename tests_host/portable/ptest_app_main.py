@@ -137,23 +137,58 @@ async def test_crash_logs_shows_the_error_and_resets_after_the_delay():
     assert lines[-1].endswith("E reset in 20 ms")
 
 
-def test_stats_line_is_json_from_the_running_app():
+def test_stopped_logs_the_stats_line_as_json_from_the_running_app():
     class App:
         def summary(self):
             return {"reconnects": 2, "reports": 5}
 
     log = LogLines()
     main._running.clear()
-    main.log_stats(log)
-    assert log.lines == []
+    main.stopped(log)
+    assert log.lines == [("info", "stopped")]
     main._running["app"] = App()
     try:
-        main.log_stats(log)
+        main.stopped(log)
     finally:
         main._running.clear()
-    level, message = log.lines[0]
+    level, message = log.lines[-1]
     assert level == "info" and message.startswith("stats ")
     assert json.loads(message[6:]) == {"reconnects": 2, "reports": 5}
+
+
+async def test_stoppable_runs_until_the_boards_stop_watch_cancels_it():
+    ran = []
+
+    class Board:
+        @staticmethod
+        async def watch_stop(task):
+            while not ran:
+                await asyncio.sleep(0)
+            task.cancel()  # what the unix board does on a Ctrl-C byte
+
+    async def forever():
+        ran.append(1)
+        while True:
+            await asyncio.sleep(1)
+
+    task = asyncio.create_task(main.stoppable(Board, forever()))
+    try:
+        await wait_ms(task, 2000)
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("not cancelled")
+    assert ran == [1]
+
+
+async def test_stoppable_without_a_stop_watch_just_runs():
+    class Board:
+        pass
+
+    async def answer():
+        return 42
+
+    await main.stoppable(Board, answer())  # nothing to watch: the coroutine alone decides
 
 
 def test_release_forgets_a_module():

@@ -105,12 +105,7 @@ class BenchFirmware(simkit.Firmware):
     def start(self):
         if not self.mode:
             return super().start()
-        path = [".frozen", self.board_dir / "lib", self.board_dir]
-        env = dict(os.environ, MICROPYPATH=os.pathsep.join(map(str, path)))
-        argv = [BIN / "micropython", "-X", "heapsize=" + self.heapsize]
-        argv += ["-m", "bench_fw", self.mode] + self.args
-        self.proc = simkit.Proc("device", argv, self.board_dir, env, self.on_line)
-        return self.proc.start()
+        return self.launch(["-m", "bench_fw", self.mode] + self.args)
 
     def failure(self):
         """Why the firmware cannot pass any more (a MemoryError, a crash, an exit), or None."""
