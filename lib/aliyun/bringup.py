@@ -7,9 +7,11 @@ connect -> subscribe, each with its own timeout, and raises on the first step th
 RAM: this module, the driver's module-check code and everything needed to log in (signing,
 HTTPS auth, registration, the HTTP client) are loaded only while bringing the link up, and in
 stages: the module checks are dropped before the login, the login code before the MQTT connect.
-The MQTT client is closed and dropped first and created again at the connect step, so neither
-the checks nor the login share RAM with it. The session unloads what remains
-(``LOADED_FOR_BRING_UP``) before it goes online.
+The MQTT client is closed first and created again at the connect step; its code is unloaded only
+for a login that makes an HTTPS request (the first HTTPS auth or registration, an expired
+token), which needs that RAM. Unloading and re-importing it at every bring-up was measured to
+leave old copies of it referenced now and then (10-20 KB, for several reconnects). The session
+unloads what remains (``LOADED_FOR_BRING_UP``) before it goes online.
 """
 
 import asyncio
@@ -44,7 +46,6 @@ async def bring_up(s, remedy) -> None:
     """Bring session ``s`` from its current module state to subscribed (see module doc)."""
     modem = s.modem
     await modem.close_mqtt()  # every bring-up starts from a closed MQTT link
-    unload(("air724.mqtt",))
     if remedy is not None and remedy != "wait":
         await _apply(s, modem, remedy)
     module = modem.module
@@ -129,14 +130,16 @@ async def _log_in(s, modem) -> tuple:
 
     cfg = s.config
     try:
-        if needs_http(cfg, s.store_path):
+        request = needs_http(cfg, s.store_path, s.token, ticks_ms())
+        if request:
+            unload(("air724.mqtt",))  # RAM for the request; imported again at the connect step
             s.set_state("bearer")
             await modem.bearer.ensure(cfg["apn"], _BEARER_MS)
             modem.release()  # the bearer stays open; its code leaves RAM before the request
             unload(("air724.bearer",))
         s.set_state("auth")
         login = Login(cfg, s.device_name, s.store_path, ticks_ms, s.log, s.token)
-        creds = await login.credentials(modem.http)
+        creds = await login.credentials(modem.http if request else None)
         s.token = login.token
         return tuple(creds)  # a plain tuple: keeps nothing of aliyun.sign alive
     except Exception as exc:

@@ -8,7 +8,7 @@
   device secret, saved to ``store_path`` so the device registers once; then ``direct``.
 
 ``Login.credentials(http)`` returns a ``sign.MQTTCredentials`` (a named tuple); ``http`` is the
-driver's ``HTTPClient`` (only used by the ``http`` and ``dynreg`` modes, over the SAPBR bearer).
+driver's ``HTTPClient``, used only when ``needs_http`` says so (over the SAPBR bearer), else None.
 The session imports this module only to log in and unloads it afterwards (with sign, auth,
 digest), so ``Login.token`` carries the iotToken cache from one login to the next.
 """
@@ -18,14 +18,23 @@ import json
 from micropython import const
 
 from aliyun.sign import MQTTCredentials, mqtt_credentials, mqtt_host
+from atmodem.channel import ticks_diff
 
 _TOKEN_LIFE_MS = const(6 * 24 * 3600 * 1000)  # iotToken lasts 7 days (§2); renew a day early
 
 
-def needs_http(config: dict, store_path: str) -> bool:
-    """True when the next login goes through HTTPS (so the SAPBR bearer must be open)."""
+def needs_http(config: dict, store_path: str, token, now_ms) -> bool:
+    """True when the next login makes an HTTPS request (so the SAPBR bearer must be open):
+    HTTPS auth without a fresh iotToken (``token`` as kept by ``Login``), or a dynamic
+    registration not done yet."""
     mode = config["auth"]
-    return mode == "http" or (mode == "dynreg" and load_secret(store_path, config) is None)
+    if mode == "http":
+        return token is None or _expired(token, now_ms)
+    return mode == "dynreg" and load_secret(store_path, config) is None
+
+
+def _expired(token, now_ms) -> bool:
+    return ticks_diff(now_ms, token[4]) > _TOKEN_LIFE_MS
 
 
 def load_secret(path: str, config: dict):
@@ -60,7 +69,7 @@ class Login:
         host = cfg["endpoint"] or mqtt_host(pk, cfg["region"])
         if mode == "http":
             token = self.token
-            if token is None or self._now_ms() - token[4] > _TOKEN_LIFE_MS:
+            if token is None or _expired(token, self._now_ms()):
                 from aliyun import auth  # HTTPS auth only: direct logins never load it
 
                 form = auth.auth_form(pk, dn, cfg["device_secret"], client_id, cfg["signmethod"])

@@ -53,3 +53,19 @@ async def test_a_bring_up_whose_import_failed_is_loaded_afresh_next_time():
         sys.modules.pop(BRING_UP, None)
         if saved is not None:
             sys.modules[BRING_UP] = saved
+
+
+def test_only_a_login_that_makes_a_request_needs_https():
+    from aliyun.login import needs_http
+
+    cfg = {"auth": "http", "product_key": PRODUCT_KEY, "device_name": DEVICE_NAME}
+    now = 1000
+    fresh = ("iot-id", "token", "host", 1883, now - 60000)
+    stale = ("iot-id", "token", "host", 1883, now - 7 * 24 * 3600 * 1000)
+    assert needs_http(cfg, "no-such-file.json", None, now)  # no token yet
+    assert not needs_http(cfg, "no-such-file.json", fresh, now)  # reused: no bearer, no request
+    assert needs_http(cfg, "no-such-file.json", stale, now)  # renewed a day before it ends
+    cfg["auth"] = "direct"
+    assert not needs_http(cfg, "no-such-file.json", None, now)
+    cfg["auth"] = "dynreg"
+    assert needs_http(cfg, "no-such-file.json", None, now)  # not registered yet
