@@ -34,6 +34,8 @@ def needs_http(config: dict, store_path: str, token, now_ms) -> bool:
 
 
 def _expired(token, now_ms) -> bool:
+    # ticks_diff spans +-6.2 days on a board (2**30 ms ticks): a token obtained longer ago can
+    # read as fresh; the broker then refuses it, and that clears it (bringup._connect).
     return ticks_diff(now_ms, token[4]) > _TOKEN_LIFE_MS
 
 

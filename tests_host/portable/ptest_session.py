@@ -61,7 +61,7 @@ def test_only_a_login_that_makes_a_request_needs_https():
     cfg = {"auth": "http", "product_key": PRODUCT_KEY, "device_name": DEVICE_NAME}
     now = 1000
     fresh = ("iot-id", "token", "host", 1883, now - 60000)
-    stale = ("iot-id", "token", "host", 1883, now - 7 * 24 * 3600 * 1000)
+    stale = ("iot-id", "token", "host", 1883, now - (6 * 24 + 1) * 3600 * 1000)
     assert needs_http(cfg, "no-such-file.json", None, now)  # no token yet
     assert not needs_http(cfg, "no-such-file.json", fresh, now)  # reused: no bearer, no request
     assert needs_http(cfg, "no-such-file.json", stale, now)  # renewed a day before it ends
