@@ -199,6 +199,18 @@ class Context:
         return fw
 
 
+def run_vm(args, micropypath, timeout):
+    """Run ``micropython ARGS`` from the project root with ``MICROPYPATH``; what it printed."""
+    env = dict(os.environ, MICROPYPATH=micropypath)
+    argv = [str(a) for a in [BIN / "micropython"] + list(args)]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def vm_failed(name, out):
+    """The BenchError for a run whose figures are missing: the end of what it printed."""
+    return BenchError("%s: %s" % (name, (out.stderr or out.stdout).strip()[-300:]))
+
+
 def user_topic(device, name):
     return "/%s/%s/user/%s" % (device["productKey"], device["deviceName"], name)
 
@@ -455,18 +467,10 @@ def figure_footprint(ctx):
         rows.append(core.row("  lib/%s/" % package, size, "B"))
     # The same code in RAM: what importing it from .mpy takes of the heap (a board with lib/
     # frozen keeps the bytecode in flash).
-    env = dict(os.environ, MICROPYPATH=MPY_PATH + ":build/firmware")
-    proc = subprocess.run(
-        [str(BIN / "micropython"), "-X", "heapsize=512k", str(HERE / "vm_imports.py")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    heap = core.parse_bench_line(proc.stdout, "imports")
+    out = run_vm(["-X", "heapsize=512k", HERE / "vm_imports.py"], MPY_PATH + ":build/firmware", 60)
+    heap = core.parse_bench_line(out.stdout, "imports")
     if heap is None:
-        raise BenchError("vm_imports: %s" % (proc.stderr or proc.stdout).strip()[-300:])
+        raise vm_failed("vm_imports", out)
     detail["import_heap"] = heap
     for key, what in (
         ("firmware", "firmware/ modules (logger, boards, app)"),
@@ -512,22 +516,14 @@ def throughput_run(ctx, qos, count, latency=(), nodelay=False, baud=BAUD):
     lines = Lines()
     emu = ctx.emulator("fast", args, lines)
     try:
-        argv = [BIN / "micropython", HERE / "vm_throughput.py", emu.ready["tcp"]]
+        argv = [HERE / "vm_throughput.py", emu.ready["tcp"]]
         argv += [creds.client_id, creds.username, creds.password, creds.host, creds.port]
         argv += ["1" if creds.tls else "0", topic, qos, count, payload]
         argv += ["nodelay"] if nodelay else []
-        env = dict(os.environ, MICROPYPATH=MPY_PATH)
-        proc = subprocess.run(
-            [str(a) for a in argv],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        result = core.parse_bench_line(proc.stdout, "throughput")
+        out = run_vm(argv, MPY_PATH, 180)
+        result = core.parse_bench_line(out.stdout, "throughput")
         if result is None:
-            raise BenchError("vm_throughput: %s" % (proc.stderr or proc.stdout).strip()[-300:])
+            raise vm_failed("vm_throughput", out)
     finally:
         emu.close()
     tx, rx = core.mpub_wire_bytes(topic, payload, qos)
@@ -920,18 +916,10 @@ ATMODEM_COMMAND = (
 
 
 def figure_atmodem(ctx):
-    env = dict(os.environ, MICROPYPATH=".frozen:lib:tests_host/portable")
-    proc = subprocess.run(
-        [str(BIN / "micropython"), "tools/bench_atmodem.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    found = core.parse_atmodem(proc.stdout)
+    out = run_vm(["tools/bench_atmodem.py"], ".frozen:lib:tests_host/portable", 120)
+    found = core.parse_atmodem(out.stdout)
     if "urc_bytes" not in found or "command_bytes" not in found:
-        raise BenchError("bench_atmodem: %s" % (proc.stderr or proc.stdout).strip()[-300:])
+        raise vm_failed("bench_atmodem", out)
     rows = [
         core.row(
             "bytes allocated per dispatched URC",
