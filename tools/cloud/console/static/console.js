@@ -5,6 +5,7 @@
 const con = (() => {
   async function api(method, path, body) {
     const init = { method, headers: {} };
+    if (body === undefined && method !== "GET") body = {};  // changes are JSON (auth.py)
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
