@@ -56,6 +56,7 @@ const con = (() => {
     const query = new URLSearchParams(filters).toString();
     const source = new EventSource("/api/events?" + query);
     const badge = document.getElementById("live");
+    badge.hidden = false;
     source.onopen = () => {
       badge.textContent = "live";
       badge.className = "live on";
