@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Re-install when the pinned dependencies change.
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench
+.PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench console-screenshots
 
 venv: $(STAMP)
 
@@ -57,6 +57,14 @@ repl: $(STAMP)
 # and build/bench.json, in under 10 minutes. FIGURE=name runs one (python -m tools.bench -h).
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench $(FIGURE)
+
+# The README's screenshots of the web console (docs/console-*.png), taken by its browser tests
+# (tests_host/browser: Debian's chromium and chromium-driver; fonts-wqy-microhei draws the CJK
+# labels, pngquant, when installed, shrinks the files).
+console-screenshots: $(STAMP)
+	CONSOLE_SCREENSHOTS=docs $(BIN)/pytest tests_host/browser -x -q
+	if command -v pngquant >/dev/null; then \
+		pngquant --force --ext .png --quality 70-95 --speed 1 docs/console-*.png; fi
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -168,7 +168,7 @@ def made(site, tmp_path_factory):
         "deviceName": fields["DeviceName"],
         "deviceSecret": fields["DeviceSecret"],
     }
-    shots.take(site.driver, "devices", readme=True)
+    shots.take(site.driver, "device-add", readme=True)
     return {"productKey": pk, "productSecret": secret, "shots": shots}
 
 
@@ -181,7 +181,7 @@ def online(site, made):
     site.start_device()
     site.wait_css("#devices tr[data-dn='%s'][data-status='online']" % DEVICE)
     status = {"reloaded": not site.marked()}
-    made["shots"].take(site.driver, "devices-online")
+    made["shots"].take(site.driver, "devices", readme=True)
     return status
 
 
@@ -201,7 +201,7 @@ def test_the_console_needs_a_login(site, shots):
             ec.presence_of_element_located((By.ID, "login-error"))
         )
         assert error.text == "Wrong token."
-        shots.take(driver, "login", readme=True)
+        shots.take(driver, "login")
         token = json.loads((site.cloud.state_dir / "server.json").read_text())["token"]
         driver.find_element(By.ID, "token").send_keys(token)
         driver.find_element(By.ID, "login").click()
@@ -281,13 +281,15 @@ def test_publish_a_message_and_see_the_echo_in_the_log(site, made, online):
     site.open(device_path(made) + "#topics")
     topic = "/%s/%s/user/get" % (made["productKey"], DEVICE)
     row = site.wait_text("#topic-list tbody tr", re.escape(topic) + " subscribe")
+    system = site.css("#system-topic-list").get_attribute("textContent")
+    assert "/sys/%s/%s/thing/#publish and subscribe" % (made["productKey"], DEVICE) in system
     row.find_element(By.CSS_SELECTOR, "button").click()
     assert site.css("#pub-topic").get_attribute("value") == topic
     site.fill("#pub-payload", '{"hello":"console","n":1}')
     Select(site.css("#pub-qos")).select_by_value("1")
     site.css("#pub-send").click()
     site.wait_text("#pub-message", "Published to .*user/get \\(QoS 1\\): 200")
-    site.driver.execute_script("document.getElementById('pub-form').scrollIntoView()")
+    site.driver.execute_script("document.getElementById('topics').scrollIntoView()")
     Shots(site.workdir).take(site.driver, "topics", readme=True)
     site.driver.close()
 
@@ -362,7 +364,7 @@ def test_filter_the_log_and_open_a_message(site, made, online, shots):
     assert site.css("#detail-topic").text.endswith("/%s/user/update" % DEVICE)
     assert site.css("#detail-status").text == "200"
     assert json.loads(site.css("#detail-content").text) == {"hello": "filter"}
-    shots.take(site.driver, "log-detail")
+    shots.take(site.driver, "log-detail", readme=True)
     site.css("#detail-close").click()
 
     site.fill("#log-message-id", "")

@@ -201,11 +201,17 @@ class ConsoleAPI:
             (name, topics.PERM_BITS[perm]) for name, perm in self.registry.topic_classes(pk)
         ]
         # The custom classes first, then the system ones (the vendor console's order).
-        classes = [(topics.USER_TEMPLATE.format(pk=pk, dn=dn) + n, perm) for n, perm in user]
-        classes += [(t.format(pk=pk, dn=dn), perm) for t, perm in topics.SYSTEM_CLASSES]
+        prefix = topics.USER_TEMPLATE.format(pk=pk, dn=dn)
+        classes = [(prefix + n, perm, "custom") for n, perm in user]
+        classes += [(t.format(pk=pk, dn=dn), p, "system") for t, p in topics.SYSTEM_CLASSES]
         rows = [
-            {"topic": t, "permission": PERM_TEXT[perm], "canPublishTo": bool(perm & topics.SUB)}
-            for t, perm in classes
+            {
+                "topic": t,
+                "permission": PERM_TEXT[perm],
+                "kind": kind,
+                "canPublishTo": bool(perm & topics.SUB),
+            }
+            for t, perm, kind in classes
         ]
         record = dict(self._public(device), iotId=device["iotId"], topics=rows, units=UNITS)
         return _json({"ok": True, "device": record})

@@ -16,15 +16,21 @@
     document.getElementById("pub-payload").focus();
   }
 
-  function showTopics(rows) {
-    const body = document.querySelector("#topic-list tbody");
-    body.replaceChildren(...rows.map((t) => {
+  function topicRows(rows) {
+    return rows.map((t) => {
       const concrete = t.canPublishTo && !/[+#]/.test(t.topic);
       const button = concrete ? el("button", { type: "button", class: "link" }, "publish message") : null;
       if (button) button.addEventListener("click", () => usePublishTopic(t.topic));
       return el("tr", {}, el("td", {}, el("code", {}, t.topic)), el("td", {}, t.permission),
         el("td", {}, button));
-    }));
+    });
+  }
+
+  function showTopics(rows) {
+    document.querySelector("#topic-list tbody").replaceChildren(
+      ...topicRows(rows.filter((t) => t.kind === "custom")));
+    document.querySelector("#system-topic-list tbody").replaceChildren(
+      ...topicRows(rows.filter((t) => t.kind === "system")));
     document.getElementById("pub-topics").replaceChildren(...rows
       .filter((t) => t.canPublishTo && !/[+#]/.test(t.topic))
       .map((t) => el("option", { value: t.topic })));
