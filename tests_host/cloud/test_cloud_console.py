@@ -2,15 +2,18 @@
 log search and the live event stream (the pages are tested in a browser: tests_host/browser).
 """
 
+import asyncio
 import http.client
 import json
 import socket
 import threading
+import time
 import urllib.parse
 
 import pytest
 
 from tools.cloud import registry as reg
+from tools.cloud.console import api
 
 from .helpers import WAIT
 
@@ -290,3 +293,19 @@ def test_the_event_stream_sends_new_matching_rows(cloud, console):
 
 async def _run(func):
     return func()
+
+
+def test_an_event_stream_the_browser_left_is_let_go(cloud, console, monkeypatch):
+    monkeypatch.setattr(api, "PING_S", 0.05)
+    registry = cloud.thread.cloud.registry
+    before = len(registry.listeners)
+    sock = socket.create_connection(("127.0.0.1", cloud.port("console")), timeout=WAIT)
+    request = "GET /api/events HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n\r\n" % console.cookie
+    sock.sendall(request.encode())
+    assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 200")
+    assert len(registry.listeners) == before + 1
+    sock.close()
+    deadline = time.monotonic() + WAIT
+    while len(registry.listeners) > before:  # a ping fails within a few 0.05 s periods
+        assert time.monotonic() < deadline, "the stream's listener is still registered"
+        cloud.thread.call(asyncio.sleep(0.05))

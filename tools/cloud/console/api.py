@@ -42,6 +42,7 @@ LOG_FILTERS = ("productKey", "deviceName", "type", "status", "messageId", "topic
 LOG_LIMIT_MAX = 1000
 HISTORY_ROWS = 5000  # property posts read for one chart
 STREAM_QUEUE = 1000  # live rows waiting for a slow browser; the oldest go first
+PING_S = 15.0  # event-stream keep-alive; a failed ping ends a stream the browser left
 SERVICE_TIMEOUT_S = 10.0
 
 
@@ -315,13 +316,13 @@ class ConsoleAPI:
         self.registry.listeners.append(listener)
         self.streams.add(queue)
         try:
-            async with sse_response(request) as stream:
-                while stream.is_connected():
-                    row = await queue.get()
-                    if row is None:
-                        break
-                    text = json.dumps(row, ensure_ascii=False)
-                    await stream.send(text, event="row", id=str(row["seq"]))
+            async with sse_response(request, ping_interval=PING_S) as stream:
+                # Until the server closes the stream or the browser leaves (a ping fails).
+                sender = asyncio.ensure_future(_forward(queue, stream))
+                closed = asyncio.ensure_future(stream.wait())
+                await asyncio.wait({sender, closed}, return_when=asyncio.FIRST_COMPLETED)
+                sender.cancel()
+                closed.cancel()
                 return stream
         finally:
             self.streams.discard(queue)
@@ -331,6 +332,19 @@ class ConsoleAPI:
     def close_streams(self):
         for queue in list(self.streams):
             queue.put_nowait(None)
+
+
+async def _forward(queue, stream):
+    """Send the queued rows as ``row`` events until the ``None`` of ``close_streams``."""
+    try:
+        while True:
+            row = await queue.get()
+            if row is None:
+                return
+            text = json.dumps(row, ensure_ascii=False)
+            await stream.send(text, event="row", id=str(row["seq"]))
+    except (ConnectionResetError, RuntimeError):
+        return  # the browser went away
 
 
 def log_filters(query) -> dict:
