@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 
 from tools.cloud import registry as reg
-from tools.cloud.console import api
+from tools.cloud.console import live
 
 from .helpers import WAIT
 
@@ -296,7 +296,7 @@ async def _run(func):
 
 
 def test_an_event_stream_the_browser_left_is_let_go(cloud, console, monkeypatch):
-    monkeypatch.setattr(api, "PING_S", 0.05)
+    monkeypatch.setattr(live, "PING_S", 0.05)
     registry = cloud.thread.cloud.registry
     before = len(registry.listeners)
     sock = socket.create_connection(("127.0.0.1", cloud.port("console")), timeout=WAIT)

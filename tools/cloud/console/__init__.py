@@ -3,8 +3,9 @@
 ``Console(cloud, token)`` is an aiohttp application on the cloud's own event loop (it calls the
 registry, the broker and the control API's handlers directly). Pages are Jinja2 templates
 (autoescaped) that only lay out forms and empty tables; the browser fills them from the JSON API
-(``api.py``) with ``textContent`` and keeps them live through server-sent events
-(``/api/events``, one event per new message-log row). Access: ``auth.py``.
+(``api.py``; the log and its stream: ``live.py``) with ``textContent`` and keeps them live
+through server-sent events (``/api/events``, one event per new message-log row). Access:
+``auth.py``.
 
 Pages: 产品 Products, 设备 Devices, one device (Topic列表 with 发布消息, 物模型数据 with the
 property chart, set property and service calls), 日志服务 Log service.

@@ -6,15 +6,14 @@ kicking a device offline; ``Alink.call_service`` for service calls. Secrets leav
 request (``…/secret``), like the vendor console's 查看 buttons.
 """
 
-import asyncio
 import json
 
 from aiohttp import web
-from aiohttp_sse import sse_response
 
 from tools.cloud import registry as reg
 from tools.cloud import topics
 from tools.cloud.alink import CloudError, property_values
+from tools.cloud.console.live import LogAPI
 from tools.cloud.control import ControlAPI
 
 # Product kinds of the vendor console: (value, label, emulated by the local cloud). Only what
@@ -38,11 +37,7 @@ AUTH_TYPES = (
 UNITS = {"Uptime": "s", "FreeHeap": "bytes", "ReportInterval": "s", "RSSI": "dBm"}
 PERM_TEXT = {topics.PUB: "publish", topics.SUB: "subscribe"}
 PERM_TEXT[topics.PUB | topics.SUB] = "publish and subscribe"
-LOG_FILTERS = ("productKey", "deviceName", "type", "status", "messageId", "topic", "text")
-LOG_LIMIT_MAX = 1000
 HISTORY_ROWS = 5000  # property posts read for one chart
-STREAM_QUEUE = 1000  # live rows waiting for a slow browser; the oldest go first
-PING_S = 15.0  # event-stream keep-alive; a failed ping ends a stream the browser left
 SERVICE_TIMEOUT_S = 10.0
 
 
@@ -58,7 +53,7 @@ class _Request:
         return self._body
 
 
-def _json(obj, status=200):
+def json_response(obj, status=200):
     return web.json_response(obj, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
@@ -69,7 +64,7 @@ def _handler(method):
         try:
             return await method(request)
         except (CloudError, reg.RegistryError, ValueError, KeyError, TypeError) as err:
-            return _json({"ok": False, "error": str(err)}, 400)
+            return json_response({"ok": False, "error": str(err)}, 400)
 
     return handle
 
@@ -95,7 +90,7 @@ class ConsoleAPI:
         self.cloud = cloud
         self.token = token
         self.control = ControlAPI(cloud, token).routes()
-        self.streams = set()  # queues of the open event streams
+        self.live = LogAPI(cloud)
 
     @property
     def registry(self):
@@ -117,15 +112,18 @@ class ConsoleAPI:
             ("POST", dev + "/service", self.call_service),
             ("GET", dev + "/history", self.history),
             ("POST", "/api/pub", self.pub),
-            ("GET", "/api/log", self.log),
+            ("GET", "/api/log", self.live.log),
         ):
             router.add_route(method, path, _handler(handler))
-        router.add_get("/api/events", self.events)
+        router.add_get("/api/events", self.live.events)
+
+    def close_streams(self):
+        self.live.close_streams()
 
     async def _control(self, path, body):
         """One control-API call; its JSON reply as a console response."""
         response = await self.control[("POST", path)](_Request(self.token, body))
-        return _json(json.loads(response.body), response.status)
+        return json_response(json.loads(response.body), response.status)
 
     def _device(self, request):
         pk, dn = request.match_info["pk"], request.match_info["dn"]
@@ -152,7 +150,7 @@ class ConsoleAPI:
             }
             for p in self.registry.products()
         ]
-        return _json({"ok": True, "products": rows})
+        return json_response({"ok": True, "products": rows})
 
     async def add_product(self, request):
         body = await _body(request)
@@ -163,13 +161,15 @@ class ConsoleAPI:
         _choice(body.get("dataFormat"), DATA_FORMATS, "data format")
         auth = _choice(body.get("authType"), AUTH_TYPES, "auth type")
         product = self.registry.add_product(name, dynamic_register=auth == "dynreg")
-        return _json({"ok": True, "productKey": product["productKey"], "name": product["name"]})
+        return json_response(
+            {"ok": True, "productKey": product["productKey"], "name": product["name"]}
+        )
 
     async def product_secret(self, request):
         product = self.registry.product(request.match_info["pk"])
         if product is None:
             raise reg.RegistryError("no product %s" % request.match_info["pk"])
-        return _json({"ok": True, "productSecret": product["productSecret"]})
+        return json_response({"ok": True, "productSecret": product["productSecret"]})
 
     # devices ----------------------------------------------------------------------------------
 
@@ -186,14 +186,14 @@ class ConsoleAPI:
 
     async def devices(self, request):
         found = self.registry.devices(request.query.get("productKey") or None)
-        return _json({"ok": True, "devices": [self._public(d) for d in found]})
+        return json_response({"ok": True, "devices": [self._public(d) for d in found]})
 
     async def add_device(self, request):
         body = await _body(request)
         name = str(body.get("deviceName") or "").strip() or None
         device = self.registry.add_device(str(body.get("productKey", "")), name)
         triple = {k: device[k] for k in ("productKey", "deviceName", "deviceSecret")}
-        return _json(dict(triple, ok=True))
+        return json_response(dict(triple, ok=True))
 
     async def device(self, request):
         device = self._device(request)
@@ -215,10 +215,10 @@ class ConsoleAPI:
             for t, perm, kind in classes
         ]
         record = dict(self._public(device), iotId=device["iotId"], topics=rows, units=UNITS)
-        return _json({"ok": True, "device": record})
+        return json_response({"ok": True, "device": record})
 
     async def device_secret(self, request):
-        return _json({"ok": True, "deviceSecret": self._device(request)["deviceSecret"]})
+        return json_response({"ok": True, "deviceSecret": self._device(request)["deviceSecret"]})
 
     async def set_enabled(self, request):
         device = self._device(request)
@@ -230,14 +230,14 @@ class ConsoleAPI:
         kicked = False
         if not enabled:  # a disabled device goes offline at once (as the CLI does)
             kicked = await self.cloud.broker.kick(pk + "&" + dn, "device disabled")
-        return _json({"ok": True, "enabled": enabled, "kicked": kicked})
+        return json_response({"ok": True, "enabled": enabled, "kicked": kicked})
 
     async def delete_device(self, request):
         device = self._device(request)
         pk, dn = device["productKey"], device["deviceName"]
         await self.cloud.broker.kick(pk + "&" + dn, "device deleted")
         self.registry.delete_device(pk, dn)
-        return _json({"ok": True})
+        return json_response({"ok": True})
 
     # 发布消息, property set, services -----------------------------------------------------------
 
@@ -265,7 +265,7 @@ class ConsoleAPI:
             body.get("params", {}),
             SERVICE_TIMEOUT_S,
         )
-        return _json({"ok": True, "reply": reply})
+        return json_response({"ok": True, "reply": reply})
 
     async def history(self, request):
         """The values of one property over time, from the device's property posts in the log."""
@@ -289,68 +289,6 @@ class ConsoleAPI:
                 points.append([item["time"], float(value)])
         points.sort()
         unit = UNITS.get(identifier, "")
-        return _json({"ok": True, "identifier": identifier, "unit": unit, "points": points})
-
-    # the message log --------------------------------------------------------------------------
-
-    async def log(self, request):
-        filters = log_filters(request.query)
-        limit = min(int(request.query.get("limit") or 200), LOG_LIMIT_MAX)
-        rows = self.registry.search_messages(filters, limit)
-        return _json({"ok": True, "rows": rows})
-
-    async def events(self, request):
-        """Server-sent events: every new log row passing the query's filters (event ``row``)."""
-        try:
-            filters = log_filters(request.query)
-        except ValueError as err:
-            return _json({"ok": False, "error": str(err)}, 400)
-        queue = asyncio.Queue()
-
-        def listener(row):
-            if reg.message_matches(row, filters):
-                if queue.qsize() >= STREAM_QUEUE:
-                    queue.get_nowait()
-                queue.put_nowait(row)
-
-        self.registry.listeners.append(listener)
-        self.streams.add(queue)
-        try:
-            async with sse_response(request, ping_interval=PING_S) as stream:
-                # Until the server closes the stream or the browser leaves (a ping fails).
-                sender = asyncio.ensure_future(_forward(queue, stream))
-                closed = asyncio.ensure_future(stream.wait())
-                await asyncio.wait({sender, closed}, return_when=asyncio.FIRST_COMPLETED)
-                sender.cancel()
-                closed.cancel()
-                return stream
-        finally:
-            self.streams.discard(queue)
-            if listener in self.registry.listeners:
-                self.registry.listeners.remove(listener)
-
-    def close_streams(self):
-        for queue in list(self.streams):
-            queue.put_nowait(None)
-
-
-async def _forward(queue, stream):
-    """Send the queued rows as ``row`` events until the ``None`` of ``close_streams``."""
-    try:
-        while True:
-            row = await queue.get()
-            if row is None:
-                return
-            text = json.dumps(row, ensure_ascii=False)
-            await stream.send(text, event="row", id=str(row["seq"]))
-    except (ConnectionResetError, RuntimeError):
-        return  # the browser went away
-
-
-def log_filters(query) -> dict:
-    """The log filters of a query string (``since``/``until`` in ms since the epoch)."""
-    filters = {key: query[key] for key in LOG_FILTERS if query.get(key)}
-    for key in ("since", "until"):
-        if query.get(key):
-            filters[key] = int(query[key])
-    return filters
+        return json_response(
+            {"ok": True, "identifier": identifier, "unit": unit, "points": points}
+        )
