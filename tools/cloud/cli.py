@@ -179,7 +179,7 @@ async def _serve(cloud, args):
         tmp.write_text(line + "\n")
         os.replace(tmp, args.ready_file)
     print(line, flush=True)
-    # The web console: this link logs one browser in, once (later: the token of server.json).
+    # The web console: this link logs one browser in, once; then the login page wants the token.
     print("console: %s" % cloud.console.login_url(), file=sys.stderr, flush=True)
     try:
         await stop.wait()

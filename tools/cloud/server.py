@@ -22,7 +22,6 @@ from tools.cloud import registry as reg
 from tools.cloud.alink import Alink, identity_of
 from tools.cloud.broker import AliyunBroker
 from tools.cloud.broker_auth import CONNACK_TEXT
-from tools.cloud.console import Console
 from tools.cloud.control import ControlAPI
 from tools.cloud.https import AuthAPI, HTTPServer
 from tools.cloud.topics import auto_subscriptions
@@ -77,7 +76,11 @@ class Cloud:
         self.info = {}
         self._servers = []
         self._token = secrets.token_hex(16)
-        self.console = Console(self, self._token)  # the web console (tools/cloud/console)
+        # The web console (tools/cloud/console); imported here so that CLI commands that run no
+        # server do not load aiohttp.
+        from tools.cloud.console import Console
+
+        self.console = Console(self, self._token)
 
     # used by the plugins ----------------------------------------------------------------------
 
