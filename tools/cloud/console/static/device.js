@@ -65,7 +65,7 @@
       width: Math.max(chartBox.clientWidth, 400),
       height: 260,
       scales: { x: { time: true } },
-      series: [{ label: "time" }, {
+      series: [{ label: "time", value: (u, v) => (v === null ? "-" : time(v * 1000)) }, {
         label: name + (unit ? " (" + unit + ")" : ""), stroke: "#1f6feb", width: 2,
         points: { show: true, size: 6 },
         value: (u, v) => (v === null || v === undefined ? "-" : v + (unit ? " " + unit : "")),
