@@ -1,19 +1,17 @@
-"""The console's JSON API (``/api/…``) and its live event stream.
+"""The console's JSON API (``/api/…``); the log and its live stream are in ``live.py``.
 
 Everything goes through the parts the CLI uses: the registry for products, devices and the
-log; the control API's own handlers (``tools.cloud.control``) for 发布消息, property set and
-kicking a device offline; ``Alink.call_service`` for service calls. Secrets leave only on
-request (``…/secret``), like the vendor console's 查看 buttons.
+log; the control API's own handlers (``tools.cloud.control``) for 发布消息 and property set;
+the broker's ``kick`` for a disabled or deleted device; ``Alink.call_service`` for service
+calls. Secrets leave only on request (``…/secret``), like the vendor console's 查看 buttons.
 """
 
 import json
 
-from aiohttp import web
-
 from tools.cloud import registry as reg
 from tools.cloud import topics
 from tools.cloud.alink import CloudError, property_values
-from tools.cloud.console.live import LogAPI
+from tools.cloud.console.live import LogAPI, json_response
 from tools.cloud.control import ControlAPI
 
 # Product kinds of the vendor console: (value, label, emulated by the local cloud). Only what
@@ -51,10 +49,6 @@ class _Request:
 
     def json(self):
         return self._body
-
-
-def json_response(obj, status=200):
-    return web.json_response(obj, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 def _handler(method):
@@ -285,7 +279,7 @@ class ConsoleAPI:
             params = json.loads(row["content"]).get("params", {})
             item = property_values(params, row["time"]).get(identifier)
             value = item and item["value"]
-            if isinstance(value, (int, float)):  # bools are ints: LEDSwitch charts as 0/1
+            if isinstance(value, (int, float)):  # true/false chart as 1/0
                 points.append([item["time"], float(value)])
         points.sort()
         unit = UNITS.get(identifier, "")

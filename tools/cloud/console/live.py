@@ -19,7 +19,8 @@ STREAM_QUEUE = 1000  # live rows waiting for a slow browser; the oldest go first
 PING_S = 15.0  # event-stream keep-alive; a failed ping ends a stream the browser left
 
 
-def _json(obj, status=200):
+def json_response(obj, status=200):
+    """JSON with its non-ASCII text as is (names, payloads)."""
     return web.json_response(obj, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
@@ -36,14 +37,14 @@ class LogAPI:
         filters = log_filters(request.query)
         limit = min(int(request.query.get("limit") or 200), LOG_LIMIT_MAX)
         rows = self.registry.search_messages(filters, limit)
-        return _json({"ok": True, "rows": rows})
+        return json_response({"ok": True, "rows": rows})
 
     async def events(self, request):
         """Server-sent events: every new log row passing the query's filters (event ``row``)."""
         try:
             filters = log_filters(request.query)
         except ValueError as err:
-            return _json({"ok": False, "error": str(err)}, 400)
+            return json_response({"ok": False, "error": str(err)}, 400)
         queue = asyncio.Queue()
 
         def listener(row):
