@@ -13,12 +13,9 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tools.emulator import control  # noqa: E402 - after the path set-up for direct runs
+from tools.emulator import control
+from tools.sim.proc import ROOT
 
 
 class Emulator:
