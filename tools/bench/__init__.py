@@ -20,10 +20,10 @@ drivers ``vm_firmware``, ``vm_imports``, ``vm_throughput``, ``vm_atmodem`` and `
 
 
 class Figure:
-    """One figure: its number and title in the table, the module measuring it (``fig_<module>``), its stage
-    (1 first; 2 the heap, which picks the heap of the later runs; 3 after it; 4 side by side,
-    as these mostly wait), what it measures, and the command that reproduces it (None: ``PY
-    NAME``)."""
+    """One figure: its number and title in the table, the module measuring it
+    (``fig_<module>``), its stage (1 first; 2 the heap, which picks the heap of the later
+    runs; 3 after it; 4 side by side, as these mostly wait), what it measures, and the command
+    that reproduces it (None: ``PY NAME``)."""
 
     def __init__(self, number, title, module, stage, description, command=None):
         self.number = number
