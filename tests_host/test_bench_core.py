@@ -133,3 +133,13 @@ def test_values_are_formatted_for_reading():
     assert core.fmt_value(53.94) == "53.9"
     assert core.fmt_value(2.873) == "2.87"
     assert core.fmt_value(None) == "n/a"
+
+
+def test_a_ratio_above_a_physical_bound_cannot_be_printed():
+    with pytest.raises(core.BoundError):
+        core.bound_row("QoS0", 53.9, "publishes/s", 52.4, "UART bound")
+    with pytest.raises(core.BoundError):
+        core.bound_row("boot", 1.0, "s", 1.5, "module latencies", lower=True)
+    assert core.bound_row("boot", 3.0, "s", 1.5, "x", lower=True)["ratio"] == 0.5
+    assert core.aim_row("heap", 96, "KiB", 128, "budget")["ratio"] == 0.75
+    assert core.aim_row("slope", 600, "B", 0, "aim 0 B")["ratio"] is None
