@@ -59,10 +59,14 @@ def conversation():
         row("status", "online", time=5000),
         row("up", 200, thing("event/property/post")),
         row("down", 200, thing("event/property/post_reply")),
+        row("up", 200, "/ext/ntp/%s/%s/request" % (PK, DN)),
+        row("down", 200, "/ext/ntp/%s/%s/response" % (PK, DN)),
         row("down", 200, user("get"), '{"seq":0}'),
         row("up", 200, user("update"), '{"seq":0}'),
         row("down", 200, thing("service/property/set")),
         row("up", 460, thing("service/property/set_reply")),
+        row("up", 200, thing("event/alarm/post")),
+        row("up", 200, "/%s/%s/elsewhere" % (PK, DN)),
         row("down", "no subscriber", user("get")),
         row("status", "offline"),
         row("status", "online", time=9000),
@@ -71,25 +75,63 @@ def conversation():
 
 
 def test_summary_counts_both_directions_from_the_log():
-    stats = {"time_to_online_ms": 1234, "reconnects": 1, "dropped": 2, "echo_dropped": 1}
-    summary = summarize(conversation(), PK, DN, started_ms=3000, stats=stats)
+    stats = {
+        "time_to_online_ms": 1234,
+        "reconnects": 1,
+        "dropped": 2,
+        "echo_dropped": 1,
+        "published": 6,
+    }
+    summary = summarize(
+        conversation(), PK, DN, started_ms=3000, stats=stats, device_online_ms=4500
+    )
     assert summary["ok"] and summary["online"]
     assert summary["time_to_online_s"] == 2.0 and summary["device_time_to_online_s"] == 1.23
-    assert (summary["up"], summary["up_properties"], summary["up_echoes"]) == (3, 1, 1)
-    assert summary["set_replies"] == ["460"]
-    assert (summary["down"], summary["down_undelivered"]) == (3, 1)
-    assert (summary["down_user_get"], summary["down_property_set"]) == (1, 1)
+    assert summary["host_time_to_device_online_s"] == 1.5
+    assert summary["up"] == 6 and summary["set_replies"] == ["460"]
+    up = {k: v for k, v in summary["up_by"].items() if v}
+    assert up == {
+        "properties": 1,
+        "events": 1,
+        "set_replies": 1,
+        "echoes": 1,
+        "ntp": 1,
+        "other": 1,
+    }
+    assert (summary["down"], summary["down_undelivered"]) == (4, 1)
+    down = {k: v for k, v in summary["down_by"].items() if v}
+    assert down == {"post_replies": 1, "property_set": 1, "user_get": 1, "ntp": 1}
+    assert sum(summary["up_by"].values()) == summary["up"]
+    assert sum(summary["down_by"].values()) == summary["down"]
     assert summary["reconnects"] == 1 and summary["dropped"] == 3
     text = "\n".join(render_summary(summary, 42))
-    assert "PASS" in text and "2.00 s after the firmware started" in text
-    assert "device's own count: 1.23 s" in text
+    assert "PASS" in text and "connected 2.00 s after the VM process started" in text
+    assert "online (subscribed) 1.50 s after the VM process started" in text
+    assert "by its own clock 1.23 s from its session's start (0.27 s before it" in text
+    assert (
+        "6 logged by the cloud (property posts 1, event posts 1, property set replies 1," in text
+    )
+    assert "device published: 6 (its stats line), as the cloud logged" in text
+    assert (
+        "4 delivered (property post replies 1, property sets 1, user/get 1, NTP responses 1)"
+        in text
+    )
+
+
+def test_summary_explains_a_published_count_that_differs_from_the_log():
+    rows = conversation()
+    fewer = summarize(rows, PK, DN, stats={"published": 5})
+    assert "the cloud logged 1 more" in "\n".join(render_summary(fewer, 1))
+    more = summarize(rows, PK, DN, stats={"published": 8})
+    assert "2 not in the cloud's log" in "\n".join(render_summary(more, 1))
+    assert "unknown (no stats line)" in "\n".join(render_summary(summarize(rows, PK, DN), 1))
 
 
 def test_summary_fails_without_an_answer_from_the_device():
     rows = [r for r in conversation() if not r["topic"] or "user/update" not in r["topic"]]
     rows = [r for r in rows if not (r["topic"] or "").endswith("set_reply")]
     summary = summarize(rows, PK, DN, started_ms=0)
-    assert summary["online"] and summary["up"] == 1 and not summary["ok"]
+    assert summary["online"] and summary["up"] == 4 and not summary["ok"]
     assert summary["dropped"] is None
     assert "FAIL" in "\n".join(render_summary(summary, 1))
     assert not summarize([], PK, DN)["ok"]

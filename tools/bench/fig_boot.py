@@ -41,6 +41,7 @@ def module_latency(commands, profile=PROFILES[PROFILE]):
 def boot_firmware(ctx, auth):
     """Seconds from the emulator's power-on (its readiness) to attached and to online, and
     the module's latencies for the commands in between."""
+    device = ctx.device("bench-boot-" + auth)  # first: it starts the shared cloud
     lines = Lines()
     emu = ctx.emulator(PROFILE, [], lines)
     t0 = time.time()
@@ -48,7 +49,7 @@ def boot_firmware(ctx, auth):
     try:
         fw = ctx.firmware(
             "boot-" + auth,
-            ctx.device("bench-boot-" + auth),
+            device,
             emu,
             kib(ctx.heapsize),
             lines=lines,

@@ -25,13 +25,14 @@ def proc_cpu_s(pid):
 def window(ctx, window_s, settle_s):
     """The firmware (telemetry once a day, no downlinks) and an idle ``micropython`` (the same
     CPython wrapper around the VM, in ``asyncio.sleep``): their CPU over the same window."""
+    device = ctx.device("bench-idle")  # first: it starts the shared cloud
     lines = Lines()
     emu = ctx.emulator("fast", [], lines)
     fw = control = None
     try:
         fw = ctx.firmware(
             "idle",
-            ctx.device("bench-idle"),
+            device,
             emu,
             kib(ctx.heapsize),
             lines=lines,

@@ -58,6 +58,7 @@ class Sim:
         self.online = threading.Event()
         self.stop = threading.Event()
         self.started_ms = None
+        self.device_online_ms = None  # when the firmware's first "state online" line came
         self.restarts = 0
         self.rows = []
 
@@ -101,7 +102,7 @@ class Sim:
         )
         board = os.path.join(self.workdir, "board")
         self.firmware = Firmware(
-            board, cfg, self.o.heapsize, mpy=not self.o.source, on_line=on_line
+            board, cfg, self.o.heapsize, mpy=not self.o.source, on_line=self._device_line
         ).prepare()
         kind = "source" if self.o.source else ".mpy"
         self.say(
@@ -110,6 +111,11 @@ class Sim:
         )
         self.firmware.start()
         self.started_ms = int(self.firmware.proc.started_at * 1000)
+
+    def _device_line(self, source, stream, text):
+        if self.device_online_ms is None and text.endswith(" I state online"):
+            self.device_online_ms = int(time.time() * 1000)
+        self.console.proc_line(source, stream, text)
 
     def _row(self, row):
         self.rows.append(row)
@@ -221,7 +227,7 @@ class Sim:
                 rows = self.cloud.rows()  # the whole log, from the state dir
             except SimError as exc:
                 self.say("cloud log unavailable (%s): using the followed rows" % exc)
-        return summarize(rows, pk, dn, self.started_ms, stats)
+        return summarize(rows, pk, dn, self.started_ms, stats, self.device_online_ms)
 
     def cleanup(self):
         if self.workdir and not self.o.keep:
