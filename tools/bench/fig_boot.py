@@ -22,7 +22,10 @@ LATENCIES = (
     (re.compile(r"AT\+MSUB="), "suback"),
     (re.compile(r'AT\+MPUB=".*?",1,'), "puback"),
 )
-COMMAND = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) --> (AT.*)$")
+# A host line of the transcript: a command may follow raw bytes written just before it (an
+# AT+HTTPDATA body has no line end), so the patterns are searched in the whole line.
+COMMAND = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) --> (.*)$")
+STAMP = re.compile(r"^\s*(\d+)\.(\d{3}) [DIWE] ")  # the firmware log's uptime stamp
 
 
 def module_latency(commands, profile=PROFILES[PROFILE]):
@@ -31,7 +34,7 @@ def module_latency(commands, profile=PROFILES[PROFILE]):
     kinds = {}
     for command in commands:
         for pattern, name in LATENCIES:
-            if pattern.match(command):
+            if pattern.search(command):
                 total += getattr(profile, name)
                 kinds[name] = kinds.get(name, 0) + 1
                 break
@@ -57,8 +60,7 @@ def boot_firmware(ctx, auth):
             telemetry_interval_s=3600,
         )
         fw.wait(ONLINE, timeout=120)
-        online = lines.find(ONLINE, "device")[0][0]
-        attached = lines.find(ATTACHED, "device")[0][0]
+        attached, online = device_epochs(lines, ATTACHED, ONLINE)
         fw.stop()
         stats = fw.stats() or {}
     finally:
@@ -79,6 +81,21 @@ def boot_firmware(ctx, auth):
         "commands": len(window),
         "device_time_to_online_ms": stats.get("time_to_online_ms"),
     }
+
+
+def device_epochs(lines, *patterns):
+    """The host epoch of the first device log line matching each pattern, from the
+    firmware's own uptime stamps: the line's stamp plus the offset of the device clock (the
+    smallest arrival time minus stamp over all lines, the pipe's delay taken out)."""
+    stamped = []
+    for when, m in lines.find(STAMP.pattern, "device"):
+        stamped.append((when, int(m.group(1)) + int(m.group(2)) / 1000.0, m.string))
+    offset = min(when - uptime for when, uptime, _ in stamped)
+    found = []
+    for pattern in patterns:
+        regex = re.compile(pattern)
+        found.append(next(offset + up for _, up, text in stamped if regex.search(text)))
+    return found
 
 
 def boot_baseline(ctx):
