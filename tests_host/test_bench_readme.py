@@ -73,3 +73,15 @@ def test_markers_missing_or_twice_are_refused():
         readme.section("no markers")
     with pytest.raises(ValueError):
         readme.section((readme.BEGIN + "\n" + readme.END + "\n") * 2)
+
+
+def test_a_partial_or_failed_run_is_not_put_into_the_readme():
+    figures = [
+        {"id": f.number, "title": f.title, "command": "x", "rows": [core.row("m", 1, "B")]}
+        for f in FIGURES.values()
+    ]
+    for f in figures:
+        f["error"] = ""
+    assert readme.missing_figures(report(figures)) == []
+    figures[2]["error"] = "BenchError: no cloud"
+    assert readme.missing_figures(report(figures[:-1])) == [list(FIGURES)[2], list(FIGURES)[-1]]

@@ -33,10 +33,11 @@ def size_rows(detail):
                 "its .py sources (%s B)" % core.fmt_value(source),
             )
         )
+    whole = detail["lib"]["mpy_bytes"]
     for package in sorted(p.name for p in (ROOT / "build" / "lib").iterdir() if p.is_dir()):
         size = sum(p.stat().st_size for p in (ROOT / "build" / "lib" / package).rglob("*.mpy"))
         detail["lib/" + package] = size
-        rows.append(core.row("  lib/%s/" % package, size, "B"))
+        rows.append(core.aim_row("  lib/%s/" % package, size, "B", whole, "its share of lib/"))
     return rows
 
 

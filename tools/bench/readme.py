@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from tools.bench import core
+from tools.bench import FIGURES, core
 
 BEGIN = "<!-- bench-table: begin (python -m tools.bench.readme writes it) -->"
 END = "<!-- bench-table: end -->"
@@ -58,6 +58,13 @@ def cells(line):
     return [p.strip() for p in parts[1:-1]]
 
 
+def missing_figures(report):
+    """The figures of ``FIGURES`` that the report lacks or that failed (``FIGURE=name make
+    bench`` writes only some)."""
+    done = {(f["id"], f["title"]) for f in report["figures"] if f["rows"] and not f["error"]}
+    return [name for name, f in FIGURES.items() if (f.number, f.title) not in done]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m tools.bench.readme", description=__doc__)
     p.add_argument("--json", default="build/bench.json", help="the figures (make bench)")
@@ -65,6 +72,14 @@ def main(argv=None):
     p.add_argument("--check", action="store_true", help="only compare; exit 1 if different")
     args = p.parse_args(argv)
     report = json.loads(Path(args.json).read_text())
+    missing = missing_figures(report)
+    if missing:
+        print(
+            "%s lacks %s: the README's table comes from a full make bench"
+            % (args.json, ", ".join(missing)),
+            file=sys.stderr,
+        )
+        return 2
     readme = Path(args.readme)
     text = readme.read_text()
     new = replace(text, table(report))
