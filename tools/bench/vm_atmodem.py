@@ -22,7 +22,7 @@ import time
 if sys.implementation.name != "micropython":  # CPython: lib/, the shim and const()
     import os
 
-    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    _root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     sys.path[:0] = [_root, os.path.join(_root, "lib"), os.path.join(_root, "tests_host/portable")]
     import tools  # noqa: F401 - installs the micropython.const stand-in
 
