@@ -7,10 +7,10 @@ costs cancel: bytes per item = (alloc(N2) - alloc(N1)) / (N2 - N1). The shim's o
 
 From the repository root::
 
-    MICROPYPATH=.frozen:lib:tests_host/portable .venv/bin/micropython tools/bench_atmodem.py
+    MICROPYPATH=.frozen:lib:tests_host/portable .venv/bin/micropython tools/bench/vm_atmodem.py
 
 (``.frozen`` keeps the VM's frozen asyncio on the path.) It also runs on CPython
-(``.venv/bin/python tools/bench_atmodem.py``), which has no ``gc.mem_alloc`` and reports
+(``.venv/bin/python tools/bench/vm_atmodem.py``), which has no ``gc.mem_alloc`` and reports
 timings only.
 """
 
