@@ -79,7 +79,7 @@ def test_transcript_times_are_placed_on_the_nearest_day():
     assert same_day - now == pytest.approx(-0.5)
 
 
-def test_parse_atmodem_reads_bench_atmodem_output():
+def test_parse_atmodem_reads_vm_atmodem_output():
     output = "\n".join(
         [
             "runtime: micropython",

@@ -151,7 +151,7 @@ _ATMODEM = (
 
 
 def parse_atmodem(output):
-    """The figures tools/bench_atmodem.py prints, as a dict (missing ones left out)."""
+    """The figures tools/bench/vm_atmodem.py prints, as a dict (missing ones left out)."""
     found = {}
     for key, pattern in _ATMODEM:
         match = re.search(pattern, output)

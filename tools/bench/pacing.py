@@ -4,7 +4,7 @@
 measured with a burst of ``garbage`` bytes (ctl), host→module with an ``AT+HTTPDATA`` upload.
 An unpaced run (no ``--baud``) shows the emulator's own ceiling.
 
-    python tools/bench_emulator.py --baud 115200 --bytes 50000 [--json]
+    python -m tools.bench.pacing --baud 115200 --bytes 50000 [--json]
 """
 
 import argparse
