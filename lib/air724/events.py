@@ -6,9 +6,7 @@ Names are the module-level strings below. ``Ring`` also queues the MQTT client's
 messages and, as ``aliyun.outbox.Outbox``, the session's QoS1 messages.
 """
 
-import asyncio
-
-from atmodem.errors import ATTimeoutError
+from atmodem.waits import Ring
 
 CLOSED = "closed"  # URC CLOSED: the MQTT TCP link closed (§7.5; reliable since V838)
 PDP_DEACT = "pdp_deact"  # PDP context deactivated: any spelling holding DEACT (§5.3)
@@ -16,68 +14,6 @@ BEARER_DEACT = "bearer_deact"  # +SAPBR 1: DEACT, the HTTP bearer dropped (§5.1
 REBOOT = "reboot"  # RDY: the module (re)started; echo is on again, settings lost (§3.2)
 SIM_REMOVED = "sim_removed"  # +CPIN: NOT INSERTED (Air724) / SIM REMOVED (manual) (§3.2)
 SIM_READY = "sim_ready"  # +CPIN: READY
-
-if hasattr(asyncio, "wait_for_ms"):
-    _wait_ms = asyncio.wait_for_ms
-else:  # CPython
-
-    def _wait_ms(aw, timeout: int):
-        return asyncio.wait_for(aw, timeout / 1000)
-
-
-class Ring:
-    """Bounded FIFO with an awaitable ``get``; when full the oldest item goes (``dropped``).
-
-    ``peek`` and ``pop`` serve a reader that removes an item only once it is done with it.
-    """
-
-    def __init__(self, size: int = 32):
-        if size < 1:
-            raise ValueError("size < 1")
-        self._items: list = [None] * size
-        self._head = 0
-        self._len = 0
-        self.dropped = 0
-        self._ev = asyncio.Event()
-
-    def __len__(self):
-        return self._len
-
-    def put(self, item) -> bool:
-        """Queue ``item``; False if the oldest item had to go to make room."""
-        size = len(self._items)
-        kept = self._len < size
-        if not kept:
-            self._head = (self._head + 1) % size
-            self._len -= 1
-            self.dropped += 1
-        self._items[(self._head + self._len) % size] = item
-        self._len += 1
-        self._ev.set()
-        return kept
-
-    def peek(self):
-        """The oldest item, left in place; None when empty."""
-        return self._items[self._head] if self._len else None
-
-    def pop(self) -> None:
-        """Remove the oldest item (if any)."""
-        if self._len:
-            self._items[self._head] = None
-            self._head = (self._head + 1) % len(self._items)
-            self._len -= 1
-
-    async def get(self, timeout_ms: int):
-        """Remove and return the oldest item; ``ATTimeoutError`` if none comes in time."""
-        while not self._len:
-            self._ev.clear()
-            try:
-                await _wait_ms(self._ev.wait(), timeout_ms)
-            except asyncio.TimeoutError:
-                raise ATTimeoutError(b"") from None
-        item = self._items[self._head]
-        self.pop()
-        return item
 
 
 class LinkEvents(Ring):

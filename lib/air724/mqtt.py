@@ -9,9 +9,10 @@ The module owns the MQTT session (keepalive, PUBACK); this client drives it: ``A
 from micropython import const
 
 from air724 import check_size, topic_arg
-from air724.events import CLOSED, PDP_DEACT, Ring
+from air724.events import CLOSED, PDP_DEACT
 from air724.text import after, escape, is_text, quote
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
+from atmodem.waits import Ring
 
 _TOPIC_MAX = const(256)  # topic bytes (§7.4)
 _WILL_MAX = const(1360)  # will message (§7.4)
@@ -94,7 +95,7 @@ class MQTTClient:
 
     Incoming messages go to ``on_message(callback)`` as ``callback(topic: str, payload:
     bytes)`` (called from the reader task: must not block), or, with no callback, into
-    ``inbox`` (an ``air724.events.Ring``; by default a new one of ``queue_len``) read by
+    ``inbox`` (an ``atmodem.waits.Ring``; by default a new one of ``queue_len``) read by
     ``await message(timeout_ms)``. Text payloads up to ``mpub_max`` escaped bytes use
     ``AT+MPUB``; others ``AT+MPUBEX``.
     """

@@ -15,10 +15,12 @@ unloads what remains (``LOADED_FOR_BRING_UP``) before it goes online.
 """
 
 import asyncio
+from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from aliyun.session import PermanentError, ticks_diff, ticks_ms, unload
+from aliyun.session import PermanentError, unload
+from atmodem.errors import ATTimeoutError
 
 _SIM_MS = const(30000)
 _REGISTER_MS = const(120000)  # "normally < 2 min" (air724-at.md §10)
@@ -103,9 +105,9 @@ async def _until(s, check, timeout_ms: int, what: str) -> None:
     start = ticks_ms()
     while not await check(s):
         if ticks_diff(ticks_ms(), start) > timeout_ms:
-            raise TimeoutError(what)
+            raise ATTimeoutError(what)
         s.board.feed()
-        await asyncio.sleep(_POLL_MS / 1000)
+        await asyncio.sleep_ms(_POLL_MS)
 
 
 async def _sim_ready(s) -> bool:

@@ -21,6 +21,7 @@ the thing-model dispatch and this module stay loaded.
 import asyncio
 import gc
 import sys
+from time import ticks_diff, ticks_ms
 
 from micropython import const
 
@@ -29,20 +30,13 @@ from aliyun import alink
 from aliyun.outbox import Outbox
 from aliyun.recovery import Recovery
 from aliyun.thing import Thing
-from atmodem.channel import ticks_diff, ticks_ms  # with their CPython stand-ins
+from atmodem.errors import ATTimeoutError
+from atmodem.waits import wait_ms
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
     from air724 import Air724
     from aliyun.alink import Topics
-
-if hasattr(asyncio, "wait_for_ms"):
-    _wait_ms = asyncio.wait_for_ms
-else:  # CPython
-
-    def _wait_ms(aw, timeout: int):
-        return asyncio.wait_for(aw, timeout / 1000)
-
 
 _WATCHDOG_MS = const(120000)
 _HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
@@ -231,8 +225,8 @@ class Session:
         try:
             while True:
                 try:
-                    await _wait_ms(self._lost.wait(), _HEALTH_MS)
-                except asyncio.TimeoutError:
+                    await wait_ms(self._lost.wait(), _HEALTH_MS)
+                except ATTimeoutError:
                     self.board.feed()
                     await self._health()
                     continue
@@ -287,7 +281,7 @@ class Session:
         while True:
             try:
                 topic, payload = await mqtt.message(_HEALTH_MS)
-            except Exception:  # no message within the period: wait again
+            except ATTimeoutError:  # no message within the period: wait again
                 continue
             self.received += 1
             reply = self.thing.dispatch(topic, payload)
@@ -309,9 +303,9 @@ class Session:
         waiter = self.thing.expect_reply(msg_id)
         try:
             await self.publish(topic, alink.encode_request(msg_id, method, params), 1)
-            await _wait_ms(waiter.event.wait(), timeout_ms)
+            await wait_ms(waiter.event.wait(), timeout_ms)
             return waiter.code
-        except asyncio.TimeoutError:
+        except ATTimeoutError:
             return None
         finally:
             self.thing.forget(msg_id)

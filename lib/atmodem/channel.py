@@ -22,6 +22,7 @@ so a late ``OK`` is never taken as the next command's answer.
 """
 
 import asyncio
+from time import ticks_add, ticks_diff, ticks_ms
 
 from micropython import const
 
@@ -35,35 +36,6 @@ from atmodem.errors import (
     DataError,
     ResponseError,
 )
-
-try:
-    from time import ticks_add, ticks_diff, ticks_ms
-except ImportError:  # CPython (host tests); never runs on the device
-    # A type checker takes every TYPE_CHECKING as true: it keeps the device's ticks (the
-    # stubs' opaque tick type), and only CPython runs the int fallback.
-    TYPE_CHECKING = False
-    if TYPE_CHECKING:
-        from time import ticks_add, ticks_diff, ticks_ms
-    else:
-        from time import monotonic
-
-        def ticks_ms():
-            return int(monotonic() * 1000)
-
-        def ticks_add(a, b):
-            return a + b
-
-        def ticks_diff(a, b):
-            return a - b
-
-
-if hasattr(asyncio, "sleep_ms"):
-    _sleep_ms = asyncio.sleep_ms
-else:  # CPython
-
-    def _sleep_ms(delay: int):
-        return asyncio.sleep(delay / 1000)
-
 
 # Events passed to ``on_event(kind, data)``: the values of atmodem.EV_* (__init__.py).
 _EV_OVERFLOW = const(1)
@@ -353,7 +325,7 @@ class ATChannel:
                 if left > 0:
                     self._until = self._deadline
                     try:
-                        await _sleep_ms(left)
+                        await asyncio.sleep_ms(left)
                     except asyncio.CancelledError:  # re-armed by command(), or closed
                         if self.closed:
                             raise
