@@ -3,24 +3,22 @@
 The module owns the MQTT session (keepalive, PUBACK); this client drives it: ``AT+MCONFIG``,
 ``AT+(SSL)MIPSTART`` immediately followed by ``AT+MCONNECT``, subscribe, publish, incoming
 ``+MSUB`` messages, status and disconnect. Every MQTT command ends at once, with
-``LinkClosedError``, when ``CLOSED`` or a PDP deactivation arrives while it waits.
+``LinkClosedError``, when a line that means the link is down (``air724.events.LINK``: CLOSED,
+a PDP deactivation, RDY, SIM removed) arrives while it waits.
 """
 
 from micropython import const
 
-from air724 import check_size, topic_arg
-from air724.events import CLOSED, PDP_DEACT
-from air724.text import after, escape, is_text, quote
+from air724.events import DOWN, DOWN_LINES
+from air724.text import TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
 from atmodem.waits import Ring
 
-_TOPIC_MAX = const(256)  # topic bytes (§7.4)
 _WILL_MAX = const(1360)  # will message (§7.4)
 # Final token per QoS: qos0 OK; qos1 OK then PUBACK; qos2 PUBREC then PUBCOMP (§7.2).
 _ACKS = ((b"OK",), (b"PUBACK",), (b"PUBCOMP",))
-# The link is gone: ends any MQTT command at once (§7.5, every §5.3 spelling of DEACT).
-_DOWN = (b"CLOSED", b"+PDP", b"PDP DEACT", b"+CGEV: NW PDN DEACT", b"+CGEV: ME PDN DEACT")
-_START_ABORT = _DOWN + (b"CONNECT FAIL",)
+# The link is gone (air724.events.LINK): ends any MQTT command at once (§7.5, §5.3).
+_START_ABORT = DOWN_LINES + (b"CONNECT FAIL",)
 _CONNECTED = (b"CONNECT OK", b"ALREADY CONNECT")
 
 
@@ -152,12 +150,12 @@ class MQTTClient:
         self.cached += 1
 
     def _on_link(self, name, line):
-        if name == CLOSED or name == PDP_DEACT:
+        if name in DOWN:
             self.connected = False
 
     # -- commands --
 
-    async def _cmd(self, cmd, timeout_ms, ok, abort=_DOWN, prompt=None, payload=None):
+    async def _cmd(self, cmd, timeout_ms, ok, abort=DOWN_LINES, prompt=None, payload=None):
         try:
             return await self.ch.command(
                 cmd, timeout_ms, ok=ok, abort=abort, prompt=prompt, payload=payload
@@ -186,7 +184,7 @@ class MQTTClient:
         )
         if will is not None:
             topic, message, qos, retain = will
-            wt = quote(topic, "will topic", _TOPIC_MAX)
+            wt = quote(topic, "will topic", TOPIC_MAX)
             wm = quote(message, "will message", _WILL_MAX)
             args += b",%d,%d,%s,%s" % (_qos(qos), 1 if retain else 0, wt, wm)
         await self.ch.command(b"AT+MCONFIG=" + args, timeout_ms)
@@ -222,7 +220,7 @@ class MQTTClient:
             except CommandError as exc:  # ERROR, +CME ERROR
                 raise MQTTRefusedError("CONNECT refused", exc.line, exc.code) from None
             except LinkClosedError as exc:
-                if exc.line != b"CLOSED":  # a PDP deactivation: the link, not the login
+                if exc.line != b"CLOSED":  # another link loss (PDP, RDY): the link, not the login
                     raise
                 raise MQTTRefusedError("CONNECT refused", exc.line) from None
         self.connected = True
@@ -262,7 +260,7 @@ class MQTTClient:
         n = len(payload)
         check_size(n)
         cmd = b"AT+MPUBEX=%s,%d,%d,%d" % (t, qos, r, n)
-        await self._cmd(cmd, timeout_ms, ok, _DOWN, b">", payload)
+        await self._cmd(cmd, timeout_ms, ok, DOWN_LINES, b">", payload)
 
     async def set_push(self, timeout_ms: int = 2000) -> None:
         """``AT+MQTTMSGSET=0``: each message is pushed as a ``+MSUB`` URC (§7.2)."""

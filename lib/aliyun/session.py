@@ -1,11 +1,10 @@
 """Session supervisor: from power-on to online on Aliyun IoT, and back online after every fault.
 
-States, in order: sync (autobaud, echo off) -> sim -> network (registered and attached) ->
-bearer (SAPBR, only when the login needs HTTPS) -> auth -> connect (MCONFIG, (SSL)MIPSTART,
-MCONNECT) -> subscribe -> online (the steps live in ``aliyun.bringup``). A failure, or a link
-event while online (CLOSED, PDP deactivation, RDY, SIM removed), goes to ``backoff``:
-``Recovery`` names the remedy (MQTT reconnect -> bearer reset -> AT+CFUN cycle -> AT+RESET ->
-PWRKEY power cycle) and the jittered delay, then the bring-up starts over with that remedy.
+States (``aliyun.state``), in order: sync -> sim -> network -> [bearer] -> auth -> connect (the
+steps live in ``aliyun.bringup``) -> subscribe -> online. A failure, or a link event while
+online (``air724.events.DOWN``), goes to ``backoff``: ``Recovery`` names the remedy (its
+``LADDER``: MQTT reconnect -> bearer reset -> AT+CFUN cycle -> AT+RESET -> PWRKEY power
+cycle) and the jittered delay, then the bring-up starts over with that remedy.
 Credentials the cloud refuses (auth codes 401/460/5001/6200, repeated CONNACK refusals) are
 permanent faults: reported, then retried only after a long wait.
 
@@ -25,10 +24,12 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from air724 import check_publish
+from air724.events import DOWN, PDP_DEACT
+from air724.text import check_publish
 from aliyun import alink
 from aliyun.outbox import Outbox
-from aliyun.recovery import Recovery
+from aliyun.recovery import PDP_STEP, Recovery
+from aliyun.state import BACKOFF, MQTT_UP, ONLINE, SUBSCRIBE, SYNC, Kept, PermanentError, unload
 from aliyun.thing import Thing
 from atmodem.errors import ATTimeoutError
 from atmodem.waits import wait_ms
@@ -41,15 +42,10 @@ if TYPE_CHECKING:  # names for annotations only (a type checker takes this branc
 _WATCHDOG_MS = const(120000)
 _HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
 _INBOX = const(16)
-_LINK_DOWN = ("closed", "pdp_deact", "reboot", "sim_removed")  # air724.events names
 
 
 class LinkLostError(Exception):
     """The link went down (event name in ``args[0]``)."""
-
-
-class PermanentError(Exception):
-    """A fault that retrying soon cannot repair (bad credentials, unknown device)."""
 
 
 class Session:
@@ -64,11 +60,10 @@ class Session:
         self.config = config
         self.log = log or _no_log
         self.store_path = store_path
-        self.state = "sync"
+        self.state = SYNC
         self.online = False
         self.device_name = config["device_name"]
-        self.signal_dbm = None
-        self.firmware = None  # the module's firmware string once known
+        self.kept = Kept(self.device_name, store_path)  # what one bring-up leaves to the next
         # Set by name_known() (config.json or the IMEI) before any message goes out.
         self.topics: "Topics" = None  # pyright: ignore[reportAttributeAccessIssue]
         self.recovery = Recovery()
@@ -83,11 +78,7 @@ class Session:
         self.qos0_dropped = 0
         self._online_since = None
         self._time_to_online = None
-        # Shared with aliyun.bringup.
         self.modem: "Air724" = None  # pyright: ignore[reportAttributeAccessIssue] - see _open
-        self.token = None  # HTTPS auth token kept between logins (see aliyun.login)
-        self.pdp_lost = False  # the default PDP context went down: an MQTT retry cannot help
-        self.refusals = 0  # CONNACK refusals in a row
         self._state_cbs = []
         self._lost = asyncio.Event()
         self._lost_reason = None
@@ -97,6 +88,11 @@ class Session:
             self.name_known(self.device_name)
 
     # -- application API --
+
+    @property
+    def signal_dbm(self) -> "int | None":
+        """The signal at the last bring-up, in dBm (None: unknown)."""
+        return self.kept.signal_dbm
 
     @property
     def stats(self) -> dict:
@@ -186,8 +182,8 @@ class Session:
                 remedy, delay_ms = self._failed(exc)
                 self.online = False
                 self._online_since = None
-                self.set_state("backoff")
-                self.log("info", "retry in %d ms (%s)" % (delay_ms, remedy))
+                self.set_state(BACKOFF)
+                self.log("info", "retry in %d ms (%s)" % (delay_ms, remedy or "no remedy"))
                 await self._sleep_fed(delay_ms)
 
     def _failed(self, exc) -> tuple:
@@ -195,27 +191,37 @@ class Session:
             self.log("error", "permanent fault: %s" % exc)
             return self.recovery.failed(permanent=True)
         self.log("warning", "%s failed: %s" % (self.state, self._lost_reason or _describe(exc)))
-        if self.pdp_lost:
+        if self.kept.pdp_lost:
             # §5.3: after a PDP deactivation only CFUN 0/1 or a reset brings it back.
-            self.recovery.escalate("cfun")
+            self.recovery.escalate(PDP_STEP)
         return self.recovery.failed()
 
     async def _bring_up(self, remedy) -> None:
         self._lost.clear()
         self._lost_reason = None
-        self.set_state("sync")
+        self.set_state(SYNC)
         await self._open()
+        kept = self.kept
         try:
             from aliyun.bringup import bring_up
 
-            await bring_up(self, remedy)
+            await bring_up(
+                self.modem, self.board, self.config, kept, remedy, self.set_state, self.log
+            )
         finally:
+            if kept.device_name != self.device_name:
+                self.name_known(kept.device_name)  # the IMEI, read by the bring-up
             self.modem.release()
             # Even when the import itself failed (a MemoryError half-way can leave a partial
             # module in sys.modules that every later import would return): the next bring-up
             # loads it afresh.
             loaded = sys.modules.get("aliyun.bringup")
             unload(getattr(loaded, "LOADED_FOR_BRING_UP", ("aliyun.bringup",)))
+        self.set_state(SUBSCRIBE)
+        mqtt = self.modem.mqtt
+        await mqtt.set_push()  # +MSUB pushed as it arrives (§7.2); lost on a reboot
+        for topic_filter in self.thing.filters():
+            await mqtt.subscribe(topic_filter, 1)
 
     async def _serve(self) -> None:
         """Online: publish the outbox, dispatch downlinks, check health; until the link fails."""
@@ -320,9 +326,9 @@ class Session:
         # Called from the reader task: only note it; the supervisor acts. Before the MQTT link
         # is up the bring-up checks each step itself, so an event then (RDY at power-on) is
         # no fault; a PDP loss is remembered, as it decides the remedy.
-        if name == "pdp_deact":
-            self.pdp_lost = True
-        if name in _LINK_DOWN and self.state in ("subscribe", "online"):
+        if name == PDP_DEACT:
+            self.kept.pdp_lost = True
+        if name in DOWN and self.state in MQTT_UP:
             self._link_failed(name)
 
     def _link_failed(self, why) -> None:
@@ -339,7 +345,7 @@ class Session:
         self._online_since = now
         self.recovery.succeeded()
         self.online = True
-        self.set_state("online")
+        self.set_state(ONLINE)
         self._wake_outbox.set()
 
     def set_state(self, state: str) -> None:
@@ -348,7 +354,7 @@ class Session:
         self.state = state
         self.state_changes += 1
         self.board.feed()
-        self.board.led("online" if state == "online" else "connecting")
+        self.board.led("online" if state == ONLINE else "connecting")
         for callback in self._state_cbs:
             callback(state)
 
@@ -368,14 +374,3 @@ def _no_log(level, message):
 def _describe(exc) -> str:
     text = str(exc)
     return type(exc).__name__ + (": " + text if text else "")
-
-
-def unload(names) -> None:
-    """Drop modules from ``sys.modules`` and their packages so the GC can free their code."""
-    for name in names:
-        if sys.modules.pop(name, None) is not None:
-            package, _, attr = name.rpartition(".")
-            parent = sys.modules.get(package)
-            if parent is not None and hasattr(parent, attr):
-                delattr(parent, attr)
-    gc.collect()
