@@ -10,7 +10,17 @@ a PDP deactivation, RDY, SIM removed) arrives while it waits.
 from micropython import const
 
 from air724.events import DOWN, DOWN_LINES
-from air724.text import TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
+from air724.text import (
+    TOPIC_MAX,
+    after,
+    check_size,
+    escape,
+    is_text,
+    msub_header,
+    msub_topic,
+    quote,
+    topic_arg,
+)
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
 from atmodem.waits import Ring
 
@@ -43,49 +53,6 @@ class MQTTRefusedError(MQTTError):
     def __init__(self, msg: str, line: bytes = b"", code: int = -1):
         super().__init__(msg, line)
         self.code = code
-
-
-def _digits(h, a, b):
-    if a >= b or not h[a:b].isdigit():
-        return -1
-    return int(h[a:b])
-
-
-def msub_header(head: "bytes | memoryview") -> "tuple | None":
-    """Counted header rule for ``+MSUB: "<topic>",<len> byte,<payload>`` (§7.3).
-
-    Returns ``(header length, payload length)`` once the header is complete, else None. Also
-    accepts the manual's form without `` byte`` (quoted topic) and the unquoted topic of its
-    MQTTMSGGET example (§7.3, §12.5). ``+MSUB: <slot>`` (cache mode) is no header.
-    """
-    h = bytes(head)
-    i = h.find(b" byte,")
-    if i >= 0:
-        n = _digits(h, h.rfind(b",", 0, i) + 1, i)
-        return None if n < 0 else (i + 6, n)
-    k = 6
-    while k < len(h) and h[k] == 32:
-        k += 1
-    if k < len(h) and h[k] == 34:
-        q = h.find(b'",', k + 1)
-        if q > 0:
-            j = h.find(b",", q + 2)
-            if j > 0:
-                n = _digits(h, q + 2, j)
-                if n >= 0:
-                    return (j + 1, n)
-    return None
-
-
-def _topic(head):
-    h = bytes(head)
-    i = h.rfind(b" byte,")
-    if i < 0:
-        i = len(h) - 1
-    t = h[6 : h.rfind(b",", 0, i)].strip()
-    if len(t) >= 2 and t[0] == 34 and t[-1] == 34:
-        t = t[1:-1]
-    return t.decode()
 
 
 class MQTTClient:
@@ -136,7 +103,7 @@ class MQTTClient:
 
     def _on_msub(self, head, payload):
         try:
-            topic = _topic(head)
+            topic = msub_topic(head)
         except UnicodeError:
             self.bad_topics += 1
             return

@@ -2,13 +2,15 @@
 keeps for the next bring-up (aliyun.state.Kept), the recovery remedies it runs and the CONNACK
 refusals that turn into a permanent fault."""
 
+import sys
+
 from fakes import Rig
 from fakes_session import FakeBoard
 from ptest import raises
 
 from air724 import Air724
 from aliyun import state
-from aliyun.bringup import bring_up
+from aliyun.bringup import LOADED_FOR_BRING_UP, bring_up
 from aliyun.state import Kept, PermanentError
 
 OK = b"\r\nOK\r\n"
@@ -56,15 +58,24 @@ class Run:
         self.logs = []
 
     async def __call__(self, remedy=None):
-        await bring_up(
-            self.modem,
-            self.board,
-            self.config,
-            self.kept,
-            remedy,
-            self.states.append,
-            lambda level, message: self.logs.append((level, message)),
-        )
+        # The bring-up unloads its modules; the other tests of this process keep theirs.
+        saved = [(name, sys.modules.get(name)) for name in LOADED_FOR_BRING_UP]
+        try:
+            await bring_up(
+                self.modem,
+                self.board,
+                self.config,
+                self.kept,
+                remedy,
+                self.states.append,
+                lambda level, message: self.logs.append((level, message)),
+            )
+        finally:
+            for name, module in saved:
+                if module is not None:
+                    sys.modules[name] = module
+                    package, _, attr = name.rpartition(".")
+                    setattr(sys.modules[package], attr, module)
 
 
 async def test_bring_up_walks_the_steps_and_keeps_what_the_next_one_needs():
