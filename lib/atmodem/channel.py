@@ -9,9 +9,10 @@ ERROR``, abort tokens, response prefixes) and then to the always-on URC table, s
 lands in a command's response.
 
 A command runs in stages: ``_checked`` (the line itself), the inline acquire of the channel, a
-resync when needed, ``_expect`` and ``_data`` (the pending command's fields), the exchange (write, then wait
-for the reader or the timer), ``_result`` and ``_release``. One timer task wakes a command at its
-deadline: no ``wait_for`` task, and only the command's own coroutine, per command.
+resync when needed, ``_expect`` and ``_data`` (the pending command's fields), the exchange
+(write, then wait for the reader or the timer), ``_result`` and ``_release``. One timer task
+wakes a command at its deadline: no ``wait_for`` task, and only the command's own coroutine,
+per command.
 
 After a timeout or a cancelled wait the answer may still come; the next command first sends a
 probe whose answer has a known line, and drops any final result that comes before that line,
