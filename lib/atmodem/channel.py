@@ -34,14 +34,6 @@ _EV_CLOSED = const(5)  # atmodem.EV_CLOSED
 PROBES = ((b"AT+CSQ", b"+CSQ:"), (b"AT+CMEE?", b"+CMEE:"))
 
 
-def _checked(cmd) -> bytes:
-    if isinstance(cmd, str):
-        cmd = cmd.encode()
-    if b"\r" in cmd or b"\n" in cmd:
-        raise ArgumentError("CR/LF in command")
-    return cmd
-
-
 class ATChannel(Pending):
     """AT command channel over an asyncio stream.
 
@@ -50,6 +42,15 @@ class ATChannel(Pending):
     bigger ones are skipped (``EV_DATA_DROPPED``; a command reading one raises ``DataError``).
     ``on_event(kind, data)`` receives the ``EV_*`` events. ``closed`` turns True (never back)
     when the stream ends or ``close()`` ran.
+
+    ``command`` options: ``resp``, a prefix or tuple of prefixes of the lines that belong to
+    the answer (others go to the URCs or out as ``EV_UNSOLICITED``), or None to collect every
+    line no URC takes (bare answers such as an IMEI); ``counted``, the prefix of a header
+    ending in a byte count n (the header and the n raw bytes are added to the lines);
+    ``prompt`` (``b"DOWNLOAD"``, ``b">"``), which releases the write of ``payload``;
+    ``resync=False`` skips the resync (autobaud ``AT``), None marks a probe. It raises
+    ``ATTimeoutError``, ``CommandError``/``CMEError``, ``AbortError`` (a token of ``abort``),
+    ``ClosedError``, ``ArgumentError`` (CR/LF in ``cmd``) and ``DataError``.
     """
 
     def __init__(self, stream, writer=None, bufsize: int = 1024, data_max: int = 8192):
@@ -116,19 +117,8 @@ class ATChannel(Pending):
         resync: "bool | None" = True,
     ) -> list:
         """Send ``cmd`` (no CR/LF; the CR is added) and return its response lines, ending with
-        the line that matched a token of ``ok`` (prefix match).
-
-        ``resp``: a prefix or tuple of prefixes of the lines that belong to the answer (others
-        go to the URCs or out as ``EV_UNSOLICITED``); ``None`` collects every line no URC takes
-        (bare answers such as an IMEI). ``counted``: prefix of a header ending in a byte count
-        n; the header and the n raw bytes are added. ``prompt`` (``b"DOWNLOAD"``, ``b">"``)
-        releases the write of ``payload``. Raises ``ATTimeoutError``, ``CommandError``/
-        ``CMEError``, ``AbortError`` (a token of ``abort``), ``ClosedError``, ``ArgumentError``,
-        ``DataError``. ``resync=False`` skips the resync (autobaud ``AT``); None marks a probe.
-        """
-        cmd = _checked(cmd)
-        if self.closed:
-            raise ClosedError()
+        the line that matched a token of ``ok`` (prefix match); options: see the class doc."""
+        cmd = self._checked(cmd)
         own = self._owner is asyncio.current_task()  # inside exclusive(), or a resync probe
         if not own:
             while self._owner is not None:  # inline acquire: no allocation when free
@@ -145,15 +135,11 @@ class ATChannel(Pending):
             deadline = self._start_timer(timeout_ms)
             out = self._out
             try:
-                out.write(cmd)
-                out.write(b"\r")  # the terminator the module expects (air724-at.md §2)
-                self._drain = True
+                self._send(cmd)
                 while self._active or self._drain:
                     if self._drain:  # the command, or the payload written at the prompt
                         self._drain = False
-                        # MicroPython's Stream writes at once and keeps in out_buf only what did
-                        # not fit; with nothing there its drain() would only yield.
-                        if getattr(out, "out_buf", True):
+                        if getattr(out, "out_buf", True):  # MicroPython: what did not fit
                             await out.drain()
                         continue
                     if ticks_diff(deadline, ticks_ms()) <= 0:
@@ -183,6 +169,22 @@ class ATChannel(Pending):
         self._stale = None
 
     # -- command stages -----------------------------------------------------------------------
+
+    def _checked(self, cmd) -> bytes:
+        if isinstance(cmd, str):
+            cmd = cmd.encode()
+        if b"\r" in cmd or b"\n" in cmd:
+            raise ArgumentError("CR/LF in command")
+        if self.closed:
+            raise ClosedError()
+        return cmd
+
+    def _send(self, cmd):
+        # MicroPython's Stream writes at once and keeps in out_buf only what did not fit (its
+        # drain() would then only yield); CPython's drain always runs.
+        self._out.write(cmd)
+        self._out.write(b"\r")  # the terminator the module expects (air724-at.md §2)
+        self._drain = True
 
     def _start_timer(self, timeout_ms):
         deadline = self._deadline = ticks_add(ticks_ms(), timeout_ms)
