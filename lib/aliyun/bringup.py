@@ -21,7 +21,7 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from aliyun.recovery import remedy as ladder_row
+from aliyun.recovery import LADDER, STEPS
 from aliyun.state import AUTH, BEARER, CONNECT, NETWORK, SIM, PermanentError, unload
 from atmodem.errors import ATTimeoutError
 
@@ -58,7 +58,7 @@ async def bring_up(modem, board, config: dict, kept, remedy, set_state, log) -> 
     await modem.close_mqtt()  # every bring-up starts from a closed MQTT link
     if remedy is not None:
         log("info", "remedy: " + remedy)
-        row = ladder_row(remedy)
+        row = LADDER[STEPS.index(remedy)]
         if row[2]:
             kept.pdp_lost = False  # this step brings the default PDP context back (§5.3)
         await row[3](modem, board)

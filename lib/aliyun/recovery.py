@@ -63,11 +63,6 @@ STEPS = tuple(row[0] for row in LADDER)
 PDP_STEP = [row[0] for row in LADDER if row[2]][0]  # the cheapest step after a PDP loss
 
 
-def remedy(name: str) -> tuple:
-    """The ``LADDER`` row of remedy ``name``."""
-    return LADDER[STEPS.index(name)]
-
-
 class Recovery:
     """``step`` is the remedy the next ``failed()`` prescribes unless the ladder climbs;
     ``failures`` counts the failures since the last success."""

@@ -25,10 +25,10 @@ _SP = const(32)
 # Reader modes.
 _LINE = const(0)  # cutting lines
 _INPLACE = const(1)  # counted payload that fits in the line buffer, after its header
-_BIG = const(2)  # counted payload read into its own bytearray (up to data_max)
-_DROP = const(3)  # counted payload over data_max: skipped
-_SKIP = const(4)  # the rest of an overlong line: skipped
-_PROMPT = const(5)  # just after a '>' prompt: one space may follow
+_DROP = const(2)  # counted payload over data_max: skipped
+_SKIP = const(3)  # the rest of an overlong line: skipped
+_PROMPT = const(4)  # just after a '>' prompt: one space may follow
+_BIG = const(5)  # counted payload read into its own bytearray (up to data_max) by the reader
 
 
 def starts(buf, token, s, n) -> bool:
@@ -84,9 +84,8 @@ class LineScanner:
         self._big = self._ctarget = None
         self._cprefix = None  # the pending command's counted header prefix, if any
         self._prompt = None  # the data prompt a pending command waits for, if any
-        # The reader modes' methods, by mode number.
-        m = (self._cut, self._inplace, self._in_big, self._drop, self._skip, self._after_prompt)
-        self._modes = m
+        # The reader modes' methods, by mode number (_BIG, the last, has none).
+        self._modes = (self._cut, self._inplace, self._drop, self._skip, self._after_prompt)
 
     def space(self) -> memoryview:
         """Where the next received bytes go (never empty)."""
@@ -118,11 +117,10 @@ class LineScanner:
             self.received(k)
 
     def _scan(self):
-        while self._modes[self._mode]():  # False: the mode needs more bytes
+        # A mode's method returns False when it needs more bytes; in _BIG mode the reader fills
+        # the payload's own buffer (see received).
+        while self._mode != _BIG and self._modes[self._mode]():
             pass
-
-    def _in_big(self):  # the reader fills the payload's own buffer (see received)
-        return False
 
     def _inplace(self):
         s = self._start
