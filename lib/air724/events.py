@@ -51,6 +51,13 @@ DOWN = tuple({row[1] for row in LINK if row[2]})
 DOWN_LINES = tuple(row[0] for row in LINK if row[2])
 
 
+def _covered(prefix) -> bool:
+    for quiet in _QUIET:
+        if prefix.startswith(quiet):
+            return True
+    return False
+
+
 def classify(line: bytes) -> "str | None":
     """The event a line means, or None; any other line holding DEACT is a PDP loss (§5.3)."""
     for row in LINK:
@@ -69,10 +76,11 @@ class LinkEvents(Ring):
         super().__init__(size)
         self._subs = []
         urc = self.unsolicited
-        for row in LINK:
-            channel.add_urc(row[0], urc)
         for prefix in _QUIET:
             channel.add_urc(prefix, urc)
+        for row in LINK:  # the rows no quiet prefix covers already (classify sorts them out)
+            if not _covered(row[0]):
+                channel.add_urc(row[0], urc)
 
     def subscribe(self, callback) -> None:
         """``callback(name: str, line: bytes)``, called from the reader task: must not block."""

@@ -10,17 +10,7 @@ a PDP deactivation, RDY, SIM removed) arrives while it waits.
 from micropython import const
 
 from air724.events import DOWN, DOWN_LINES
-from air724.text import (
-    TOPIC_MAX,
-    after,
-    check_size,
-    escape,
-    is_text,
-    msub_header,
-    msub_topic,
-    quote,
-    topic_arg,
-)
+from air724.text import TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
 from atmodem.waits import Ring
 
@@ -53,6 +43,48 @@ class MQTTRefusedError(MQTTError):
     def __init__(self, msg: str, line: bytes = b"", code: int = -1):
         super().__init__(msg, line)
         self.code = code
+
+
+def _digits(h, a, b):
+    if a >= b or not h[a:b].isdigit():
+        return -1
+    return int(h[a:b])
+
+
+def msub_header(head: "bytes | memoryview") -> "tuple | None":
+    """Counted header rule for ``+MSUB: "<topic>",<len> byte,<payload>`` (§7.3): ``(header
+    length, payload length)`` once the header is complete, else None. Also the manual's form
+    without `` byte`` (quoted topic) and the unquoted topic of its MQTTMSGGET example (§7.3,
+    §12.5). ``+MSUB: <slot>`` (cache mode) is no header."""
+    h = bytes(head)
+    i = h.find(b" byte,")
+    if i >= 0:
+        n = _digits(h, h.rfind(b",", 0, i) + 1, i)
+        return None if n < 0 else (i + 6, n)
+    k = 6
+    while k < len(h) and h[k] == 32:
+        k += 1
+    if k < len(h) and h[k] == 34:
+        q = h.find(b'",', k + 1)
+        if q > 0:
+            j = h.find(b",", q + 2)
+            if j > 0:
+                n = _digits(h, q + 2, j)
+                if n >= 0:
+                    return (j + 1, n)
+    return None
+
+
+def msub_topic(head) -> str:
+    """The topic of a complete ``+MSUB`` header (quotes removed); ``UnicodeError`` if not UTF-8."""
+    h = bytes(head)
+    i = h.rfind(b" byte,")
+    if i < 0:
+        i = len(h) - 1
+    t = h[6 : h.rfind(b",", 0, i)].strip()
+    if len(t) >= 2 and t[0] == 34 and t[-1] == 34:
+        t = t[1:-1]
+    return t.decode()
 
 
 class MQTTClient:
@@ -166,12 +198,9 @@ class MQTTClient:
         timeout_ms: int = 30000,
     ) -> bool:
         """TCP (``AT+MIPSTART``) or TLS (``AT+SSLMIPSTART``), then ``AT+MCONNECT`` at once.
-
-        Returns True for ``CONNECT OK``, False for ``ALREADY CONNECT``. Raises ``MQTTError``
-        (``CONNECT FAIL``), ``LinkClosedError`` (``CLOSED`` or PDP loss before the link is
-        up), ``MQTTRefusedError`` (link up, MCONNECT refused), ``CommandError``/``CMEError``
-        (MIPSTART refused), ``ATTimeoutError``.
-        """
+        True for ``CONNECT OK``, False for ``ALREADY CONNECT``. Raises ``MQTTError`` (``CONNECT
+        FAIL``), ``LinkClosedError`` (the link down before it is up), ``MQTTRefusedError`` (link
+        up, MCONNECT refused), ``CommandError``/``CMEError`` (MIPSTART refused), a timeout."""
         if not 0 < keepalive_s < 65536:
             raise ArgumentError("keepalive 1..65535 s")
         start = b"AT+SSLMIPSTART=" if tls else b"AT+MIPSTART="
@@ -209,11 +238,9 @@ class MQTTClient:
         timeout_ms: int = 10000,
     ) -> None:
         """Publish and, for QoS 1/2, wait for the module's PUBACK/PUBCOMP (§7.1: a QoS1
-        message must be acked before the next one; the channel stays held meanwhile).
-
-        Text goes escaped in ``AT+MPUB``; binary or long payloads go raw, with their exact
-        length, in ``AT+MPUBEX`` (Air724 firmware V907+).
-        """
+        message must be acked before the next one; the channel stays held meanwhile). Text goes
+        escaped in ``AT+MPUB``; binary or long payloads go raw, with their exact length, in
+        ``AT+MPUBEX`` (Air724 firmware V907+)."""
         t = topic_arg(topic)
         if isinstance(payload, str):
             payload = payload.encode()
@@ -239,10 +266,8 @@ class MQTTClient:
         await self.ch.command(b"AT+MQTTMSGGET", timeout_ms)
 
     async def status(self, timeout_ms: int = 2000) -> int:
-        """``AT+MQTTSTATU`` -> 0 offline, 1 connected, 2 TCP up but MCONNECT needed.
-
-        The answer is ``+MQTTSTATU :<n>`` (space before the colon, §7.2); ``: <n>`` also works.
-        """
+        """``AT+MQTTSTATU`` -> 0 offline, 1 connected, 2 TCP up but MCONNECT needed. The
+        answer is ``+MQTTSTATU :<n>`` (space before the colon, §7.2); ``: <n>`` also works."""
         lines = await self.ch.command(b"AT+MQTTSTATU", timeout_ms, resp=b"+MQTTSTATU")
         text = after(lines, b"+MQTTSTATU").lstrip(b" :")
         state = int(text)

@@ -1,5 +1,5 @@
 """Values into and out of Air724 AT commands: quoting, MPUB escaping, the MQTT topic and
-payload limits, response parsing (the ``+MSUB`` header included).
+payload limits, response parsing.
 
 Every string placed into a command goes through ``quote`` (quoted arguments) or ``escape``
 (MPUB message text), so no topic, URL, header or payload can end the command line and start
@@ -106,47 +106,3 @@ def check_publish(topic: str, payload: "bytes | str") -> None:
     before a message is accepted into an outbox, while the client may be unloaded)."""
     topic_arg(topic)
     check_size(len(payload.encode() if type(payload) is str else payload))
-
-
-def _digits(h, a, b):
-    if a >= b or not h[a:b].isdigit():
-        return -1
-    return int(h[a:b])
-
-
-def msub_header(head: "bytes | memoryview") -> "tuple | None":
-    """Counted header rule for ``+MSUB: "<topic>",<len> byte,<payload>`` (§7.3).
-
-    Returns ``(header length, payload length)`` once the header is complete, else None. Also
-    accepts the manual's form without `` byte`` (quoted topic) and the unquoted topic of its
-    MQTTMSGGET example (§7.3, §12.5). ``+MSUB: <slot>`` (cache mode) is no header.
-    """
-    h = bytes(head)
-    i = h.find(b" byte,")
-    if i >= 0:
-        n = _digits(h, h.rfind(b",", 0, i) + 1, i)
-        return None if n < 0 else (i + 6, n)
-    k = 6
-    while k < len(h) and h[k] == 32:
-        k += 1
-    if k < len(h) and h[k] == 34:
-        q = h.find(b'",', k + 1)
-        if q > 0:
-            j = h.find(b",", q + 2)
-            if j > 0:
-                n = _digits(h, q + 2, j)
-                if n >= 0:
-                    return (j + 1, n)
-    return None
-
-
-def msub_topic(head) -> str:
-    """The topic of a complete ``+MSUB`` header (quotes removed); ``UnicodeError`` if not UTF-8."""
-    h = bytes(head)
-    i = h.rfind(b" byte,")
-    if i < 0:
-        i = len(h) - 1
-    t = h[6 : h.rfind(b",", 0, i)].strip()
-    if len(t) >= 2 and t[0] == 34 and t[-1] == 34:
-        t = t[1:-1]
-    return t.decode()

@@ -15,6 +15,10 @@ deadline would be checked in ``received``). What lines mean is ``atmodem.pending
 
 from micropython import const
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
+    from typing import Callable
+
 # Events passed to ``on_event(kind, data)``: the values of atmodem.EV_* (__init__.py).
 _EV_OVERFLOW = const(1)
 _EV_DATA_DROPPED = const(2)
@@ -64,6 +68,15 @@ class LineScanner:
     its own buffer. ``on_event(kind, data)`` receives the ``EV_*`` events.
     """
 
+    # What lines mean, supplied by the subclass (atmodem.pending): a complete line buf[s:e]
+    # without its line end; the data prompt _prompt arrived; a counted read is complete (its
+    # header in _head); the counted read _cprefix asked for is over data_max and skipped.
+    # Annotations only: MicroPython keeps no code for them.
+    _line: "Callable[[int, int], None]"
+    _prompted: "Callable[[], None]"
+    _counted: "Callable[[memoryview], None]"
+    _own_dropped: "Callable[[], None]"
+
     def __init__(self, bufsize: int = 1024, data_max: int = 8192):
         self._buf = bytearray(bufsize)
         self._mv = memoryview(self._buf)
@@ -84,8 +97,6 @@ class LineScanner:
         self._big = self._ctarget = None
         self._cprefix = None  # the pending command's counted header prefix, if any
         self._prompt = None  # the data prompt a pending command waits for, if any
-        # The reader modes' methods, by mode number (_BIG, the last, has none).
-        self._modes = (self._cut, self._inplace, self._drop, self._skip, self._after_prompt)
 
     def space(self) -> memoryview:
         """Where the next received bytes go (never empty)."""
@@ -117,10 +128,21 @@ class LineScanner:
             self.received(k)
 
     def _scan(self):
-        # A mode's method returns False when it needs more bytes; in _BIG mode the reader fills
-        # the payload's own buffer (see received).
-        while self._mode != _BIG and self._modes[self._mode]():
-            pass
+        # Each mode's method returns False when it needs more bytes; in _BIG mode the reader
+        # fills the payload's own buffer (see received).
+        go = True
+        while go:
+            mode = self._mode
+            if mode == _LINE:
+                go = self._cut()
+            elif mode == _INPLACE:
+                go = self._inplace()
+            elif mode == _DROP:
+                go = self._drop()
+            elif mode == _SKIP:
+                go = self._skip()
+            else:
+                go = mode == _PROMPT and self._after_prompt()
 
     def _inplace(self):
         s = self._start
@@ -274,20 +296,6 @@ class LineScanner:
         if target is None:
             self._own_dropped()
         self._emit(_EV_DATA_DROPPED, n)
-
-    # -- what lines mean: atmodem.pending overrides these --
-
-    def _line(self, s, e):  # a complete line buf[s:e], without its line end
-        pass
-
-    def _prompted(self):  # the data prompt _prompt arrived
-        pass
-
-    def _counted(self, payload):  # a counted read is complete (its header: _head)
-        pass
-
-    def _own_dropped(self):  # the counted read _cprefix asked for is over data_max: skipped
-        pass
 
     def _emit(self, kind, data):
         cb = self.on_event
