@@ -1,16 +1,14 @@
 """LineScanner: the receive side of the AT engine, synchronous, fed bytes by the reader task.
 
-Bytes land in one pre-allocated buffer (``space()``: where the next read goes; ``received(n)``
-scans what arrived; ``feed(data)`` does both) and are cut into lines in place: a line is a span
-of the buffer (a memoryview, no copy). Lines end in CR, LF or CR LF (air724-at.md §2); blank
-lines and boot noise (0x00/0xFF) between lines are skipped; a line longer than the buffer is
-dropped (``EV_OVERFLOW``). A data prompt (``>`` with no line end, or ``DOWNLOAD``) is found as
-soon as it arrives. Counted reads: a header found by a rule is followed by exactly n raw bytes,
-kept in the buffer after the header when they fit, else in their own bytearray (up to
-``data_max``), else skipped (``EV_DATA_DROPPED``). Each reader mode is one method (``_cut``,
-``_inplace``, ``_drop``, ``_skip``, ``_after_prompt``; in ``_BIG`` the reader fills the
-payload's buffer). A counted read has no deadline of its own yet: its command times out (a
-deadline would be checked in ``received``). What lines mean is ``atmodem.pending``'s.
+Bytes land in one buffer (``space()``: where the next read goes; ``received(n)`` scans them;
+``feed(data)`` does both) and are cut into lines in place (memoryviews, no copy). Lines end in
+CR, LF or CR LF (air724-at.md §2); blank lines and boot noise (0x00/0xFF) between lines are
+skipped; a line longer than the buffer is dropped (``EV_OVERFLOW``). A data prompt (``>`` with
+no line end, or ``DOWNLOAD``) is found as it arrives. Counted reads: a header found by a rule
+is followed by n raw bytes, kept after the header when they fit, else in their own bytearray
+(up to ``data_max``), else skipped (``EV_DATA_DROPPED``). One method per reader mode. A counted
+read has no deadline of its own yet (its command times out; one would be checked in
+``received``). What lines mean is ``atmodem.pending``'s.
 """
 
 from micropython import const
@@ -19,8 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
     from typing import Callable
 
-# Events passed to ``on_event(kind, data)``: the values of atmodem.EV_* (__init__.py).
-_EV_OVERFLOW = const(1)
+_EV_OVERFLOW = const(1)  # the values of atmodem.EV_* (__init__.py)
 _EV_DATA_DROPPED = const(2)
 
 _CR = const(13)
@@ -68,10 +65,8 @@ class LineScanner:
     its own buffer. ``on_event(kind, data)`` receives the ``EV_*`` events.
     """
 
-    # What lines mean, supplied by the subclass (atmodem.pending): a complete line buf[s:e]
-    # without its line end; the data prompt _prompt arrived; a counted read is complete (its
-    # header in _head); the counted read _cprefix asked for is over data_max and skipped.
-    # Annotations only: MicroPython keeps no code for them.
+    # What lines mean, from atmodem.pending (annotations only: no code on the board): a line
+    # buf[s:e]; the prompt arrived; a counted read is complete; _cprefix's is over data_max.
     _line: "Callable[[int, int], None]"
     _prompted: "Callable[[], None]"
     _counted: "Callable[[memoryview], None]"
@@ -128,10 +123,9 @@ class LineScanner:
             self.received(k)
 
     def _scan(self):
-        # Each mode's method returns False when it needs more bytes; in _BIG mode the reader
-        # fills the payload's own buffer (see received).
+        # A mode's method returns False when it needs more bytes (in _BIG: see received).
         go = True
-        while go:
+        while go:  # bounded: each step consumes bytes or changes mode
             mode = self._mode
             if mode == _LINE:
                 go = self._cut()
