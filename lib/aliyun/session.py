@@ -77,7 +77,8 @@ class Session(Online):
                 self.online = False
                 self._online_since = None
                 self.set_state(BACKOFF)
-                self.log("info", "retry in %d ms (%s)" % (delay_ms, remedy or "no remedy"))
+                # No remedy after a permanent fault: only the wait.
+                self.log("info", "retry in %d ms (%s)" % (delay_ms, remedy or "wait"))
                 await self._sleep_fed(delay_ms)
 
     def _failed(self, exc) -> tuple:
