@@ -4,10 +4,10 @@
 ``LinkEvents`` registers the URCs and classifies them, ``DOWN`` names the events after which the
 MQTT link is gone and ``DOWN_LINES`` are the lines that end an MQTT command at once
 (air724.mqtt). ``LinkEvents`` publishes each event by name to the subscribed callbacks,
-``callback(name, line)``, and into its ring (``atmodem.waits.Ring``), read by ``await get()``.
+``callback(name, line)``, and into its ring (``atmodem.Ring``), read by ``await get()``.
 """
 
-from atmodem.waits import Ring
+from atmodem import Ring
 
 CLOSED = "closed"  # URC CLOSED: the MQTT TCP link closed (§7.5; reliable since V838)
 PDP_DEACT = "pdp_deact"  # PDP context deactivated: any spelling holding DEACT (§5.3)

@@ -11,8 +11,8 @@ import asyncio
 from micropython import const
 
 from air724.text import quote
+from atmodem import wait_ms
 from atmodem.errors import ATError, CommandError, DataError, ResponseError
-from atmodem.waits import wait_ms
 
 GET = 0
 POST = 1

@@ -11,8 +11,8 @@ from micropython import const
 
 from air724.events import DOWN, DOWN_LINES
 from air724.text import TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
+from atmodem import Ring
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
-from atmodem.waits import Ring
 
 _WILL_MAX = const(1360)  # will message (§7.4)
 # Final token per QoS: qos0 OK; qos1 OK then PUBACK; qos2 PUBREC then PUBCOMP (§7.2).
@@ -92,7 +92,7 @@ class MQTTClient:
 
     Incoming messages go to ``on_message(callback)`` as ``callback(topic: str, payload:
     bytes)`` (called from the reader task: must not block), or, with no callback, into
-    ``inbox`` (an ``atmodem.waits.Ring``; by default a new one of ``queue_len``) read by
+    ``inbox`` (an ``atmodem.Ring``; by default a new one of ``queue_len``) read by
     ``await message(timeout_ms)``. Text payloads up to ``mpub_max`` escaped bytes use
     ``AT+MPUB``; others ``AT+MPUBEX``.
     """

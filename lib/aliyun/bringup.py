@@ -4,7 +4,7 @@
 chosen after the last failure (``aliyun.recovery.LADDER``), then walks the states sync
 (autobaud, echo off) -> sim -> network -> [bearer] -> auth -> connect, each with its own
 timeout, and raises on the first step that fails; the session subscribes next. ``kept``
-(``aliyun.state.Kept``) carries what one bring-up leaves to the next.
+(``aliyun.Kept``) carries what one bring-up leaves to the next.
 
 RAM: this module, the driver's module-check code and everything needed to log in (signing,
 HTTPS auth, registration, the HTTP client) are loaded only while bringing the link up, and in
@@ -21,8 +21,8 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
+from aliyun import AUTH, BEARER, CONNECT, NETWORK, SIM, PermanentError, unload
 from aliyun.recovery import LADDER, STEPS
-from aliyun.state import AUTH, BEARER, CONNECT, NETWORK, SIM, PermanentError, unload
 from atmodem.errors import ATTimeoutError
 
 _SYNC_MS = const(10000)
@@ -51,7 +51,7 @@ LOADED_FOR_BRING_UP = ("aliyun.bringup",) + _CHECKS + _LOGIN
 async def bring_up(modem, board, config: dict, kept, remedy, set_state, log) -> None:
     """Bring ``modem`` (an ``air724.Air724``) from its current state to MQTT connected.
 
-    ``config``: the validated config.json; ``kept``: an ``aliyun.state.Kept``, read and
+    ``config``: the validated config.json; ``kept``: an ``aliyun.Kept``, read and
     updated; ``remedy``: a ``LADDER`` name or None; ``set_state(state)`` at each step;
     ``log(level, message)``. ``board`` is fed while polling and power-cycles the module.
     """

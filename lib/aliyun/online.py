@@ -15,8 +15,8 @@ from air724.text import check_publish
 from aliyun import alink
 from aliyun.outbox import Outbox
 from aliyun.thing import Thing
+from atmodem import wait_ms
 from atmodem.errors import ATTimeoutError
-from atmodem.waits import wait_ms
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)

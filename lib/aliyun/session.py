@@ -1,6 +1,6 @@
 """Session supervisor: from power-on to online on Aliyun IoT, and back online after every fault.
 
-States (``aliyun.state``), in order: sync -> sim -> network -> [bearer] -> auth -> connect (the
+States (``aliyun``), in order: sync -> sim -> network -> [bearer] -> auth -> connect (the
 steps live in ``aliyun.bringup``) -> subscribe -> online. A failure, or a link event while
 online (``air724.events.DOWN``), goes to ``backoff``: ``Recovery`` names the remedy (its
 ``LADDER``: MQTT reconnect -> bearer reset -> AT+CFUN cycle -> AT+RESET -> PWRKEY power
@@ -26,9 +26,9 @@ from time import ticks_diff, ticks_ms
 from micropython import const
 
 from air724.events import DOWN, PDP_DEACT
+from aliyun import BACKOFF, MQTT_UP, ONLINE, SUBSCRIBE, SYNC, Kept, PermanentError, unload
 from aliyun.online import Online, describe
 from aliyun.recovery import PDP_STEP, Recovery
-from aliyun.state import BACKOFF, MQTT_UP, ONLINE, SUBSCRIBE, SYNC, Kept, PermanentError, unload
 
 _WATCHDOG_MS = const(120000)
 _INBOX = const(16)

@@ -1,5 +1,5 @@
 """Bring-up (lib/aliyun/bringup.py) on the scripted fake modem: the steps in order, what it
-keeps for the next bring-up (aliyun.state.Kept), the recovery remedies it runs and the CONNACK
+keeps for the next bring-up (aliyun.Kept), the recovery remedies it runs and the CONNACK
 refusals that turn into a permanent fault."""
 
 import sys
@@ -8,10 +8,10 @@ from fakes import Rig
 from fakes_session import FakeBoard
 from ptest import raises
 
+import aliyun as state
 from air724 import Air724
-from aliyun import state
+from aliyun import Kept, PermanentError
 from aliyun.bringup import LOADED_FOR_BRING_UP, bring_up
-from aliyun.state import Kept, PermanentError
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
