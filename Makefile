@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m tools.layers
 	$(MAKE) --no-print-directory mpy
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest
