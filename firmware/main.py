@@ -18,7 +18,7 @@ import boards
 import config
 import logger
 
-_running = {}  # the application while it runs, for the stats line on Ctrl-C
+_running = {"why": ""}  # the application while it runs (stats on Ctrl-C); why it waits
 
 
 def load_config(path: str, log):
@@ -27,6 +27,7 @@ def load_config(path: str, log):
         cfg = config.load(path)
     except config.ConfigError as exc:
         log("error", str(exc))
+        _running["why"] = str(exc)
         return None
     log.set_level(cfg["log_level"])
     log.redact(cfg["device_secret"])
@@ -42,12 +43,14 @@ def safe_board(board_class, log):
         return None
 
 
-async def safe_state(board, log, idle_s: int = 3600) -> None:
-    """Show the error and do nothing else, forever: no watchdog is started, so no reset loop."""
+async def safe_state(board, log, idle_s: int = 10) -> None:
+    """Show the error and do nothing else, forever: no watchdog is started, so no reset loop.
+    The reason is repeated every ``idle_s``: a console opened later soon shows why."""
     if board is not None:
         board.led("error")
-    log("error", "safe state: fix config.json, then reset the board")
+    why = " (%s)" % _running["why"] if _running["why"] else ""
     while True:
+        log("error", "safe state: fix config.json, then reset the board" + why)
         await asyncio.sleep(idle_s)
 
 
@@ -134,6 +137,7 @@ def main(path: str = "config.json") -> None:
                 board = board_class(cfg, log)
             except config.ConfigError as exc:  # a board-specific field (e.g. uart.url)
                 log("error", str(exc))
+                _running["why"] = str(exc)
         if cfg is None or board is None:
             asyncio.run(stoppable(board_class, safe_state(safe_board(board_class, log), log)))
             return

@@ -38,6 +38,16 @@ class FlashError(Exception):
         self.status = status
 
 
+def _load_config_module(root: Path):
+    """firmware/config.py of ``root``, loaded on the host (the board's own schema)."""
+    spec = importlib.util.spec_from_file_location(
+        "_firmware_config", root / "firmware" / "config.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def check_config(path, root: Path = ROOT) -> dict:
     """Validate ``path`` with the firmware's own schema; FlashError(status 2) names the field."""
     path = Path(path)
@@ -46,16 +56,82 @@ def check_config(path, root: Path = ROOT) -> dict:
         if (root / "firmware" / "config.example.json").is_file():
             hint = " (start from firmware/config.example.json)"
         raise FlashError(f"{path} not found: the board needs a config.json{hint}", 2)
-    spec = importlib.util.spec_from_file_location(
-        "_firmware_config", root / "firmware" / "config.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_config_module(root)
     try:
         return module.load(str(path))
     except module.ConfigError as exc:
         # The message names the field and the rule, never the value.
         raise FlashError(f"{path}: {exc.field}: {str(exc).split(': ', 2)[-1]}", 2) from None
+
+
+ONLINE_HINT = (
+    "`make vboard ONLINE=1` starts a virtual board with a local cloud and an emulated module and "
+    "prints a config that works on it"
+)
+
+
+def _unix_parse_url(root: Path, config_module):
+    """boards/unix.py's own ``parse_url`` (None when ``root`` has no unix board module)."""
+    path = root / "firmware" / "boards" / "unix.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("_firmware_board_unix", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def parse_url(url):
+        saved = sys.modules.get("config")
+        sys.modules["config"] = config_module  # the board imports ConfigError from ``config``
+        try:
+            return module.parse_url(url)
+        finally:
+            if saved is None:
+                sys.modules.pop("config", None)
+            else:
+                sys.modules["config"] = saved
+
+    return parse_url
+
+
+def board_problem(cfg: dict, platform: str, root: Path, exists) -> "str | None":
+    """Why ``cfg`` cannot work on a board whose ``sys.platform`` is ``platform`` (None if it
+    can). The unix port (a virtual board) reaches its module only through ``uart.url``: it must
+    parse, a device path must exist on the board (``exists(path)``) and a TCP address must
+    accept a connection."""
+    if platform not in ("linux", "darwin"):
+        return None
+    config_module = _load_config_module(root)
+    parse_url = _unix_parse_url(root, config_module)
+    if parse_url is None:
+        return None
+    url = (cfg.get("uart") or {}).get("url") or ""
+    if not url:
+        return (
+            "uart.url: empty, but this board is the MicroPython unix port (a virtual board): it "
+            "reaches its module only through uart.url, tcp://HOST:PORT (air724-sim --listen) or "
+            "a device path (/dev/ttyUSB0, air724-sim --pty); " + ONLINE_HINT
+        )
+    try:
+        address = parse_url(url)
+    except config_module.ConfigError as exc:
+        return "uart.url: " + str(exc).split(": ", 2)[-1]
+    if address is None:
+        if not exists(url):
+            return "uart.url: %s does not exist on the board (no such device); %s" % (
+                url,
+                ONLINE_HINT,
+            )
+        return None
+    import socket
+
+    try:
+        socket.create_connection(address, timeout=3).close()
+    except OSError as exc:
+        return "uart.url: nothing accepts a connection at %s (%s): start the emulator first" % (
+            url,
+            exc.strerror or exc,
+        )
+    return None
 
 
 def plan(root: Path = ROOT, build: Path | None = None) -> list[tuple[Path, str]]:
@@ -116,12 +192,17 @@ def _board_hashes(transport, paths: list[str]) -> list:
     return ast.literal_eval(out.decode().strip())
 
 
+def _board_exists(transport, path: str) -> bool:
+    code = "import os\ntry:\n os.stat(%r);print(1)\nexcept OSError:\n print(0)" % path
+    return transport.exec(code).decode().strip() == "1"
+
+
 def flash(port: str, config, root: Path = ROOT, reset: str = "hard", log=print) -> dict:
     """Flash ``root``'s lib/, firmware/ and ``config`` onto ``port``; return the counts."""
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
 
-    check_config(config, root)
+    cfg = check_config(config, root)
     log(f"flash: {config}: valid")
     files = plan(root) + [(Path(config), "/config.json")]
     local = [hashlib.sha256(path.read_bytes()).hexdigest() for path, _ in files]
@@ -133,6 +214,12 @@ def flash(port: str, config, root: Path = ROOT, reset: str = "hard", log=print) 
         raise FlashError(f"cannot open {port}: {exc}") from None
     try:
         transport.enter_raw_repl(soft_reset=True)  # stops main.py, clean VM state
+        platform = transport.exec("import sys;print(sys.platform)").decode().strip()
+        problem = board_problem(cfg, platform, root, lambda p: _board_exists(transport, p))
+        if problem:
+            transport.exit_raw_repl()  # the board is left at its REPL, nothing copied
+            raise FlashError(f"{config}: {problem}", 2)
+        log(f"flash: {config}: works on this board ({platform})")
         hashes = _board_hashes(transport, remote_paths + shadows)
         board, shadowed = hashes[: len(files)], hashes[len(files) :]
         todo = [i for i, digest in enumerate(local) if board[i] != digest]

@@ -2,7 +2,8 @@
 
 The host process (tools/vboard/host.py) owns the pty and implements the REPL protocols. This
 program only executes what the host sends over a control pipe, in one ``__main__``-like
-namespace, with the board folder mounted at ``/`` and a board's ``sys.path``. User code writes
+namespace, with the board folder mounted at ``/`` (and the host's ``/dev`` at ``/dev``, for
+serial devices) and a board's ``sys.path``. User code writes
 straight to stdout (the console; ``print`` ends lines with CRLF as on a board) and reads stdin
 (console input while it runs).
 
@@ -183,6 +184,9 @@ def _setup():
     root = os.getenv("VBOARD_ROOT")
     vfs.umount("/")
     vfs.mount(vfs.VfsPosix(root), "/")
+    # The host's devices stay reachable, as a board's UART is: uart.url "/dev/ttyUSB0" (a
+    # USB-serial adapter) or an emulator's pty opens from the firmware as on the host.
+    vfs.mount(vfs.VfsPosix("/dev"), "/dev")
     os.chdir("/")
     sys.path.clear()
     sys.path.extend(("", ".frozen", "/lib"))
