@@ -47,9 +47,11 @@ sim: $(STAMP)
 	$(BIN)/python -m tools.sim
 
 # A virtual board: the MicroPython unix port on a pty with .vboard/ as its /. Prints the port as
-# its first line; Ctrl-C stops it. VBOARD_ARGS passes options (--heapsize 64k, --log FILE, --dir).
+# its first line; Ctrl-C stops it. ONLINE=1 also starts a local cloud and an emulated module
+# wired to it and prints the line that flashes a config that works (vboard --online).
+# VBOARD_ARGS passes options (--heapsize 64k, --log FILE, --dir).
 vboard: $(STAMP)
-	@$(BIN)/vboard $(VBOARD_ARGS)
+	@$(BIN)/vboard $(if $(ONLINE),--online) $(VBOARD_ARGS)
 
 # Build, copy lib/ (.mpy), firmware/ and config.json (CONFIG=path to use another) onto PORT (a
 # board such as /dev/ttyUSB0, or a vboard's port), only what changed, then reset the board.
