@@ -48,7 +48,7 @@ async def safe_state(board, log, idle_s: int = 10) -> None:
     The reason is repeated every ``idle_s``: a console opened later soon shows why."""
     if board is not None:
         board.led("error")
-    why = " (%s)" % _running["why"] if _running["why"] else ""
+    why = " (%s)" % _running["why"] if _running.get("why") else ""
     while True:
         log("error", "safe state: fix config.json, then reset the board" + why)
         await asyncio.sleep(idle_s)
@@ -113,12 +113,16 @@ def release(name: str) -> None:
     gc.collect()
 
 
-def stopped(log) -> None:
-    """Ctrl-C: log that, and the counters of the application if it ran."""
+def stopped(log, board=None) -> None:
+    """Ctrl-C: log that, and the counters of the application if it ran; a started watchdog
+    is fed from a timer from now on (boards/mcu.py), so the REPL stays usable."""
     # A SIGINT on the unix port that lands inside a garbage collection leaves the heap locked;
     # a full collection unlocks it (see boards/unix.py for the safe way to stop). On a board,
     # where Ctrl-C is only noted, it costs one collection.
     gc.collect()
+    park = getattr(board, "stopped", None)  # None without a board
+    if park is not None:
+        park()
     log("info", "stopped")
     application = _running.get("app")
     if application is not None:
@@ -145,7 +149,7 @@ def main(path: str = "config.json") -> None:
         release("config")  # its tables (about 8 KB) are done with: the RAM goes to the session
         asyncio.run(stoppable(board_class, run(board, cfg, log)))
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or stoppable() on unix
-        stopped(log)
+        stopped(log, board)
     except Exception as exc:
         if sys.implementation.name == "micropython":
             asyncio.new_event_loop()  # drop the crashed loop's tasks before running again

@@ -12,6 +12,10 @@
    removed;
 4. resets the board (hard by default: ``machine.reset()``), so boot.py and main.py run.
 
+It first stops the firmware with a Ctrl-C, as a user would, and does not soft-reset the board:
+the firmware then keeps a started watchdog fed (boards/mcu.py), and the board cannot reset in
+the middle of the copy (an RP2040's watchdog outlives a soft reset; the timer does not).
+
 Exit status: 0 flashed, 1 board or transport error, 2 configuration refused.
 """
 
@@ -170,6 +174,38 @@ print(repr([_h(p) for p in %r]))
 del _h
 """
 
+# After the Ctrl-C, free what the stopped firmware holds (no soft reset, see flash()): its event
+# loop's tasks, its modules and the REPL's globals (main.py runs as __main__). A parked
+# watchdog's timer keeps its own references.
+_RELEASE_CODE = """import sys,gc
+try:
+ import asyncio;asyncio.new_event_loop();asyncio.core.cur_task=None
+except (ImportError,AttributeError):
+ pass
+for _n in %r:
+ sys.modules.pop(_n,None)
+for _k in [k for k in globals() if k[:2]!='__' and k!='gc']:
+ del globals()[_k]
+gc.collect()
+del gc
+"""
+
+
+def module_names(remote_paths: list[str]) -> list[str]:
+    """The import names of the deployed modules: /lib/aliyun/session.mpy -> aliyun.session."""
+    names = []
+    for path in remote_paths:
+        stem, dot, ext = path.rpartition(".")
+        if not dot or ext not in ("py", "mpy"):
+            continue
+        parts = stem.removeprefix("/lib/").lstrip("/").split("/")
+        if parts[-1] == "__init__":
+            parts.pop()
+        if parts:
+            names.append(".".join(parts))
+    return names
+
+
 _MKDIR_CODE = """import os
 for d in %r:
  try:
@@ -213,7 +249,11 @@ def flash(port: str, config, root: Path = ROOT, reset: str = "hard", log=print) 
     except TransportError as exc:
         raise FlashError(f"cannot open {port}: {exc}") from None
     try:
-        transport.enter_raw_repl(soft_reset=True)  # stops main.py, clean VM state
+        # Ctrl-C stops the firmware (main.py hands a started watchdog to a timer), then the raw
+        # REPL. No soft reset: on an RP2040 it would stop that timer but not the watchdog,
+        # which would then reset the board in the middle of the copy.
+        transport.enter_raw_repl(soft_reset=False)
+        transport.exec(_RELEASE_CODE % (module_names(remote_paths),))
         platform = transport.exec("import sys;print(sys.platform)").decode().strip()
         problem = board_problem(cfg, platform, root, lambda p: _board_exists(transport, p))
         if problem:

@@ -110,8 +110,10 @@ class Watchdog:
         self._clock = clock or ticks_ms
         self._last = self._clock()
         hw_ms = timeout_ms if timeout_ms <= limit_ms else limit_ms
+        self.hw_ms = hw_ms
         self._wdt = wdt_class(timeout=hw_ms)
         self._task = None
+        self._timer = None
         if hw_ms < timeout_ms:
             self._task = asyncio.create_task(self._extend(hw_ms // 4))
 
@@ -128,6 +130,25 @@ class Watchdog:
             await sleep_ms(period_ms)
         # Deadline passed: stop feeding; the hardware resets the board within hw_ms.
 
+    def park(self, timer_class: "type[machine.Timer]", timer_id: int) -> None:
+        """The user stopped the firmware (Ctrl-C): keep the board usable at its REPL.
+
+        A started watchdog cannot be stopped (neither port has ``WDT.deinit``; on the RP2040 a
+        soft reset keeps it counting), so a periodic timer feeds it from now on, off the event
+        loop. A soft reset stops the timer (main.py then runs again and feeds); a hard reset
+        stops both."""
+        task, self._task = self._task, None  # it ties the stopped loop's tasks to this object
+        if task is not None:
+            task.cancel()
+        if self._timer is None:
+            self._timer = timer_class(
+                timer_id, mode=timer_class.PERIODIC, period=self.hw_ms // 4, callback=self._fed
+            )
+            self._wdt.feed()
+
+    def _fed(self, _timer) -> None:
+        self._wdt.feed()
+
 
 def free_heap() -> int:
     gc.collect()
@@ -140,7 +161,7 @@ def _pick(value, default):
 
 class MCUBoard:
     """The board interface on a microcontroller; a port module sets the class attributes and
-    passes its ``machine`` parts ``(UART, Pin, WDT, reset)``."""
+    passes its ``machine`` parts ``(UART, Pin, WDT, reset, Timer)``."""
 
     name = ""
     uart_id = 0
@@ -149,6 +170,7 @@ class MCUBoard:
     pwrkey_pin = 0
     led_pin = 0
     wdt_limit_ms = 0
+    timer_id = -1  # the machine.Timer that feeds a stopped firmware's watchdog
     rxbuf = 4096  # holds a full +HTTPREAD or +MSUB burst (air724-at.md §6.4, §7.4)
     reset_delay_ms = 10000  # after a crash: time to read the log before machine.reset()
 
@@ -156,7 +178,8 @@ class MCUBoard:
         self._uart_class: "type[machine.UART]"
         self._pin_class: "type[machine.Pin]"
         self._wdt_class: "type[machine.WDT]"
-        self._uart_class, self._pin_class, self._wdt_class, self._reset = parts
+        self._timer_class: "type[machine.Timer]"
+        self._uart_class, self._pin_class, self._wdt_class, self._reset, self._timer_class = parts
         uart = config.get("uart") or {}
         pins = config.get("pins") or {}
         self.uart_id = _pick(uart.get("id"), self.uart_id)
@@ -213,6 +236,11 @@ class MCUBoard:
     def feed(self) -> None:
         if self._wdt is not None:
             self._wdt.feed()
+
+    def stopped(self) -> None:
+        """main.py after a Ctrl-C: a started watchdog is fed by a timer from now on."""
+        if self._wdt is not None:
+            self._wdt.park(self._timer_class, self.timer_id)
 
     def free_heap(self) -> int:
         return free_heap()

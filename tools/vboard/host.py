@@ -91,6 +91,7 @@ class VirtualBoard:
         self._stopping = False
         self.failed = None  # why serve() gave up, if it did
         self.on_ready = on_ready  # called with the port once the first VM is up
+        self.wdt_ms, self.wdt_due = 0, None  # the watchdog stand-in: timeout, deadline
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -118,14 +119,16 @@ class VirtualBoard:
 
     def serve(self) -> None:
         while not self._stopping:
-            due = self.job.get("due") if self.job else None
-            timeout = None if due is None else max(0.0, due - time.monotonic())
+            dues = [d for d in (self.job.get("due") if self.job else None, self.wdt_due) if d]
+            timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
             for key, events in self.sel.select(timeout):
                 if self._stopping:
                     break
                 self._dispatch(key.data, events)
             if self.job and self.job.get("due") and time.monotonic() >= self.job["due"]:
                 self._interrupt()
+            if self.wdt_due and time.monotonic() >= self.wdt_due and self.vm is not None:
+                self._watchdog_bite()
         self.close()
 
     def close(self) -> None:
@@ -161,6 +164,7 @@ class VirtualBoard:
         self._kill_vm()
         if not soft:
             self.mode = "friendly"
+            self.wdt_ms, self.wdt_due = 0, None  # a hard reset stops the watchdog
         ctl_in_r, ctl_in_w = os.pipe()
         ctl_out_r, ctl_out_w = os.pipe()
         in_r, in_w = os.pipe()  # the VM's stdin; the host keeps its read end too
@@ -302,6 +306,9 @@ class VirtualBoard:
     def _notice(self, kind: bytes, payload: bytes) -> None:
         if TRACE:
             _trace("notice", kind, payload[:40], self.state)
+        if kind in (b"W", b"D"):
+            self._watchdog_notice(kind, payload)
+            return
         seq = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else -1
         current = self.job is not None and seq == self.job["seq"]
         if current and self.outstanding and kind in self.outstanding[0]:
@@ -340,6 +347,22 @@ class VirtualBoard:
             self._finish(self.job)
         elif kind == b"C" and current and self.state == WAITING:
             self._completed(payload[4:].decode(errors="replace"))
+
+    # -- the watchdog stand-in (vm_machine.WDT) ----------------------------------------------
+
+    def _watchdog_notice(self, kind: bytes, payload: bytes) -> None:
+        """``W`` timeout: (re)start the countdown; ``D``: fed. Kept across soft resets."""
+        now = time.monotonic()
+        if kind == b"W":
+            self.wdt_ms = int.from_bytes(payload[:4], "big")
+        if self.wdt_ms:
+            self.wdt_due = now + self.wdt_ms / 1000
+
+    def _watchdog_bite(self) -> None:
+        self._write(b"\r\nvboard: watchdog reset (not fed for %d ms)\r\n" % self.wdt_ms)
+        self.pending[:0] = self._kill_vm() + self.to_vm
+        self._power_on(soft=False)
+        self._pump()
 
     def _start_job(self, kind: str, message: bytes, payload: bytes, **extra) -> None:
         self.seq += 1

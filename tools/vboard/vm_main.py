@@ -13,7 +13,8 @@ host -> VM, one line per command: kind, seq (8 hex), CRC-32 (8 hex) of the rest,
 VM -> host: kind + length (4 bytes, big-endian) + payload, seq first (4 bytes):
   ``B`` banner (ready), ``G`` (user code starts), ``E`` status+traceback (``0`` ok, ``X``
   exception, ``K`` KeyboardInterrupt, ``S`` SystemExit), ``C`` names, ``H`` (machine.reset()),
-  ``R`` (resend your last command)
+  ``R`` (resend your last command), ``W`` timeout ms (4 bytes: machine.WDT started), ``D``
+  (the watchdog fed); the host keeps the watchdog's countdown (vm_machine.py)
 
 Ctrl-C is SIGINT, which the unix port raises as KeyboardInterrupt at once, wherever the VM is
 (even inside a C function or a collection). The host sends it only while user code runs, but
