@@ -18,7 +18,8 @@ import boards
 import config
 import logger
 
-_running = {"why": ""}  # the application while it runs (stats on Ctrl-C); why it waits
+_running = {}  # the application while it runs, for the stats line on Ctrl-C
+_why = [""]  # why the firmware waits in its safe state (the config error)
 
 
 def load_config(path: str, log):
@@ -27,7 +28,7 @@ def load_config(path: str, log):
         cfg = config.load(path)
     except config.ConfigError as exc:
         log("error", str(exc))
-        _running["why"] = str(exc)
+        _why[0] = str(exc)
         return None
     log.set_level(cfg["log_level"])
     log.redact(cfg["device_secret"])
@@ -48,7 +49,7 @@ async def safe_state(board, log, idle_s: int = 10) -> None:
     The reason is repeated every ``idle_s``: a console opened later soon shows why."""
     if board is not None:
         board.led("error")
-    why = " (%s)" % _running["why"] if _running.get("why") else ""
+    why = " (%s)" % _why[0] if _why[0] else ""
     while True:
         log("error", "safe state: fix config.json, then reset the board" + why)
         await asyncio.sleep(idle_s)
@@ -141,7 +142,7 @@ def main(path: str = "config.json") -> None:
                 board = board_class(cfg, log)
             except config.ConfigError as exc:  # a board-specific field (e.g. uart.url)
                 log("error", str(exc))
-                _running["why"] = str(exc)
+                _why[0] = str(exc)
         if cfg is None or board is None:
             asyncio.run(stoppable(board_class, safe_state(safe_board(board_class, log), log)))
             return

@@ -389,6 +389,11 @@ def _env_int(name, default):
     return int(value) if value.strip() else default
 
 
+# The heap of a --source run: the VM compiles every module at import (measured: online at 192k,
+# MemoryError below).
+SOURCE_HEAP = "192k"
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m tools.sim", description=__doc__.split("\n")[0])
     p.add_argument(
@@ -429,8 +434,8 @@ def build_parser():
     )
     p.add_argument(
         "--heapsize",
-        default=simkit.FIRMWARE_HEAP,
-        help="MicroPython heap (default %s)" % simkit.FIRMWARE_HEAP,
+        help="MicroPython heap (default %s; %s with --source: compiling the sources on the "
+        "device needs the room)" % (simkit.FIRMWARE_HEAP, SOURCE_HEAP),
     )
     p.add_argument(
         "--source",
@@ -454,6 +459,8 @@ def build_parser():
 
 def main(argv=None):
     options = build_parser().parse_args(argv)
+    if options.heapsize is None:
+        options.heapsize = SOURCE_HEAP if options.source else simkit.FIRMWARE_HEAP
     if options.auth == "http" and not options.tls:
         raise SystemExit("--auth http connects over TLS only")
 
