@@ -5,7 +5,7 @@
 termios. There is no PWRKEY or LED: ``power_cycle()`` returns False and LED changes are logged.
 No watchdog either, except on the virtual board (vboard), whose ``machine.WDT`` is a stand-in
 that bites like the RP2040's (8388 ms at most, kept across soft resets): there the firmware runs
-the RP2040's watchdog code (boards/mcu.py), so a hang resets the board and a Ctrl-C leaves the
+the RP2040's watchdog code (boards/watchdog.py), so a hang resets the board and a Ctrl-C leaves the
 watchdog fed by a ``machine.Timer``.
 
 The interface every board module implements (the session and main.py call these):
@@ -107,9 +107,9 @@ class Board:
             return
         wdt_class = getattr(machine, "WDT", None)
         if wdt_class is not None and self._wdt is None:
-            from boards import mcu
+            from boards.watchdog import Watchdog
 
-            self._wdt = mcu.Watchdog(wdt_class, timeout_ms, _WDT_LIMIT_MS)
+            self._wdt = Watchdog(wdt_class, timeout_ms, _WDT_LIMIT_MS)
 
     def feed(self) -> None:
         if self._wdt is not None:

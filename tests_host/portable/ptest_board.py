@@ -9,7 +9,7 @@ import random
 import sys
 
 import boards
-from boards import mcu, unix
+from boards import mcu, unix, watchdog
 from config import ConfigError
 from fakes_session import LogLines, Recorder, wait_ms
 from ptest import IS_MICROPYTHON, fresh_import, raises
@@ -316,8 +316,8 @@ async def _ended(led):
 
 async def test_watchdog_extends_a_short_hardware_limit_until_the_deadline():
     clock = [1000]
-    saved = mcu.sleep_ms
-    mcu.sleep_ms = sleeps = Sleeps(clock)
+    saved = watchdog.sleep_ms
+    watchdog.sleep_ms = sleeps = Sleeps(clock)
     try:
         FakeWDT.made.clear()
         dog = mcu.Watchdog(FakeWDT, 30000, 8388, lambda: clock[0])
@@ -327,7 +327,7 @@ async def test_watchdog_extends_a_short_hardware_limit_until_the_deadline():
         assert dog.expired() and clock[0] - 1000 >= 30000
         assert hw.feeds == len(sleeps.calls) and set(sleeps.calls.items) == {8388 // 4}
     finally:
-        mcu.sleep_ms = saved
+        watchdog.sleep_ms = saved
 
 
 async def _task_done(dog):

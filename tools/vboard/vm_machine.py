@@ -11,7 +11,6 @@ is a virtual periodic or one-shot timer on a thread; a soft reset ends it with t
 rp2 port stops its soft timers at a soft reset.
 """
 
-import _thread
 import time
 
 import machine as _builtin
@@ -72,6 +71,8 @@ class Timer:
         self.deinit()
         if period < 0 or callback is None:
             return
+        import _thread  # here: a board's heap pays for it only when a timer runs
+
         self._run = run = [True]
         _thread.start_new_thread(self._tick, (run, mode, period, callback))
 
