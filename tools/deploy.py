@@ -182,8 +182,8 @@ try:
  import asyncio;asyncio.new_event_loop();asyncio.core.cur_task=None
 except (ImportError,AttributeError):
  pass
-for _n in %r:
- sys.modules.pop(_n,None)
+for _n in [n for n in sys.modules if n.split('.')[0] in %r]:
+ del sys.modules[_n]
 for _k in [k for k in globals() if k[:2]!='__' and k!='gc']:
  del globals()[_k]
 gc.collect()
@@ -235,7 +235,7 @@ def _board_exists(transport, path: str) -> bool:
 
 def flash(port: str, config, root: Path = ROOT, reset: str = "hard", log=print) -> dict:
     """Flash ``root``'s lib/, firmware/ and ``config`` onto ``port``; return the counts."""
-    from mpremote.transport import TransportError
+    from mpremote.transport import TransportError, TransportExecError
     from mpremote.transport_serial import SerialTransport
 
     cfg = check_config(config, root)
@@ -253,7 +253,16 @@ def flash(port: str, config, root: Path = ROOT, reset: str = "hard", log=print) 
         # REPL. No soft reset: on an RP2040 it would stop that timer but not the watchdog,
         # which would then reset the board in the middle of the copy.
         transport.enter_raw_repl(soft_reset=False)
-        transport.exec(_RELEASE_CODE % (module_names(remote_paths),))
+        tops = sorted({name.split(".")[0] for name in module_names(remote_paths)})
+        try:
+            transport.exec(_RELEASE_CODE % (tops,))
+        except TransportExecError as exc:
+            if "MemoryError" not in exc.error_output:
+                raise
+            # Too little RAM left even for that: a clean VM, at the watchdog's risk (an RP2040
+            # resets 8.4 s after a soft reset if its firmware had started the watchdog).
+            log("flash: the stopped firmware leaves no RAM: soft reset")
+            transport.enter_raw_repl(soft_reset=True)
         platform = transport.exec("import sys;print(sys.platform)").decode().strip()
         problem = board_problem(cfg, platform, root, lambda p: _board_exists(transport, p))
         if problem:

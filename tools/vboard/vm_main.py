@@ -121,6 +121,25 @@ def _command(line):
         return None
 
 
+def _out_of_memory(head):
+    """A command the heap could not take (a stopped firmware still holds it): answer with a
+    MemoryError, as a board's REPL would, and stay up."""
+    gc.collect()
+    try:
+        seq = int(head[1:9], 16)
+    except ValueError:
+        return
+    tag = seq.to_bytes(4, "big")
+    if head[:1] == b"C":
+        _send(b"C", tag)
+    elif seq <= _DONE[0]:
+        _send(b"E", tag + b"K")
+    else:
+        _DONE[0] = seq
+        _send(b"G", tag)
+        _send(b"E", tag + b"XMemoryError: memory allocation failed\n")
+
+
 def _serve():
     while True:
         if _LATE[0]:
@@ -133,7 +152,13 @@ def _serve():
         line = _IN.readline()
         if not line:
             return  # the host is gone
-        command = _command(line)
+        try:
+            command = _command(line)
+        except MemoryError:
+            # The heap cannot take the command (a stopped firmware still holds it).
+            head, line = line[:9], None
+            _out_of_memory(head)
+            continue
         if command is None:
             continue
         kind, seq, payload = command
