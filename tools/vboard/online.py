@@ -2,8 +2,9 @@
 
 One command gives everything a flashed board needs to come online, all on 127.0.0.1:
 
-- ``aliyun-local serve`` with a fresh state folder (``<dir>-online/cloud``), a product and a
-  device provisioned in it;
+- ``aliyun-local serve`` with its state in ``<dir>-online/cloud``: a product and a device
+  provisioned on the first run and kept (``<dir>-online/device.json`` names it), so a board
+  flashed once keeps its credentials;
 - ``air724-sim --pty`` whose real Aliyun host names resolve to that cloud; its pty is the
   board's UART, as ``/dev/ttyUSB0`` would be for a real module on a USB-serial adapter;
 - ``<dir>-online/config.json``: the device's triple and ``uart.url`` = the emulator's pty;
@@ -42,11 +43,9 @@ class Online:
 
     def start(self) -> dict:
         """Start the cloud and the emulator and write the config; what to tell the user."""
-        shutil.rmtree(self.folder, ignore_errors=True)  # a fresh cloud and config every run
-        self.folder.mkdir(parents=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.cloud = simkit.Cloud(self.folder / "cloud", self._line)
-        product = self.cloud.add_product("vboard demo")
-        device = self.cloud.add_device(product["productKey"], simkit.DEFAULT_IMEI)
+        device = self._device()
         info = self.cloud.start()
         argv = [simkit.BIN / "aliyun-local", "--state-dir", self.folder / "cloud", "log"]
         self.log = simkit.Proc("cloud", argv + ["--follow"], on_line=self._line).start()
@@ -62,12 +61,29 @@ class Online:
         os.chmod(tmp, 0o600)  # it holds the device secret
         os.replace(tmp, self.config_path)
         return {
-            "product_key": product["productKey"],
+            "product_key": device["productKey"],
             "device_name": device["deviceName"],
             "uart": ready["pty"],
             "config": self.config_path,
             "transcript": self.transcript,
         }
+
+    def _device(self) -> dict:
+        """The device of the previous run (a board flashed then keeps its credentials), or a
+        new product and device."""
+        saved = self.folder / "device.json"
+        if saved.is_file():
+            known = json.loads(saved.read_text())
+            try:
+                return self.cloud.cli("device", "show", known["key"], "--secret")
+            except (simkit.SimError, KeyError, ValueError):
+                pass  # not in the registry any more: provision again
+        shutil.rmtree(self.folder / "cloud", ignore_errors=True)
+        product = self.cloud.add_product("vboard demo")
+        device = self.cloud.add_device(product["productKey"], simkit.DEFAULT_IMEI)
+        key = "%s/%s" % (device["productKey"], device["deviceName"])
+        saved.write_text(json.dumps({"key": key}))
+        return device
 
     def close(self) -> None:
         self.closing = True
