@@ -91,3 +91,17 @@ def test_the_console_opened_later_says_why_the_board_waits(start_vboard, tmp_pat
         out = con.expect(b"E safe state: fix config.json, then reset the board (", timeout=30)
         out += con.expect(b")\r\n")
     assert b"config.json: uart.url: required on the unix port" in out
+
+
+def test_vboard_online_keeps_its_device_from_run_to_run(start_vboard, tmp_path, monkeypatch):
+    # A board flashed once keeps working after a restart: same product, device and secret.
+    monkeypatch.setenv("ALIYUN_LOCAL_STATE", str(tmp_path / "unused-state"))
+    pattern = r"^vboard: online mode: a local cloud \(product (\S+), device (\S+)\)"
+    seen = []
+    for _ in range(2):
+        board = start_vboard("--online", name="board")
+        seen.append(board.wait_err(pattern, 60).groups())
+        config = json.loads((tmp_path / "board-online" / "config.json").read_text())
+        seen[-1] += (config["device_secret"],)
+        board.stop()
+    assert seen[0] == seen[1]
