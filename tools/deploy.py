@@ -233,9 +233,38 @@ def _board_exists(transport, path: str) -> bool:
     return transport.exec(code).decode().strip() == "1"
 
 
+def _stop_firmware(transport, remote_paths: list[str], log) -> None:
+    """Ctrl-C stops the firmware (main.py hands a started watchdog to a timer), then the raw
+    REPL and the stopped firmware's RAM freed. No soft reset: on an RP2040 it would stop that
+    timer but not the watchdog, which would then reset the board in the middle of the copy."""
+    from mpremote.transport import TransportExecError
+
+    transport.enter_raw_repl(soft_reset=False)
+    tops = sorted({name.split(".")[0] for name in module_names(remote_paths)})
+    try:
+        transport.exec(_RELEASE_CODE % (tops,))
+    except TransportExecError as exc:
+        if "MemoryError" not in exc.error_output:
+            raise
+        # Too little RAM left even for that: a clean VM, at the watchdog's risk (an RP2040
+        # resets 8.4 s after a soft reset if its firmware had started the watchdog).
+        log("flash: the stopped firmware leaves no RAM: soft reset")
+        transport.enter_raw_repl(soft_reset=True)
+
+
+def _check_board(transport, cfg: dict, config, root: Path, log) -> None:
+    """Refuse (FlashError, status 2) a config that cannot work on the board found."""
+    platform = transport.exec("import sys;print(sys.platform)").decode().strip()
+    problem = board_problem(cfg, platform, root, lambda p: _board_exists(transport, p))
+    if problem:
+        transport.exit_raw_repl()  # the board is left at its REPL, nothing copied
+        raise FlashError(f"{config}: {problem}", 2)
+    log(f"flash: {config}: works on this board ({platform})")
+
+
 def flash(port: str, config, root: Path = ROOT, reset: str = "hard", log=print) -> dict:
     """Flash ``root``'s lib/, firmware/ and ``config`` onto ``port``; return the counts."""
-    from mpremote.transport import TransportError, TransportExecError
+    from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
 
     cfg = check_config(config, root)
@@ -249,26 +278,8 @@ def flash(port: str, config, root: Path = ROOT, reset: str = "hard", log=print) 
     except TransportError as exc:
         raise FlashError(f"cannot open {port}: {exc}") from None
     try:
-        # Ctrl-C stops the firmware (main.py hands a started watchdog to a timer), then the raw
-        # REPL. No soft reset: on an RP2040 it would stop that timer but not the watchdog,
-        # which would then reset the board in the middle of the copy.
-        transport.enter_raw_repl(soft_reset=False)
-        tops = sorted({name.split(".")[0] for name in module_names(remote_paths)})
-        try:
-            transport.exec(_RELEASE_CODE % (tops,))
-        except TransportExecError as exc:
-            if "MemoryError" not in exc.error_output:
-                raise
-            # Too little RAM left even for that: a clean VM, at the watchdog's risk (an RP2040
-            # resets 8.4 s after a soft reset if its firmware had started the watchdog).
-            log("flash: the stopped firmware leaves no RAM: soft reset")
-            transport.enter_raw_repl(soft_reset=True)
-        platform = transport.exec("import sys;print(sys.platform)").decode().strip()
-        problem = board_problem(cfg, platform, root, lambda p: _board_exists(transport, p))
-        if problem:
-            transport.exit_raw_repl()  # the board is left at its REPL, nothing copied
-            raise FlashError(f"{config}: {problem}", 2)
-        log(f"flash: {config}: works on this board ({platform})")
+        _stop_firmware(transport, remote_paths, log)
+        _check_board(transport, cfg, config, root, log)
         hashes = _board_hashes(transport, remote_paths + shadows)
         board, shadowed = hashes[: len(files)], hashes[len(files) :]
         todo = [i for i, digest in enumerate(local) if board[i] != digest]

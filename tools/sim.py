@@ -394,8 +394,16 @@ def _env_int(name, default):
 SOURCE_HEAP = "192k"
 
 
+class _Parser(argparse.ArgumentParser):
+    def parse_args(self, args=None, namespace=None):
+        options = super().parse_args(args, namespace)
+        if options.heapsize is None:  # not given: the heap the chosen build needs
+            options.heapsize = SOURCE_HEAP if options.source else simkit.FIRMWARE_HEAP
+        return options
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m tools.sim", description=__doc__.split("\n")[0])
+    p = _Parser(prog="python -m tools.sim", description=__doc__.split("\n")[0])
     p.add_argument(
         "--seconds",
         type=int,
@@ -459,8 +467,6 @@ def build_parser():
 
 def main(argv=None):
     options = build_parser().parse_args(argv)
-    if options.heapsize is None:
-        options.heapsize = SOURCE_HEAP if options.source else simkit.FIRMWARE_HEAP
     if options.auth == "http" and not options.tls:
         raise SystemExit("--auth http connects over TLS only")
 

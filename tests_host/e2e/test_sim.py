@@ -219,3 +219,9 @@ def test_sim_starts_the_three_parts_and_cleans_up(monkeypatch, tmp_path):
     log = out.getvalue()
     assert "sim    | cloud ready: product" in log and "device |" in log
     assert run.device["deviceSecret"] not in log
+
+
+def test_source_runs_pick_the_heap_the_sources_need():
+    assert sim.build_parser().parse_args(["--source"]).heapsize == sim.SOURCE_HEAP
+    assert sim.build_parser().parse_args(["--source", "--heapsize", "256k"]).heapsize == "256k"
+    assert sim.build_parser().parse_args([]).heapsize == simkit.FIRMWARE_HEAP

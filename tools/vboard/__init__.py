@@ -23,7 +23,7 @@ from tools.vboard.host import VirtualBoard
 __all__ = ["VirtualBoard", "main"]
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vboard", description="A MicroPython board on a pty: the unix-port VM."
     )
@@ -38,43 +38,51 @@ def main(argv=None) -> int:
         help="also start a local cloud and an emulated Air724UG on a pty wired to the board, "
         "and write a config.json that works on it (in DIR-online/)",
     )
+    return parser
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _announce(args, port: str, parts: "dict | None") -> None:
+    """The port on stdout (and in --ready-file), then what it is and, online, what to do."""
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(port + "\n")
+        os.replace(tmp, args.ready_file)
+    print(port, flush=True)
+    _say(
+        f"vboard: MicroPython (unix port, heap {args.heapsize}) on {port}, "
+        f"board folder {args.dir}/; Ctrl-C stops it"
+    )
+    if parts is not None:
+        from tools.vboard.online import instructions
+
+        for line in instructions(port, parts):
+            _say(line)
+
+
+def main(argv=None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not re.fullmatch(r"\d+[kKmM]?", args.heapsize):
         parser.error("--heapsize: a size such as 128k, 1m or 65536")
-
-    online = None
+    online, parts = None, None
     if args.online:
         from tools.vboard.online import Online
 
-        online = Online(args.dir, echo=lambda text: print(text, file=sys.stderr, flush=True))
-
-    def ready(port: str) -> None:
-        if args.ready_file:
-            tmp = args.ready_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(port + "\n")
-            os.replace(tmp, args.ready_file)
-        print(port, flush=True)
-        print(
-            f"vboard: MicroPython (unix port, heap {args.heapsize}) on {port}, "
-            f"board folder {args.dir}/; Ctrl-C stops it",
-            file=sys.stderr,
-            flush=True,
-        )
-        if online is not None:
-            from tools.vboard.online import instructions
-
-            for line in instructions(port, parts):
-                print(line, file=sys.stderr, flush=True)
-
-    parts = {}
-    if online is not None:
+        online = Online(args.dir, echo=_say)
         try:
             parts = online.start()
         except Exception as exc:  # noqa: BLE001 - a part did not start: say which, stop all
             online.close()
-            print("vboard: --online: %s" % exc, file=sys.stderr)
+            _say("vboard: --online: %s" % exc)
             return 1
+    def ready(port: str) -> None:
+        _announce(args, port, parts)
+
     board = VirtualBoard(args.dir, heapsize=args.heapsize, log=args.log, on_ready=ready)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: board.stop())
@@ -91,7 +99,7 @@ def main(argv=None) -> int:
             except OSError:
                 pass
     if board.failed:
-        print(f"vboard: {board.failed}", file=sys.stderr)
+        _say(f"vboard: {board.failed}")
         return 1
     return 0
 
