@@ -98,8 +98,16 @@ OPTIONS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        options = super().parse_args(args, namespace)
+        if options.heapsize is None:  # not given: the heap the chosen build needs
+            options.heapsize = SOURCE_HEAP if options.source else FIRMWARE_HEAP
+        return options
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m tools.sim", description=DESCRIPTION)
+    p = _Parser(prog="python -m tools.sim", description=DESCRIPTION)
     for flag, keywords, default in OPTIONS:
         if default is not None:
             keywords = dict(keywords, default=default())
@@ -107,15 +115,8 @@ def build_parser():
     return p
 
 
-def parse_args(argv=None):
-    options = build_parser().parse_args(argv)
-    if options.heapsize is None:  # not given: the heap the chosen build needs
-        options.heapsize = SOURCE_HEAP if options.source else FIRMWARE_HEAP
-    return options
-
-
 def main(argv=None):
-    options = parse_args(argv)
+    options = build_parser().parse_args(argv)
     if options.auth == "http" and not options.tls:
         raise SystemExit("--auth http connects over TLS only")
 
