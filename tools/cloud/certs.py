@@ -3,10 +3,12 @@
 The server certificate is valid for the host names firmware uses on the real platform
 (reference §1.1, §2): ``*.iot-as-mqtt.<region>.aliyuncs.com``, ``iot-auth.<region>.aliyuncs.com``,
 ``*.mqtt.iothub.aliyuncs.com``, plus localhost, 127.0.0.1 and ::1. Clients trust ``ca.pem``.
+Server contexts also accept the RSA key-exchange suites of the Air724 (``MODULE_SUITES``).
 """
 
 import json
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,39 @@ import trustme
 REGIONS = ("cn-shanghai", "ap-southeast-1", "ap-northeast-1", "us-west-1", "eu-central-1")
 CA_FILE, CA_KEY_FILE = "ca.pem", "ca-key.pem"
 CERT_FILE, KEY_FILE, NAMES_FILE = "server.pem", "server-key.pem", "server-names.json"
+
+
+# The Air724's cipher suites (AT+SSLCFG="ciphersuite", reference air724-at §8): TLS 1.2 with RSA
+# key exchange only, no ECDHE. IANA code → OpenSSL name.
+MODULE_SUITES = {
+    0x0035: "AES256-SHA",  # TLS_RSA_WITH_AES_256_CBC_SHA
+    0x002F: "AES128-SHA",  # TLS_RSA_WITH_AES_128_CBC_SHA
+    0x0005: "RC4-SHA",  # TLS_RSA_WITH_RC4_128_SHA
+    0x0004: "RC4-MD5",  # TLS_RSA_WITH_RC4_128_MD5
+    0x000A: "DES-CBC3-SHA",  # TLS_RSA_WITH_3DES_EDE_CBC_SHA
+    0x003D: "AES256-SHA256",  # TLS_RSA_WITH_AES_256_CBC_SHA256
+}
+# The server's TLS 1.2 suites: forward-secret ones first (every other client), then the module's.
+# An OpenSSL built without RC4 or 3DES (OpenSSL 3 by default) skips those names; the module
+# offers the AES suites too, so it still gets one.
+SERVER_CIPHERS = (
+    "ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:"
+    + ":".join(MODULE_SUITES.values())
+    + ":!aNULL:!eNULL:!aDSS:!AESCCM"
+)
+
+
+def accept_module_suites(context: ssl.SSLContext) -> ssl.SSLContext:
+    """Let a server context also negotiate the Air724's RSA suites (Aliyun accepts them)."""
+    context.set_ciphers(SERVER_CIPHERS)
+    return context
+
+
+def server_context(paths) -> ssl.SSLContext:
+    """Server TLS context with the local cloud's certificate and the module's suites."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(paths.cert, paths.key)
+    return accept_module_suites(context)
 
 
 @dataclass
