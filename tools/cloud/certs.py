@@ -75,16 +75,26 @@ def _write_private(path: Path, data: bytes):
         f.write(data)
 
 
+def _is_rsa(key_pem: bytes) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    return isinstance(load_pem_private_key(key_pem, password=None), rsa.RSAPrivateKey)
+
+
 def ensure(state_dir, region: str = "cn-shanghai") -> CertPaths:
-    """Create the CA on first use, and the server certificate whenever its names change."""
+    """Create the CA on first use, and the server certificate whenever its names change.
+
+    Keys are RSA: the module's suites use RSA key exchange, which needs an RSA server key (and
+    the platform's roots are RSA). A state dir from before, with ECDSA keys, gets new ones."""
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     ca_path, ca_key = state / CA_FILE, state / CA_KEY_FILE
-    if ca_path.exists() and ca_key.exists():
+    if ca_path.exists() and ca_key.exists() and _is_rsa(ca_key.read_bytes()):
         ca = trustme.CA.from_pem(ca_path.read_bytes(), ca_key.read_bytes())
         fresh_ca = False
     else:
-        ca = trustme.CA(organization_name="aliyun-local test CA")
+        ca = trustme.CA(organization_name="aliyun-local test CA", key_type=trustme.KeyType.RSA)
         _write_private(ca_key, ca.private_key_pem.bytes())
         ca.cert_pem.write_to_path(str(ca_path))
         fresh_ca = True
@@ -92,7 +102,7 @@ def ensure(state_dir, region: str = "cn-shanghai") -> CertPaths:
     cert, key, names_file = state / CERT_FILE, state / KEY_FILE, state / NAMES_FILE
     current = json.loads(names_file.read_text()) if names_file.exists() else None
     if fresh_ca or current != names or not cert.exists() or not key.exists():
-        leaf = ca.issue_cert(*names, common_name="aliyun-local")
+        leaf = ca.issue_cert(*names, common_name="aliyun-local", key_type=trustme.KeyType.RSA)
         _write_private(key, leaf.private_key_pem.bytes())
         cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
         names_file.write_text(json.dumps(names))
