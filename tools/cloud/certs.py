@@ -14,22 +14,17 @@ from pathlib import Path
 
 import trustme
 
+from tools.emulator.net import AIR724_SUITES
+
 # Regions hard-coded in the C SDK (reference §1.1); the configured region is added to them.
 REGIONS = ("cn-shanghai", "ap-southeast-1", "ap-northeast-1", "us-west-1", "eu-central-1")
 CA_FILE, CA_KEY_FILE = "ca.pem", "ca-key.pem"
 CERT_FILE, KEY_FILE, NAMES_FILE = "server.pem", "server-key.pem", "server-names.json"
 
 
-# The Air724's cipher suites (AT+SSLCFG="ciphersuite", reference air724-at §8): TLS 1.2 with RSA
-# key exchange only, no ECDHE. IANA code → OpenSSL name.
-MODULE_SUITES = {
-    0x0035: "AES256-SHA",  # TLS_RSA_WITH_AES_256_CBC_SHA
-    0x002F: "AES128-SHA",  # TLS_RSA_WITH_AES_128_CBC_SHA
-    0x0005: "RC4-SHA",  # TLS_RSA_WITH_RC4_128_SHA
-    0x0004: "RC4-MD5",  # TLS_RSA_WITH_RC4_128_MD5
-    0x000A: "DES-CBC3-SHA",  # TLS_RSA_WITH_3DES_EDE_CBC_SHA
-    0x003D: "AES256-SHA256",  # TLS_RSA_WITH_AES_256_CBC_SHA256
-}
+# The Air724's cipher suites (TLS 1.2, RSA key exchange only: reference air724-at §8), kept with
+# the emulator, which offers exactly these in its ``tls_suites=air724`` dialect.
+MODULE_SUITES = AIR724_SUITES
 # The server's TLS 1.2 suites: forward-secret ones first (every other client), then the module's.
 # An OpenSSL built without RC4 or 3DES (OpenSSL 3 by default) skips those names; the module
 # offers the AES suites too, so it still gets one.
