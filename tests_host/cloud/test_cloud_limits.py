@@ -1,6 +1,8 @@
 """The platform's limits (tools.cloud.limits; reference §1.5, §4.1, §4.9), each tried with an
 independent client: paho for what a client library sends, raw sockets for what it will not."""
 
+import socket
+
 import pytest
 
 from tools.cloud.limits import Limits
@@ -103,6 +105,17 @@ def test_silent_connections_are_closed_after_the_connect_timeout(quick_cloud):
             sock.close()
     row = quick_cloud.watcher.wait(lambda r: r["status"] == "closed")
     assert "no CONNECT within 1 s" in row["content"]
+
+
+def test_silent_tls_connections_are_closed_too(quick_cloud):
+    """No ClientHello within the CONNECT timeout: the TLS listener hangs up as well."""
+    socks = [socket.create_connection(("127.0.0.1", quick_cloud.port("mqtts")), WAIT)]
+    socks += [raw_socket(quick_cloud, tls=True)]  # handshake done, then silent
+    try:
+        assert [read_until_closed(s) for s in socks] == [b""] * 2
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @pytest.mark.parametrize(

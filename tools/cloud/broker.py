@@ -18,10 +18,12 @@ this subclass adds what its plugin API cannot express:
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 
 from amqtt.broker import Broker
+from amqtt.contexts import ListenerType
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import ConnackPacket
@@ -78,6 +80,19 @@ class AliyunBroker(Broker):
         super().__init__(config)
         self.cloud = cloud
         self.limits = cloud.limits
+
+    async def _create_server_instance(self, name, kind, address, port, ssl_context):
+        if ssl_context is None or kind != ListenerType.TCP:
+            return await super()._create_server_instance(name, kind, address, port, ssl_context)
+        # The CONNECT timeout covers the TLS handshake too (asyncio's default waits 60 s).
+        return await asyncio.start_server(
+            functools.partial(self.stream_connected, listener_name=name),
+            address,
+            port,
+            reuse_address=True,
+            ssl=ssl_context,
+            ssl_handshake_timeout=self.limits.connect_timeout_s,
+        )
 
     @staticmethod
     def _create_ssl_context(listener):
