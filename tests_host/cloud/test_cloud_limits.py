@@ -213,3 +213,35 @@ def test_qos1_over_10_per_second_is_acknowledged_but_dropped(cloud, online):
     accepted = [r for r in rows if r["status"] == "200"]
     assert 10 <= len(accepted) < 40
     assert sum(r["status"] == "throttled" for r in rows) == 40 - len(accepted)
+
+
+def test_serve_test_knob_relaxes_only_the_connect_rate(tmp_path, clients):
+    """``--test-connects-per-minute`` (for fault-injection stress harnesses) moves that one
+    limit; the default stays the platform's 5."""
+    import json
+    import signal
+    import subprocess
+
+    from tools.cloud.registry import DB_NAME, Registry
+
+    from .helpers import Endpoint
+    from .test_cloud_cli import EXE, Lines
+
+    state = tmp_path / "state"
+    registry = Registry(state / DB_NAME)
+    device = registry.add_device(registry.add_product("knob")["productKey"], "knob0001")
+    registry.close()
+    serve = subprocess.Popen(
+        [EXE, "serve", "--quiet", "--state-dir", str(state), "--test-connects-per-minute", "7"]
+        + ["--mqtt-port", "0", "--mqtts-port", "0", "--https-port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        endpoint = Endpoint(json.loads(Lines(serve).next()))
+        codes = [connect_once(endpoint, clients, device) for _ in range(8)]
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(WAIT) == 0
+        serve.stdout.close()
+    assert codes == [0] * 7 + [3]

@@ -20,6 +20,7 @@ from amqtt.errors import BrokerError
 
 from tools.cloud import certs
 from tools.cloud import registry as reg
+from tools.cloud.limits import Limits
 from tools.cloud.server import (
     DEFAULT_PORTS,
     DEFAULT_REGION,
@@ -161,6 +162,7 @@ def cmd_serve(args):
         ports=ports,
         region=args.region,
         advertised_mqtt_port=args.advertise_mqtt_port,
+        limits=Limits(connects_per_minute=args.test_connects_per_minute),
     )
     return asyncio.run(_serve(cloud, args))
 
@@ -451,6 +453,15 @@ def build_parser():
         type=int,
         default=1883,
         help="MQTT port reported by /auth/devicename (default 1883, as the platform)",
+    )
+    p.add_argument(
+        "--test-connects-per-minute",
+        type=int,
+        default=Limits.connects_per_minute,
+        metavar="N",
+        help="TEST KNOB: CONNECTs per device per minute (default %d, the platform's limit); "
+        "only for fault-injection stress harnesses that reconnect faster than a device may"
+        % Limits.connects_per_minute,
     )
     p.add_argument("--ready-file", help="write the ready JSON here once listening")
     p.add_argument("--quiet", action="store_true", help="do not echo the message log on stderr")
