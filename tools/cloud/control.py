@@ -17,6 +17,16 @@ from tools.cloud.alink import CloudError
 from tools.cloud.https import HTTPError, Response, json_response
 
 
+def _device_fields(body) -> tuple:
+    """``(productKey, deviceName)`` of a request body; CloudError (400) unless both are text."""
+    if not isinstance(body, dict):
+        raise CloudError("the body must be a JSON object")
+    pk, dn = body.get("productKey"), body.get("deviceName")
+    if not isinstance(pk, str) or not isinstance(dn, str) or not pk or not dn:
+        raise CloudError("productKey and deviceName must be non-empty strings")
+    return pk, dn
+
+
 class ControlAPI:
     def __init__(self, cloud, token: str):
         self.cloud = cloud
@@ -32,9 +42,12 @@ class ControlAPI:
         }
 
     def _guard(self, handler):
+        expected = ("Bearer " + self.token).encode()
+
         async def guarded(request):
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given, "Bearer " + self.token):
+            # Header values are decoded as Latin-1, so any byte a client sent encodes back.
+            given = request.headers.get("authorization", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, expected):
                 raise HTTPError(401)
             try:
                 return await handler(request)
@@ -74,15 +87,18 @@ class ControlAPI:
 
     async def set_property(self, request):
         body = request.json()
-        pk, dn = body["productKey"], body["deviceName"]
+        pk, dn = _device_fields(body)
         timeout = float(body.get("timeout", 10))
         reply = await self.cloud.alink.set_property(pk, dn, body["params"], timeout)
         return json_response({"ok": True, "reply": reply})
 
     async def kick(self, request):
         body = request.json()
-        key = body["productKey"] + "&" + body["deviceName"]
-        kicked = await self.cloud.broker.kick(key, body.get("reason", "kicked by the console"))
+        pk, dn = _device_fields(body)
+        reason = body.get("reason", "kicked by the console")
+        if not isinstance(reason, str):
+            raise CloudError("reason must be a string")
+        kicked = await self.cloud.broker.kick(pk + "&" + dn, reason)
         return json_response({"ok": True, "kicked": kicked})
 
     async def log(self, request):

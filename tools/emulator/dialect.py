@@ -191,6 +191,13 @@ OPTIONS = (
         "§1.3 V1066",
         "`+CGATT: 0` while the default bearer is not active (since V1066)",
     ),
+    Option(
+        "tls_suites",
+        "host",
+        ("host", "air724"),
+        "§8",
+        "TLS offered: the host's defaults, or only the module's (TLS 1.2, six RSA suites)",
+    ),
 )
 
 BY_NAME = {o.name: o for o in OPTIONS}

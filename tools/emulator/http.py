@@ -71,6 +71,7 @@ class HttpService:
                 headers=_headers(session),
                 body=session.data if method == 1 else b"",
                 tls=session.ssl,
+                suites=m.dialect.tls_suites,
                 timeout=session.timeout,
                 follow=bool(session.redir),
             )

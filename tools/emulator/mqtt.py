@@ -208,7 +208,7 @@ def _mipstart(tls):
         if not m.bearer.mqtt_ready():
             _connect_fail(m, "no active PDP context")  # INFERRED
             return
-        link = MqttLink(m.network, host, port, tls, svc._on_event)
+        link = MqttLink(m.network, host, port, tls, svc._on_event, m.dialect.tls_suites)
         svc.link = link
         m.spawn(_open(m, link))
 
