@@ -4,8 +4,6 @@ mode, AT+CMEE=0, garbage with counted headers), each through ``ctl``, a scenario
 behaviour is a property of the module, a dialect option. test_emulator_faults.py runs every
 check below both ways (``CHECKS``/``FIRES``)."""
 
-import pytest
-
 from .support import RECORDER
 
 
@@ -157,24 +155,26 @@ FIRES = {
 }
 
 
-# -- the same behaviour as a dialect option (a module that always does it) --
+# -- the same behaviour as a dialect option (a module that always does it); run by
+# test_emulator_dialect.py for every value in DIALECT_VALUES --
 
 
-def _boot(start_sim, resolve_args, *dialect):
-    args = [a for option in dialect for a in ("--dialect", option)]
-    sim = start_sim(*resolve_args, *args)
+def _ready(sim):
     at = sim.port()
     at.train()
-    at.expect(rb"\+CPIN: READY\r\n")
     at.ok("ATE0")
-    return sim, at
+    return at
 
 
-def test_dialect_cache_mode_at_boot(start_sim, resolve_args):
-    sim, at = _boot(start_sim, resolve_args, "mqttmsgset_boot=cache")
-    assert at.ok("AT+MQTTMSGSET?") == "\r\n+MQTTMSGSET:1\r\n"
+def dialect_mqttmsgset_boot(sim, value):
+    at = _ready(sim)
+    mode = 1 if value == "cache" else 0
+    assert at.ok("AT+MQTTMSGSET?") == f"\r\n+MQTTMSGSET:{mode}\r\n"
     _mqtt(at, "bootcache")
     sim.ctl("downlink", topic="c/t", payload="early")  # between CONNACK and MQTTMSGSET=0
+    if value == "push":
+        at.expect(rb'^\r\n\+MSUB: "c/t",5 byte,early\r\n')
+        return
     at.expect(rb"^\r\n\+MSUB: 0\r\n")
     at.ok("AT+MQTTMSGSET=0")
     sim.ctl("downlink", topic="c/t", payload="pushed")
@@ -183,49 +183,61 @@ def test_dialect_cache_mode_at_boot(start_sim, resolve_args):
     sim.ctl("reboot")
     at.expect(rb"\r\nRDY\r\n")
     at.ok("ATE0")
-    assert at.ok("AT+MQTTMSGSET?") == "\r\n+MQTTMSGSET:1\r\n"  # every boot
+    assert at.ok("AT+MQTTMSGSET?") == "\r\n+MQTTMSGSET:1\r\n"  # at every boot
 
 
-def test_dialect_cmee_0_at_boot(start_sim, resolve_args):
-    sim, at = _boot(start_sim, resolve_args, "cmee_boot=0")
-    assert at.ok("AT+CMEE?") == "\r\n+CMEE: 0\r\n"
-    assert at.command("AT+MDISCONNECT")[1] == "ERROR"
+def dialect_cmee_boot(sim, value):
+    at = _ready(sim)
+    assert at.ok("AT+CMEE?") == f"\r\n+CMEE: {value}\r\n"
+    expected = {"0": "ERROR", "1": "+CME ERROR: 767", "2": "+CME ERROR: Operation failed"}
+    assert at.command("AT+MDISCONNECT")[1] == expected[value]
 
 
-@pytest.mark.parametrize(
-    ("option", "header"),
-    [("msub_count=long", rb",603 byte,abc\r\n"), ("msub_count=short", rb",0 byte,abc\r\n")],
-)
-def test_dialect_msub_count(start_sim, resolve_args, option, header):
-    sim, at = _boot(start_sim, resolve_args, option)
+def dialect_msub_count(sim, value):
+    at = _ready(sim)
     _mqtt(at, "count")
-    sim.ctl("downlink", topic="c/t", payload="abc")
-    at.expect(rb'^\r\n\+MSUB: "c/t"' + header)
+    sim.ctl("downlink", topic="c/t", payload="abcdefgh")
+    count = {"exact": 8, "long": 608, "short": 3}[value]
+    at.expect(rb'^\r\n\+MSUB: "c/t",%d byte,abcdefgh\r\n' % count)
 
 
-def test_dialect_httpread_count(start_sim, resolve_args):
-    sim, at = _boot(start_sim, resolve_args, "httpread_count=long")
+def dialect_httpread_count(sim, value):
+    at = _ready(sim)
     _get(at, "/bytes/9")
     at.send("AT+HTTPREAD")
-    at.expect(rb"^\r\n\+HTTPREAD: 609\r\n")
+    at.expect(rb"^\r\n\+HTTPREAD: %d\r\n" % {"exact": 9, "long": 609, "short": 4}[value])
     assert len(at.read_exact(9)) == 9
     at.expect(rb"^\r\nOK\r\n")
 
 
-def test_dialect_half_open(start_sim, resolve_args):
-    sim, at = _boot(start_sim, resolve_args, "half_open=yes")
+def dialect_half_open(sim, value):
+    at = _ready(sim)
     _mqtt(at, "silent")
     at.ok('AT+MPUB="t/silent",1,0,"x"')
-    assert at.quiet(0.5) == b""
-    assert sim.ctl("status")["state"]["half_open"] is True
+    if value:
+        assert at.quiet(0.5) == b""
+    else:
+        at.expect(rb"^\r\nPUBACK\r\n")
+    assert sim.ctl("status")["state"]["half_open"] is value
     assert at.ok("AT+MQTTSTATU") == "\r\n+MQTTSTATU :1\r\n"
 
 
-def test_dialect_mconnect_closed(start_sim, resolve_args):
-    sim, at = _boot(start_sim, resolve_args, "mconnect_closed=yes")
+def dialect_mconnect_closed(sim, value):
+    at = _ready(sim)
     at.ok('AT+MCONFIG="c","u","p"')
-    for _ in range(2):
+    for _ in range(2 if value else 1):
         at.ok('AT+MIPSTART="mqtt-tcp.example.com",1883')
         at.expect(rb"^\r\nCONNECT OK\r\n")
         at.ok("AT+MCONNECT=1,60")
-        at.expect(rb"^\r\nCLOSED\r\n")
+        at.expect(rb"^\r\nCLOSED\r\n" if value else rb"^\r\nCONNACK OK\r\n")
+
+
+DIALECT_VALUES = {
+    "mqttmsgset_boot": ["push", "cache"],
+    "cmee_boot": ["0", "1", "2"],
+    "msub_count": ["exact", "long", "short"],
+    "httpread_count": ["exact", "long", "short"],
+    "half_open": ["no", "yes"],
+    "mconnect_closed": ["no", "yes"],
+}
+DIALECT_CHECKS = {name: globals()["dialect_" + name] for name in DIALECT_VALUES}
