@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Re-install when the pinned dependencies change.
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench
+.PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench chaos
 
 venv: $(STAMP)
 
@@ -57,6 +57,13 @@ repl: $(STAMP)
 # and build/bench.json, in under 10 minutes. FIGURE=name runs one (python -m tools.bench -h).
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench $(FIGURE)
+
+# The chaos suite: the firmware (128 KB heap) against a seeded random sequence of every emulator
+# fault and power cuts; a table per fault kind, the message accounting and the heap trend; exit 1
+# on an unrecovered fault, a lost message or a growing heap. CHAOS_ARGS passes options
+# (--faults N, --seed S, --seconds T, --kinds a,b; python -m tools.chaos -h).
+chaos: $(STAMP)
+	$(BIN)/python -m tools.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -97,7 +97,7 @@ def main(argv=None):
     if args.list:
         for name, kind in KINDS.items():
             print(
-                "%-16s detect=%-9s failures=%d step=%s"
+                "%-16s detect=%-9s failures=%s step=%s"
                 % (name, kind.detect, kind.failures, kind.step)
             )
         return 0

@@ -26,6 +26,8 @@ import sys
 from tools.simkit import ROOT
 
 KEEPALIVE_S = 60  # the chaos run's keepalive_s (config.json)
+# Emulator faults that are the second half of a chaos kind (its duration ends them).
+PART_OF = {"sim_insert": "sim_lost", "network_restore": "network_lost"}
 
 
 def firmware_timeouts():
@@ -63,15 +65,33 @@ _ERROR_ON = (r"^AT\+MPUB", r"^AT\+MQTTSTATU", r"^AT\+MSUB=", r"^AT\+MCONNECT", r
 class Kind:
     """One fault kind of the run; see the module notes for ``detect`` and ``failures``."""
 
-    def __init__(self, name, steps, detect="urc", failures=1, step="connect_ms", duration=None):
+    def __init__(
+        self, name, steps, detect="urc", failures=1, step="connect_ms", duration=None, echo=None
+    ):
         self.name = name
         self.steps = steps  # rng -> list of steps
         self.detect = detect  # "none", "urc", "health", "keepalive"
         self.failures = failures
         self.step = step  # the timeout a failed attempt dies by
         self.duration = duration  # params key holding the fault's own duration (s), if any
+        # Downlinks the fault delivers (payload "{tag}<i>", i < count): "must" come back as the
+        # application's echo, or are only "report"ed.
+        self.echo = echo
+
+    def downlinks(self, steps, tag):
+        if not self.echo:
+            return []
+        count = max(int(s[2].get("count", 0)) for s in steps if s[0] == "ctl")
+        return ["%s%d" % (tag, i) for i in range(count)]
+
+    def failures_for(self, steps):
+        """Failed attempts allowed: a number, or the parameter giving it (an armed count)."""
+        if not isinstance(self.failures, str):
+            return self.failures
+        return max(int(s[2].get(self.failures, 0)) for s in steps if s[0] == "ctl")
 
     def bound_s(self, steps, t, bring_up_s, probe_s):
+        failures = self.failures_for(steps)
         duration = 0.0
         for step in steps:
             if self.duration and step[0] == "ctl" and self.duration in step[2]:
@@ -86,8 +106,8 @@ class Kind:
         def delay_max(i):
             return min(t["base_ms"] << (i - 1), t["cap_ms"]) / 1000
 
-        failing = sum(delay_max(i) + t[self.step] / 1000 for i in range(1, self.failures + 1))
-        return duration + detect + failing + delay_max(self.failures + 1) + bring_up_s + probe_s
+        failing = sum(delay_max(i) + t[self.step] / 1000 for i in range(1, failures + 1))
+        return duration + detect + failing + delay_max(failures + 1) + bring_up_s + probe_s
 
 
 KINDS = {
@@ -127,8 +147,8 @@ KINDS = {
         ),
         Kind(
             "connect_fail",
-            lambda rng: [("ctl", "connect_fail", {"count": rng.randint(1, 2)}), _drop()],
-            failures=2,
+            lambda rng: [("ctl", "connect_fail", {"count": rng.randint(1, 3)}), _drop()],
+            failures="count",
         ),
         Kind(
             "sim_lost",
@@ -186,26 +206,45 @@ KINDS = {
         Kind(
             "connect_refused",
             lambda rng: [
-                ("ctl", "connect_refused", {"style": rng.choice(["error", "closed"])}),
+                (
+                    "ctl",
+                    "connect_refused",
+                    {"style": rng.choice(["error", "closed"]), "count": rng.randint(1, 2)},
+                ),
                 _drop(),
             ],
+            failures="count",
         ),
-        Kind("mconnect_closed", lambda rng: [("ctl", "mconnect_closed", {}), _drop()]),
+        Kind(
+            "mconnect_closed",
+            lambda rng: [("ctl", "mconnect_closed", {"count": rng.randint(1, 3)}), _drop()],
+            failures="count",  # a flaky cell, not a refusal: no permanent fault however many
+        ),
         Kind(
             "mcu_reset",
             lambda rng: [
-                ("ctl", "mcu_reset", {"topic": "{user_get}", "count": rng.randint(0, 3)}),
+                (
+                    "ctl",
+                    "mcu_reset",
+                    {"topic": "{user_get}", "count": rng.randint(0, 3), "payload": "{tag}"},
+                ),
                 ("vm", "kill", {}),
             ],
             failures=0,  # the first bring-up must take over the module's session
+            echo="report",  # printed while the host had no handler yet: reported only
         ),
         Kind(
             "cache_mode",
             lambda rng: [
-                ("ctl", "cache_mode", {"count": rng.randint(0, 5), "topic": "{user_get}"})
+                (
+                    "ctl",
+                    "cache_mode",
+                    {"count": rng.randint(0, 4), "topic": "{user_get}", "payload": "{tag}"},
+                )
             ],
             detect="none",
             failures=0,
+            echo="must",  # 4 slots hold them: none may be lost
         ),
         Kind("cmee", lambda rng: [("ctl", "cmee", {"value": 0})], detect="none", failures=0),
         Kind(

@@ -16,7 +16,10 @@ HEAP_LEAK_BYTES = 4096  # free heap shrinking by more than this over a boot coun
 _MIN_HEAP_SAMPLES = 8
 
 
-def messages(device, cloud, last_boot):
+def messages(device, cloud, last_boot, cutoff=None):
+    late = set()  # accepted by the last boot after the drain began: in flight at the stop
+    if cutoff is not None:
+        late = {k for k, t in device.accepted.items() if k[0] == last_boot and t > cutoff}
     accepted = set(device.accepted) | set(cloud.delivered)
     delivered = set(cloud.delivered)
     full = {}
@@ -34,7 +37,7 @@ def messages(device, cloud, last_boot):
         explained = min(reported, len(gaps))
         lost += len(gaps) - explained
         if boot == last_boot:
-            lost += len(tail)
+            lost += sum(1 for n in tail if (boot, n) not in late)
             phantom += reported - explained
         else:
             power_cut += len(tail)
@@ -49,6 +52,7 @@ def messages(device, cloud, last_boot):
             "power cut / MCU reset (RAM outbox)": power_cut,
             "reported dropped, yet delivered": phantom,
         },
+        "in flight at the stop": sum(1 for k in late if k not in delivered),
     }
 
 
@@ -93,8 +97,22 @@ def per_kind(records):
     return table
 
 
+def downlinks(records, texts):
+    """Downlinks the faults delivered, and how many came back as the application's echo."""
+    result = {}
+    for r in records:
+        if r.get("recovered") is None or not r.get("downlinks"):
+            continue
+        row = result.setdefault(r["kind"], {"sent": 0, "echoed": 0, "must": r["echo"] == "must"})
+        row["sent"] += len(r["downlinks"])
+        row["echoed"] += sum(1 for d in r["downlinks"] if d in texts)
+    return result
+
+
 def verdict(run, drained):
-    msgs = messages(run.device, run.cloud_log, run._boot)
+    msgs = messages(run.device, run.cloud_log, run._boot, run.cutoff)
+    with run.cloud_log.lock:
+        msgs["fault downlinks"] = downlinks(run.records, set(run.cloud_log.texts))
     heap = heap_trend(run.device.heap)
     kinds = per_kind(run.records)
     problems = []
@@ -107,6 +125,11 @@ def verdict(run, drained):
         if row.get("allowed") == 0 and row["attempts"]:
             problems.append(
                 "%s: %d failed bring-up attempt(s), none allowed" % (name, row["attempts"])
+            )
+    for name, row in sorted(msgs["fault downlinks"].items()):
+        if row["must"] and row["echoed"] < row["sent"]:
+            problems.append(
+                "%s: %d of %d downlinks lost" % (name, row["sent"] - row["echoed"], row["sent"])
             )
     if msgs["lost"]:
         problems.append("%d message(s) lost within the outbox's capacity" % msgs["lost"])
@@ -150,10 +173,14 @@ def table(result, seed, timeouts, bring_up_s):
     m = result["messages"]
     lines += [
         "",
-        "messages: %d accepted, %d delivered, %d lost, %d duplicated"
-        % (m["accepted"], m["delivered"], m["lost"], m["duplicated"]),
+        "messages: %d accepted, %d delivered, %d lost, %d duplicated, %d in flight at the stop"
+        % (m["accepted"], m["delivered"], m["lost"], m["duplicated"], m["in flight at the stop"]),
         "drops by cause: " + ", ".join("%s %d" % kv for kv in m["drops"].items()),
     ]
+    for name, row in sorted(m["fault downlinks"].items()):
+        lines.append(
+            "downlinks delivered by %s: %d, echoed %d" % (name, row["sent"], row["echoed"])
+        )
     h = result["heap"]
     worst = h["worst_boot"]
     lines.append(

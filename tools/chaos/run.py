@@ -87,6 +87,7 @@ class Cloud:
         self.delivered = {}  # (boot, n) -> first monotonic time seen
         self.copies = {}  # (boot, n) -> rows seen
         self.echoes = {}  # probe number -> monotonic time
+        self.texts = set()  # every payload on /user/update (the echoes of fault downlinks)
         self.rows = 0
 
     def row(self, row):
@@ -95,6 +96,7 @@ class Cloud:
         with self.lock:
             self.rows += 1
             if row.get("type") == "up" and (row.get("topic") or "").endswith("/user/update"):
+                self.texts.add(content)
                 match = _CHAOS.search(content)
                 if match:
                     key = (int(match.group(1)), int(match.group(2)))
@@ -122,6 +124,7 @@ class ChaosRun:
         self.device = self.cloud_log = None
         self._probe = 0
         self._boot = 0
+        self.cutoff = None  # when the run stopped injecting and began to drain
 
     # -- the stack --
 
@@ -178,8 +181,8 @@ class ChaosRun:
 
     # -- faults --
 
-    def inject(self, steps):
-        topics = self.topics()
+    def inject(self, steps, tag="fault-"):
+        topics = dict(self.topics(), tag=tag)
         for step in steps:
             kind, command, params = step
             if kind == "vm":
@@ -207,7 +210,8 @@ class ChaosRun:
     def _evidence(self, since, first_probe):
         """(uplink time, downlink time) of the first evidence after ``since``, or None each."""
         with self.device.lock:
-            after = {key for key, t in self.device.accepted.items() if t >= since}
+            boot = self.device.boot  # a message of a boot that was since killed proves nothing
+            after = {k for k, t in self.device.accepted.items() if t >= since and k[0] == boot}
         with self.cloud_log.lock:
             up = [self.cloud_log.delivered[k] for k in after if k in self.cloud_log.delivered]
             down = [t for p, t in self.cloud_log.echoes.items() if p >= first_probe]
@@ -238,13 +242,16 @@ class ChaosRun:
         bound = kind.bound_s(steps, self.timeouts, self.bring_up_s, PROBE_S)
         failures_before = len(self.device.failures)
         started = time.monotonic()
-        error = self.inject(steps)
+        tag = "%s-%d-" % (kind.name, index)
+        error = self.inject(steps, tag)
         record = {
             "index": index,
             "kind": kind.name,
             "steps": steps,
             "bound_s": round(bound, 1),
-            "allowed_failures": kind.failures,
+            "allowed_failures": kind.failures_for(steps),
+            "downlinks": kind.downlinks(steps, tag),
+            "echo": kind.echo,
         }
         if error:
             record.update(recovered=None, error=error)  # not applicable in this state
@@ -270,11 +277,17 @@ class ChaosRun:
             raise simkit.SimError("stranded even after a power cut")
 
     def drain(self, timeout):
-        """Wait until every message accepted in the last boot reached the cloud (or timeout)."""
-        deadline = time.monotonic() + timeout
+        """Wait until every message the last boot accepted so far reached the cloud (True), or
+        ``timeout``. Later ones are in flight when the run stops (``cutoff``): not lost."""
+        self.cutoff = time.monotonic()
+        deadline = self.cutoff + timeout
         while time.monotonic() < deadline:
             with self.device.lock:
-                mine = [k for k in self.device.accepted if k[0] == self._boot]
+                mine = [
+                    k
+                    for k, t in self.device.accepted.items()
+                    if k[0] == self._boot and t <= self.cutoff
+                ]
             with self.cloud_log.lock:
                 if all(k in self.cloud_log.delivered for k in mine):
                     return True

@@ -296,7 +296,7 @@ FAULTS = {
     ),
     "mcu_reset": Fault(
         _mcu_reset,
-        {"topic": (str, "/chaos/early"), "payload": (str, '{"early":'), "count": (int, 2)},
+        {"topic": (str, "/chaos/early"), "payload": (str, "early-"), "count": (int, 2)},
         "the host resets, the module stays connected: on the next host connection, count "
         "+MSUB lines come at once (before the host set anything up)",
     ),
@@ -432,7 +432,7 @@ class FaultEngine:
                 self.log("mcu_reset: MQTT is not connected, nothing delivered")
                 continue
             for index in range(count):
-                mqtt.deliver(topic.encode("utf-8"), f"{payload}{index}}}".encode())
+                mqtt.deliver(topic.encode("utf-8"), f"{payload}{index}".encode())
 
     # -- scenarios ----------------------------------------------------------------------------
 
