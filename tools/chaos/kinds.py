@@ -3,7 +3,8 @@ timeouts (lib/aliyun/recovery.py, bringup.py, session.py) and the keepalive.
 
 A kind is a recipe: ``steps(rng)`` gives what to do, as ``("ctl", command, params)`` (``air724-sim
 ctl``), ``("vm", "kill")`` (the MCU loses power: the MicroPython VM is killed and started again)
-or ``("vm", "power_cut")`` (the board loses power: the VM is killed, the module power-cycled).
+or ``("vm", "power_cut")`` (the board loses power: the VM is killed, the module power-cycled);
+``("sleep", seconds, {})`` waits.
 Armed faults (``connect_fail``, ``connect_refused``, ``mconnect_closed``, ``http_code``) are
 followed by a ``drop_mqtt`` so that the reconnect they act on happens.
 
@@ -94,6 +95,8 @@ class Kind:
         failures = self.failures_for(steps)
         duration = 0.0
         for step in steps:
+            if step[0] == "sleep":
+                duration += step[1]
             if self.duration and step[0] == "ctl" and self.duration in step[2]:
                 duration = float(step[2][self.duration])
         detect = {
@@ -265,6 +268,14 @@ KINDS = {
             failures=2,
             step="sync_ms",
         ),
-        Kind("power_cut", lambda rng: [("vm", "power_cut", {})], step="sync_ms"),
+        Kind(
+            "power_cut",  # while online, or a moment into the reconnect after a drop
+            lambda rng: (
+                [("vm", "power_cut", {})]
+                if rng.random() < 0.5
+                else [_drop(), ("sleep", rng.uniform(0.0, 2.0), {}), ("vm", "power_cut", {})]
+            ),
+            step="sync_ms",
+        ),
     )
 }

@@ -10,6 +10,7 @@ a cause of its own. In the last boot the run drains the outbox first, so nothing
 there. ``lost`` = gaps no reported overflow explains + what the last boot never delivered.
 """
 
+import re
 import statistics
 
 HEAP_LEAK_BYTES = 4096  # free heap shrinking by more than this over a boot counts as growth
@@ -109,11 +110,21 @@ def downlinks(records, texts):
     return result
 
 
+def device_drops(device):
+    """The firmware's own loss warnings, counted by text (numbers left out), and its stats."""
+    counts = {}
+    for _, line in device.drops:
+        text = re.sub(r"\d+", "N", re.sub(r"^\s*\d+\.\d+ \w ", "", line))
+        counts[text] = counts.get(text, 0) + 1
+    return {"warnings": counts, "stats (last boot)": device.stats}
+
+
 def verdict(run, drained):
     msgs = messages(run.device, run.cloud_log, run._boot, run.cutoff)
     with run.cloud_log.lock:
         msgs["fault downlinks"] = downlinks(run.records, set(run.cloud_log.texts))
     heap = heap_trend(run.device.heap)
+    msgs["device"] = device_drops(run.device)
     kinds = per_kind(run.records)
     problems = []
     for name, row in sorted(kinds.items()):
@@ -177,6 +188,14 @@ def table(result, seed, timeouts, bring_up_s):
         % (m["accepted"], m["delivered"], m["lost"], m["duplicated"], m["in flight at the stop"]),
         "drops by cause: " + ", ".join("%s %d" % kv for kv in m["drops"].items()),
     ]
+    for text, count in sorted(m["device"]["warnings"].items()):
+        lines.append("device warning x%d: %s" % (count, text))
+    stats = m["device"]["stats (last boot)"]
+    if stats:
+        lines.append(
+            "device stats (last boot): dropped %s, echo_dropped %s, reconnects %s"
+            % (stats.get("dropped"), stats.get("echo_dropped"), stats.get("reconnects"))
+        )
     for name, row in sorted(m["fault downlinks"].items()):
         lines.append(
             "downlinks delivered by %s: %d, echoed %d" % (name, row["sent"], row["echoed"])

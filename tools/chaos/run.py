@@ -185,6 +185,9 @@ class ChaosRun:
         topics = dict(self.topics(), tag=tag)
         for step in steps:
             kind, command, params = step
+            if kind == "sleep":
+                time.sleep(command)  # a random point of the reconnect that follows
+                continue
             if kind == "vm":
                 self._kill_vm()
                 if command == "power_cut":
