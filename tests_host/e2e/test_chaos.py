@@ -73,10 +73,13 @@ def test_accounting_reported_drop_of_a_delivered_message_and_duplicates():
 
 
 def test_heap_trend_flags_a_shrinking_free_heap_only():
-    flat = [(1, t, 30000 + (t % 3) * 500) for t in range(40)]
-    leak = [(1, t, 30000 - t * 200) for t in range(40)]
+    flat = [(1, t, 30000 + (t % 3) * 500, True) for t in range(40)]
+    leak = [(1, t, 30000 - t * 200, True) for t in range(40)]
+    stranded = flat + [(1, 40 + t, 11000, False) for t in range(20)]  # queues, not a leak
     assert not report.heap_trend(flat)["growing"]
     assert report.heap_trend(leak)["growing"]
+    assert not report.heap_trend(stranded)["growing"]
+    assert report.heap_trend(stranded)["min"] == 11000
 
 
 def test_bounds_follow_the_ladder_and_the_keepalive():

@@ -58,11 +58,17 @@ def messages(device, cloud, last_boot, cutoff=None):
 
 
 def heap_trend(samples):
-    """Per boot: first and last quarter's median free heap; the worst change (bytes)."""
+    """Per boot: first and last quarter's median free heap, from the samples taken while the
+    device was healthy (a post answered: a stranded device's queues are no leak); the worst
+    change (bytes). ``min`` is over every sample, in any state."""
     boots = {}
-    for boot, when, free in samples:
-        boots.setdefault(boot, []).append((when, free))
-    result = {"samples": len(samples), "min": min((s[2] for s in samples), default=None)}
+    for boot, when, free, healthy in samples:
+        if healthy:
+            boots.setdefault(boot, []).append((when, free))
+    result = {
+        "samples": sum(len(b) for b in boots.values()),
+        "min": min((s[2] for s in samples), default=None),
+    }
     worst = None
     for series in boots.values():
         if len(series) < _MIN_HEAP_SAMPLES:
@@ -146,6 +152,10 @@ def verdict(run, drained):
         problems.append("%d message(s) lost within the outbox's capacity" % msgs["lost"])
     if not drained:
         problems.append("the outbox did not drain at the end")
+    if heap["worst_boot"] is None:
+        problems.append(
+            "heap trend not measurable: no boot with %d healthy samples" % _MIN_HEAP_SAMPLES
+        )
     if heap["growing"]:
         problems.append("free heap shrinks over a boot: %s" % heap["worst_boot"])
     if run.rescues:
@@ -203,7 +213,7 @@ def table(result, seed, timeouts, bring_up_s):
     h = result["heap"]
     worst = h["worst_boot"]
     lines.append(
-        "heap: %d samples, min free %s B; worst boot: %s"
+        "heap: %d healthy samples, min free %s B (any state); worst boot: %s"
         % (
             h["samples"],
             h["min"],

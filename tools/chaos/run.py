@@ -40,7 +40,7 @@ class Device:
         self.boot = 0
         self.accepted = {}  # (boot, n) -> monotonic time
         self.full = []  # (boot, n) accepted while the outbox dropped one
-        self.heap = []  # (boot, monotonic, free bytes)
+        self.heap = []  # (boot, monotonic, free bytes, healthy)
         self.failures = []  # (monotonic, step, reason)
         self.notable = []  # (monotonic, boot, line): errors, permanent faults, MemoryError
         self.drops = []  # (monotonic, line): warnings that name a loss
@@ -61,7 +61,8 @@ class Device:
                     self.full.append(key)
             elif _HEAP.search(text):
                 m = _HEAP.search(text)
-                self.heap.append((boot, now, int(m.group(1) or m.group(2))))
+                healthy = m.group(2) is not None  # a post the cloud answered: online and well
+                self.heap.append((boot, now, int(m.group(1) or m.group(2)), healthy))
             elif " I state online" in text:
                 self.online.append(now)
             elif _FAILED.search(text):
