@@ -14,9 +14,21 @@ from .run import ChaosRun
 
 DEFAULT_DIALECT = ("mqttmsgset_boot=cache",)  # cache mode as the module's boot default (§7.2)
 DRAIN_S = 180.0  # after the last fault: time for the outbox to empty
+SOAK_S = 60.0  # after the faults, this long without any: heap samples of a boot that lived
+# through faults
 
 
-def run_chaos(workdir, faults, seed, kinds, seconds=None, period_ms=2000, dialect=None, out=print):
+def run_chaos(
+    workdir,
+    faults,
+    seed,
+    kinds,
+    seconds=None,
+    period_ms=2000,
+    dialect=None,
+    out=print,
+    soak_s=SOAK_S,
+):
     """Run the suite; the verdict dict (``problems`` empty on success) plus the records."""
     rng = random.Random(seed)
     run = ChaosRun(
@@ -42,6 +54,8 @@ def run_chaos(workdir, faults, seed, kinds, seconds=None, period_ms=2000, dialec
                 break
             out(_describe(record))
             time.sleep(rng.uniform(0.0, 3.0))  # a random point in the device's work cycle
+        if stranded is None and soak_s:
+            time.sleep(soak_s)  # an observation window, no faults: the heap of a long boot
         drained = stranded is None and run.drain(DRAIN_S)
         if run.firmware.proc is not None:
             run.firmware.stop()
@@ -91,6 +105,9 @@ def main(argv=None):
         metavar="NAME=VALUE",
         help="emulator dialect option (default: %s)" % " ".join(DEFAULT_DIALECT),
     )
+    p.add_argument(
+        "--soak", type=float, default=SOAK_S, help="seconds without faults at the end (60)"
+    )
     p.add_argument("--workdir", default=str(simkit.ROOT / "build" / "chaos"))
     p.add_argument("--list", action="store_true", help="list the fault kinds and exit")
     args = p.parse_args(argv)
@@ -121,6 +138,7 @@ def main(argv=None):
             args.period_ms,
             args.dialect,
             out=lambda text: print(text, flush=True),
+            soak_s=args.soak,
         )
     except simkit.SimError as exc:
         print("chaos: %s" % exc, file=sys.stderr)
