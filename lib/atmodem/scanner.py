@@ -6,24 +6,24 @@ CR, LF or CR LF (air724-at.md §2); blank lines and boot noise (0x00/0xFF) betwe
 skipped; a line longer than the buffer is dropped (``EV_OVERFLOW``). A data prompt (``>`` with
 no line end, or ``DOWNLOAD``) is found as it arrives. Counted reads: a header found by a rule
 is followed by n raw bytes, kept after the header when they fit, else in their own bytearray
-(up to ``data_max``), else skipped (``EV_DATA_DROPPED``). One method per reader mode. A counted
-read has no deadline of its own yet (its command times out; one would be checked in
-``received``). What lines mean is ``atmodem.pending``'s.
+(up to ``data_max``), else skipped (``EV_DATA_DROPPED``), and abandoned when the bytes stop
+(``atmodem.counted``). One method per reader mode. What lines mean is ``atmodem.pending``'s.
 """
 
 from micropython import const
+
+from atmodem.counted import Counted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
     from typing import Callable
 
-_EV_OVERFLOW = const(1)  # the values of atmodem.EV_* (__init__.py)
-_EV_DATA_DROPPED = const(2)
+_EV_OVERFLOW = const(1)  # the value of atmodem.EV_OVERFLOW (__init__.py)
 
 _CR = const(13)
 _LF = const(10)
 _SP = const(32)
-# Reader modes.
+# Reader modes (the counted ones are also atmodem.counted's).
 _LINE = const(0)  # cutting lines
 _INPLACE = const(1)  # counted payload that fits in the line buffer, after its header
 _DROP = const(2)  # counted payload over data_max: skipped
@@ -58,7 +58,7 @@ def tail_int(buf, s, e) -> int:
     return n
 
 
-class LineScanner:
+class LineScanner(Counted):
     """Cuts received bytes into lines, counted payloads and prompts (see the module doc).
 
     ``bufsize`` bounds a line (and a counted header); ``data_max`` a counted payload read into
@@ -79,6 +79,7 @@ class LineScanner:
         self.on_event: object = None  # None, or a callable on_event(kind, data)
         self.overflows = 0
         self.handler_errors = 0
+        self._counted_init()
         # URC tables of (prefix, handler, counted), longest prefix first: plain lines, headers
         # ending in their count, headers with the count inside (atmodem.pending.add_urc).
         self._urcs = []
@@ -96,10 +97,16 @@ class LineScanner:
     def space(self) -> memoryview:
         """Where the next received bytes go (never empty)."""
         big = self._big
-        return self._mv[self._end :] if big is None else big[self._bigpos :]
+        if big is None:
+            return self._mv[self._end :]
+        # At most a line buffer: what comes after a silence moves there (Counted._abandon).
+        return big[self._bigpos : self._bigpos + len(self._buf)]
 
     def received(self, n: int) -> None:
         """``n`` bytes were written into ``space()``: scan them."""
+        if self._late():  # a counted read that got no byte for gap_ms: given up
+            self._abandon(n)
+            return
         big = self._big
         if big is None:
             self._end += n
@@ -137,27 +144,6 @@ class LineScanner:
                 go = self._skip()
             else:
                 go = mode == _PROMPT and self._after_prompt()
-
-    def _inplace(self):
-        s = self._start
-        n = self._count
-        if self._end - s < n:
-            return False
-        self._mode = _LINE
-        self._start = s + n
-        self._counted(self._mv[s : s + n])
-        return True
-
-    def _drop(self):
-        s = self._start
-        left = self._end - s
-        if left < self._count:
-            self._count -= left
-            self._start = self._end = 0
-            return False
-        self._mode = _LINE
-        self._start = s + self._count
-        return True
 
     def _skip(self):
         s = self._start
@@ -261,35 +247,6 @@ class LineScanner:
         self._start = self._end = 0
         self._emit(_EV_OVERFLOW, None)
         return False
-
-    def _begin(self, hs, he, ps, n, target):
-        """Start a counted read: header buf[hs:he], n payload bytes from buf[ps]."""
-        self._ctarget = target
-        self._count = n
-        size = len(self._buf)
-        if ps + n > size and hs:  # move the header to the front: more room for the payload
-            self._mv[0 : self._end - hs] = self._mv[hs : self._end]
-            self._end -= hs
-            ps -= hs
-            he -= hs
-            hs = 0
-        self._head = self._mv[hs:he]
-        self._start = ps
-        if ps + n <= size:
-            self._mode = _INPLACE
-            return
-        if n <= self.data_max:
-            big = bytearray(n)
-            have = self._end - ps
-            big[0:have] = self._mv[ps : self._end]
-            self._big = memoryview(big)
-            self._bigpos = have
-            self._mode = _BIG
-            return
-        self._mode = _DROP
-        if target is None:
-            self._own_dropped()
-        self._emit(_EV_DATA_DROPPED, n)
 
     def _emit(self, kind, data):
         cb = self.on_event
