@@ -6,23 +6,25 @@ Bytes land in one buffer (``space()``: where the next read goes; ``received(n)``
 longer than the buffer is dropped (``EV_OVERFLOW``). A data prompt (``>`` with no line end, or
 ``DOWNLOAD``) is found as it arrives. Counted reads: a header found by a rule is followed by n
 raw bytes, copied out when they fit after the header, else read into a bytearray of their own
-(up to ``data_max``), else skipped (``EV_DATA_DROPPED``). A partial line is searched once: the
-next read looks for a line end, and asks a header rule, only past what was seen. A counted
-read has no deadline of its own yet (its command times out). Meanings: ``atmodem.pending``.
+(up to ``data_max``), else skipped (``EV_DATA_DROPPED``), and abandoned when the bytes stop
+(``atmodem.counted``). A partial line is searched once: the next read looks for a line end,
+and asks a header rule, only past what was seen. Meanings: ``atmodem.pending``.
 """
 
 from micropython import const
+
+from atmodem.counted import Counted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
     from typing import Callable
 
-_EV_OVERFLOW = const(1)  # the values of atmodem.EV_* (__init__.py)
-_EV_DATA_DROPPED = const(2)
+_EV_OVERFLOW = const(1)  # the value of atmodem.EV_OVERFLOW (__init__.py)
 
 _CR = const(13)
 _LF = const(10)
 _SP = const(32)
+# Reader modes (the counted ones are also atmodem.counted's).
 _LINE = const(0)  # cutting lines
 _INPLACE = const(1)  # counted payload that fits in the line buffer, after its header
 _DROP = const(2)  # counted payload over data_max: skipped
@@ -57,7 +59,7 @@ def tail_int(buf, s, e) -> int:
     return n
 
 
-class LineScanner:
+class LineScanner(Counted):
     """Cuts received bytes into lines, counted payloads and prompts (see the module doc).
     ``bufsize`` bounds a line (and a counted header); ``data_max`` a counted payload read into
     its own buffer. ``on_event(kind, data)`` receives the ``EV_*`` events."""
@@ -77,6 +79,7 @@ class LineScanner:
         self.on_event: object = None  # None, or a callable on_event(kind, data)
         self.overflows = 0
         self.handler_errors = 0
+        self._counted_init()
         # URC tables of (prefix, handler, counted), longest prefix first: plain lines, headers
         # ending in their count, headers with the count inside (atmodem.pending.add_urc).
         self._urcs = []
@@ -96,10 +99,14 @@ class LineScanner:
         big = self._bigmv
         if big is None:
             return self._mv[self._end :] if self._end else self._mv
-        return big[self._bigpos :]
+        # At most a line buffer: what comes after a silence moves there (Counted._abandon).
+        return big[self._bigpos : self._bigpos + len(self._buf)]
 
     def received(self, n: int) -> None:
         """``n`` bytes were written into ``space()``: scan them."""
+        if self._late():  # a counted read that got no byte for gap_ms: given up
+            self._abandon(n)
+            return
         big = self._big
         if big is None:
             self._end += n
@@ -137,26 +144,6 @@ class LineScanner:
                 go = self._skip()
             else:
                 go = mode == _PROMPT and self._after_prompt()
-
-    def _inplace(self):
-        s = self._start
-        n = self._count
-        if self._end - s < n:
-            return False
-        self._mode = _LINE
-        self._start = s + n  # a copy (the buffer is reused), none for a command that is gone
-        self._counted(self._buf[s : s + n] if self._ctarget is not False else None)
-        return True
-
-    def _drop(self):
-        s = self._start
-        if self._end - s < self._count:
-            self._count -= self._end - s
-            self._start = self._end = 0
-            return False
-        self._mode = _LINE
-        self._start = s + self._count
-        return True
 
     def _skip(self):
         s = self._start
@@ -267,34 +254,3 @@ class LineScanner:
         self._start = self._end = 0
         self._emit(_EV_OVERFLOW, None)
         return False
-
-    def _begin(self, hs, he, ps, n, target):
-        # A counted read: header buf[hs:he] (hs -1: an inline rule's), n bytes from buf[ps].
-        self._ctarget = target
-        self._count = n
-        size = len(self._buf)
-        cut = he if hs < 0 else hs
-        if ps + n > size and cut:  # move what is left to the front: more room for the payload
-            self._mv[0 : self._end - cut] = self._mv[cut : self._end]
-            self._end -= cut
-            ps -= cut
-            he -= cut
-            hs = -1 if hs < 0 else 0
-        self._hs = hs
-        self._he = he
-        self._start = ps
-        if ps + n <= size:
-            self._mode = _INPLACE
-            return
-        if n <= self.data_max:
-            big = self._big = bytearray(n)
-            have = self._end - ps
-            big[0:have] = self._mv[ps : self._end]
-            self._bigmv = memoryview(big)
-            self._bigpos = have
-            self._mode = _BIG
-            return
-        self._mode = _DROP
-        if target is None:
-            self._own_dropped()
-        self._emit(_EV_DATA_DROPPED, n)

@@ -7,6 +7,8 @@ import pytest
 
 from tools.emulator.dialect import OPTIONS
 
+from . import test_emulator_faults_link as link_faults
+
 
 def _port(sim, train=True):
     at = sim.port()
@@ -314,6 +316,8 @@ VALUES = {
     "cgatt_follows_pdp": ["yes", "no"],
     "tls_suites": ["host", "air724"],
 }
+VALUES.update(link_faults.DIALECT_VALUES)  # the fault-like options, checked there
+globals().update({"check_" + k: v for k, v in link_faults.DIALECT_CHECKS.items()})
 CASES = [(name, value) for name, values in VALUES.items() for value in values]
 
 

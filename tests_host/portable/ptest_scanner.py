@@ -2,7 +2,7 @@
 cutting, noise, overlong lines, counted reads in place / in their own buffer / skipped, and the
 data prompt."""
 
-from atmodem import EV_DATA_DROPPED, EV_OVERFLOW
+from atmodem import EV_COUNTED_ABANDONED, EV_DATA_DROPPED, EV_OVERFLOW
 from atmodem.scanner import LineScanner
 
 
@@ -93,3 +93,60 @@ def test_inline_counted_header_and_the_data_prompt():
     sc.feed(b"\r\n> ")  # '>' with no line end, and the space after it
     sc.feed(b"OK\r\n")
     assert sc.seen == [("prompt", b">"), b"OK"]
+
+
+class Clock:
+    """A settable time source for the counted-read deadline."""
+
+    def __init__(self):
+        self.now = 0
+
+    def __call__(self):
+        return self.now
+
+
+def deadline_scanner(bufsize=32, data_max=64):
+    sc = Recorder(bufsize, data_max)
+    sc.clock = Clock()
+    sc.gap_ms = 1000
+    sc._cprefix = b"+HTTPREAD:"
+    return sc
+
+
+def test_a_counted_read_whose_bytes_stop_is_abandoned_and_line_mode_resumes():
+    # Issue "never stranded", defect 1: a header that claims more bytes than follow, in each
+    # of the three counted modes (in place, own buffer, skipped over data_max).
+    for count, have in ((20, 3), (40, 10), (600, 0)):
+        sc = deadline_scanner()
+        sc.feed(b"+HTTPREAD: %d\r\n" % count + b"x" * have)
+        sc.clock.now += 999
+        sc.feed(b"y")  # still within the deadline: part of the payload
+        assert sc.abandoned == 0 and sc.seen in ([], ["dropped"])
+        sc.clock.now += 1001  # then silence: the count was a lie
+        sc.feed(b"\r\nOK\r\n+CSQ: 20,99\r\n")
+        assert sc.abandoned == 1, count
+        assert sc.seen[-2:] == [b"OK", b"+CSQ: 20,99"], (count, sc.seen)
+        assert EV_COUNTED_ABANDONED in sc.events
+        sc.seen = []
+        sc.feed(b"+HTTPREAD: 2\r\nab\r\nOK\r\n")  # and the next counted read works
+        assert sc.seen == [(b"+HTTPREAD: 2", b"ab"), b"OK"], sc.seen
+
+
+def test_an_abandoned_read_of_the_pending_command_fails_it_and_expire_needs_no_bytes():
+    sc = deadline_scanner()
+    sc.feed(b"+HTTPREAD: 50\r\nabc")
+    assert not sc.expire()  # bytes came just now
+    sc.clock.now += 1500
+    assert sc.expire() and sc.seen == ["dropped"] and sc.abandoned == 1
+    assert not sc.expire()  # line mode: nothing to give up
+    sc.feed(b"OK\r\n")
+    assert sc.seen == ["dropped", b"OK"]
+
+
+def test_a_payload_that_keeps_coming_is_never_abandoned():
+    sc = deadline_scanner(bufsize=32, data_max=4096)
+    sc.feed(b"+HTTPREAD: 3000\r\n")
+    for _ in range(300):
+        sc.clock.now += 900  # slow, but never silent for gap_ms
+        sc.feed(b"0123456789")
+    assert sc.abandoned == 0 and sc.seen == [(b"+HTTPREAD: 3000", b"0123456789" * 300)]
