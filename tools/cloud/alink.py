@@ -251,7 +251,7 @@ class Alink:
     def _batch_post(self, ident, topic, data, received):
         def store(params):
             self.things.check_post(ident, BATCH_POST, params)
-            self.things.record(ident, self.things.batch_values(params, received))
+            self.things.record_batch(ident, params, received)
 
         return self._alink_request(topic, data, BATCH_POST, store)
 

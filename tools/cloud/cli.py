@@ -18,7 +18,7 @@ from pathlib import Path
 
 from amqtt.errors import BrokerError
 
-from tools.cloud import certs
+from tools.cloud import certs, thing_cli
 from tools.cloud import registry as reg
 from tools.cloud.server import (
     DEFAULT_PORTS,
@@ -507,6 +507,7 @@ def build_parser():
     p.add_argument("--product", help="productKey")
     p.add_argument("--limit", type=int, default=50, help="rows to show first (default 50)")
     p.add_argument("--follow", action="store_true", help="keep printing new rows")
+    thing_cli.register(command, sub, as_json)
     return parser
 
 

@@ -98,17 +98,19 @@ class ThingModel:
         self.registry.merge_properties(pk, dn, values)
         self.registry.things.record(pk, dn, values)
 
-    def batch_values(self, params, now) -> dict:
-        """The newest value of each property of a batch post, in the stored form."""
-        out = {}
+    def record_batch(self, ident, params, now) -> None:
+        """A batch post: every value into the history, the newest of each as the latest."""
+        pk, dn = ident.product_key, ident.device_name
+        latest = {}
         for name, items in (params.get("properties") or {}).items():
             for item in _items(items, name):
                 t = item.get("time") if isinstance(item, dict) else None
                 value = item.get("value") if isinstance(item, dict) else item
                 entry = {"value": value, "time": t if isinstance(t, int) else now}
-                if name not in out or entry["time"] >= out[name]["time"]:
-                    out[name] = entry
-        return out
+                self.registry.things.record(pk, dn, {name: entry})
+                if name not in latest or entry["time"] >= latest[name]["time"]:
+                    latest[name] = entry
+        self.registry.merge_properties(pk, dn, latest)
 
     # desired properties ------------------------------------------------------------------------
 
