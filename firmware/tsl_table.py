@@ -2,13 +2,24 @@
 
 Do not edit: export the TSL again and regenerate (README, example application)."""
 
-P = {'Uptime': ('i', 0, 2147483647),
- 'FreeHeap': ('i', 0, 2147483647),
- 'DemoValue': ('i', 0, 100),
- 'ReportInterval': ('i', 5, 3600),
- 'LEDSwitch': ('b',),
- 'RSSI': ('i', -113, -51)}
-RO = ('Uptime', 'FreeHeap', 'DemoValue', 'RSSI')
-S = {'Blink': (False, {'Times': ('i', 1, 10)}, {}),
- 'Status': (True, {}, {'Uptime': ('i', 0, 2147483647), 'Reports': ('i', 0, 2147483647)})}
-E = {'Restarted': {'Reason': ('e', (0, 1, 2))}}
+P = {
+    "Uptime": ("i", 0, 2147483647),
+    "FreeHeap": ("i", 0, 2147483647),
+    "DemoValue": ("i", 0, 100),
+    "ReportInterval": ("i", 5, 3600),
+    "LEDSwitch": ("b",),
+    "RSSI": ("i", -113, -51),
+}
+RO = (
+    "Uptime",
+    "FreeHeap",
+    "DemoValue",
+    "RSSI",
+)
+S = {
+    "Blink": (False, {"Times": ("i", 1, 10)}, {}),
+    "Status": (True, {}, {"Uptime": ("i", 0, 2147483647), "Reports": ("i", 0, 2147483647)}),
+}
+E = {
+    "Restarted": {"Reason": ("e", (0, 1, 2))},
+}

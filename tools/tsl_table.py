@@ -15,12 +15,13 @@ float/double, ``("e", values)`` enum, ``("b",)`` bool, ``("t", length)`` text, `
 """
 
 import argparse
-import pprint
+import json
 import sys
 from pathlib import Path
 
 from tools.cloud import tsl
 
+_WIDTH = 99  # the project's line length
 _HEADER = (
     '"""The thing model\'s checks, generated from %s by ``python -m tools.tsl_table``.\n\n'
     'Do not edit: export the TSL again and regenerate (README, example application)."""\n\n'
@@ -70,9 +71,44 @@ def render(model: dict, source: str) -> str:
     """The table module's text (plain literals: ``repr`` of tuples, dicts, numbers, strings)."""
     lines = [_HEADER % source]
     for name, value in table(model).items():
-        text = pprint.pformat(value, width=95, sort_dicts=False)
-        lines.append("%s = %s\n" % (name, text))
+        lines.append("%s = %s\n" % (name, _top(value)))
     return "".join(lines)
+
+
+def _lit(value) -> str:
+    """A Python literal of a table value (double-quoted strings, as ruff formats them)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, tuple):
+        inner = ", ".join(_lit(v) for v in value)
+        return "(%s,)" % inner if len(value) == 1 else "(%s)" % inner
+    if isinstance(value, dict):
+        return "{%s}" % ", ".join("%s: %s" % (_lit(k), _lit(v)) for k, v in value.items())
+    return repr(value)
+
+
+def _row(key: str, value, indent="    ") -> str:
+    """One ``key: value,`` line, or the value's items on lines of their own when too long."""
+    line = "%s%s%s,\n" % (indent, key, _lit(value))
+    if len(line) <= _WIDTH or not isinstance(value, (tuple, dict)) or not value:
+        return line
+    inner = indent + "    "
+    if isinstance(value, tuple):
+        rows = "".join(_row("", v, inner) for v in value)
+        return "%s%s(\n%s%s),\n" % (indent, key, rows, indent)
+    rows = "".join(_row(_lit(k) + ": ", v, inner) for k, v in value.items())
+    return "%s%s{\n%s%s},\n" % (indent, key, rows, indent)
+
+
+def _top(value) -> str:
+    """One entry a line for the top-level dicts and tuples."""
+    if not value:
+        return _lit(value)
+    if isinstance(value, dict):
+        return "{\n%s}" % "".join(_row(_lit(k) + ": ", v) for k, v in value.items())
+    if len(value) == 1:
+        return _lit(value)
+    return "(\n%s)" % "".join("    %s,\n" % _lit(v) for v in value)
 
 
 def main(argv=None) -> int:

@@ -3,13 +3,19 @@
 ``Thing.dispatch(topic, payload)`` routes one incoming message and returns the reply to publish,
 ``(topic, payload)``, or None:
 
-- ``…/thing/event/…/post_reply`` and other replies resolve the waiter of their request id;
-- ``…/thing/service/property/set`` is checked against the application's schema, applied by its
-  callback and answered on ``set_reply`` (200; 460 naming the field; an ``AlinkError`` raised by
-  the callback gives its own code);
-- ``…/thing/service/<id>`` calls the service's callback and answers ``<id>_reply``;
+- ``…/thing/event/…/post_reply`` and other replies resolve the waiter of their request id
+  (its ``code`` and ``data``);
+- ``…/thing/service/property/set`` is checked against the thing model (``aliyun.tsl``, or the
+  application's schema), applied by its callback and answered on ``set_reply`` (200; 460 naming
+  the field and the rule; an ``AlinkError`` raised by the callback gives its own code);
+- ``…/thing/service/<id>`` (async services) calls the service's callback, its input checked
+  against the model, and answers ``<id>_reply``;
+- ``/sys/…/rrpc/request/<messageId>`` (sync services, §4.7) does the same and answers
+  ``/sys/…/rrpc/response/<messageId>`` within ``services.SYNC_DEADLINE_MS``;
 - ``/ext/ntp/…/response`` sets the clock offset;
 - everything else goes to the callbacks whose MQTT filter matches (reference §4).
+
+A reply payload may be a ``services.Call`` (the callback is a coroutine): ``await call.reply()``.
 
 A malformed request is answered 460 (its id cited when it can be read), never dropped silently.
 """
@@ -18,8 +24,8 @@ import asyncio
 
 from micropython import const
 
-from aliyun import alink
-from aliyun.alink import CODE_OK, CODE_PARAM_ERROR, AlinkError
+from aliyun import alink, services
+from aliyun.alink import CODE_OK, AlinkError
 
 _ID_MAX = const(4294967295)  # §4.2: ids are decimal strings in 0..2^32-1
 
@@ -40,6 +46,7 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 class _Waiter:
     code = None  # the reply's code once ``event`` is set
+    data = None  # … and its data
 
     def __init__(self):
         self.event = asyncio.Event()
@@ -56,8 +63,13 @@ class Thing:
         self._log = log
         self._now_ms = now_ms
         self._next_id = 1
-        self._services = {}  # identifier ("property/set" included) -> callback(params) -> data
+        self.services = {}  # identifier ("property/set" included) -> callback(params) -> data
+        self.model = None  # aliyun.tsl.Model once the application gives its thing model
+        self.sync_deadline_ms = services.SYNC_DEADLINE_MS  # RRPC answers are due by then
         self._waiters = {}
+
+    def log(self, level: str, message: str) -> None:
+        self._log(level, message)
 
     def ids(self) -> str:
         """The next uplink message id: a decimal string, unique per device per day (§4.2)."""
@@ -67,14 +79,35 @@ class Thing:
 
     # -- registration (application side) --
 
-    def on_property_set(self, schema: dict, callback) -> None:
-        def apply(params):
-            callback(alink.check_properties(params, schema))
+    def use_model(self, model) -> None:
+        """Check sets, service calls and posts against ``model`` (an ``aliyun.tsl.Model``)."""
+        self.model = model
 
-        self._services["property/set"] = apply
+    def on_property_set(self, schema, callback) -> None:
+        """``schema``: None to use the thing model, or a dict (``alink.check_properties``)."""
+
+        def apply(params):
+            if schema is None and self.model is not None:
+                accepted = self.model.check_set(params)
+            elif schema is None:
+                raise AlinkError(services.CODE_FAILED, "no thing model")
+            else:
+                accepted = alink.check_properties(params, schema)
+            callback(accepted)
+
+        self.services["property/set"] = apply
 
     def on_service(self, identifier: str, callback) -> None:
-        self._services[identifier] = callback
+        """``callback(params) -> data``, or an ``async def`` (awaited within the deadline)."""
+        self.services[identifier] = callback
+
+    # -- checks of what the application posts --
+
+    def check_post(self, params: dict) -> dict:
+        return params if self.model is None else self.model.check_post(params)
+
+    def check_event(self, identifier: str, values: dict) -> dict:
+        return values if self.model is None else self.model.check_event(identifier, values)
 
     def subscribe(self, topic_filter: str, callback) -> bool:
         """Add a subscription; True if the filter is new (the broker must be told)."""
@@ -87,7 +120,7 @@ class Thing:
 
     def filters(self) -> list:
         """Every filter to subscribe after a (re)connect, each once."""
-        result = [self.topics.thing_prefix + "#", self.topics.ntp_response]
+        result = list(self.topics.downlinks())
         for topic_filter, _ in self.subscriptions:
             if topic_filter not in result:
                 result.append(topic_filter)
@@ -118,6 +151,7 @@ class Thing:
                 waiter = self._waiters.pop(msg_id, None)
                 if waiter is not None:
                     waiter.code = code
+                    waiter.data = _data
                     waiter.event.set()
                 if code != CODE_OK:
                     log("warning", "reply %s: code %d %s" % (msg_id, code, message))
@@ -126,7 +160,10 @@ class Thing:
             if name.startswith("service/"):
                 name = name[8:]
                 if name == "property/set" or name and "/" not in name:
-                    return topic + "_reply", self._serve(name, payload)
+                    deadline = services.ASYNC_DEADLINE_MS
+                    return topic + "_reply", services.serve(self, name, payload, deadline)
+        elif topic.startswith(self.topics.rrpc_request):
+            return self._rrpc(topic, payload)
         elif topic == self.topics.ntp_response:
             received = self._now_ms()
             try:
@@ -148,17 +185,18 @@ class Thing:
             log("warning", "unexpected topic " + topic)
         return None
 
-    def _serve(self, name: str, payload) -> bytes:
-        """Run service ``name`` for a request; encode its reply or its error."""
+    def _rrpc(self, topic: str, payload):
+        """A sync service call (§4.7): answered on ``rrpc/response/<messageId>``."""
+        message_id = topic[len(self.topics.rrpc_request) :]
+        if not message_id or "/" in message_id:
+            self._log("warning", "bad RRPC topic " + topic)
+            return None
+        reply_topic = self.topics.rrpc_response + message_id
         try:
-            msg_id, _method, params = alink.decode_request(payload)
+            _id, method, _params = alink.decode_request(payload)
+            name = services.service_name(method)
         except AlinkError as exc:
-            return alink.encode_reply(alink.request_id(payload), exc.code, message=exc.message)
-        try:
-            callback = self._services.get(name)
-            if callback is None:
-                raise AlinkError(CODE_PARAM_ERROR, "unknown service " + name)
-            return alink.encode_reply(msg_id, CODE_OK, callback(params) or {})
-        except AlinkError as exc:
-            self._log("warning", "request %s refused: %s" % (msg_id, exc.message))
-            return alink.encode_reply(msg_id, exc.code, message=exc.message)
+            return reply_topic, alink.encode_reply(
+                alink.request_id(payload), exc.code, message=exc.message
+            )
+        return reply_topic, services.serve(self, name, payload, self.sync_deadline_ms)
