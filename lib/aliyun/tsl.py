@@ -17,8 +17,8 @@ _INT_MIN = -2147483648
 _INT_MAX = 2147483647
 
 
-def _fail(path, rule):
-    raise AlinkError(CODE_PARAM_ERROR, path + ": " + rule)
+def _error(path, rule) -> AlinkError:
+    return AlinkError(CODE_PARAM_ERROR, path + ": " + rule)
 
 
 def _is_int(value) -> bool:
@@ -27,7 +27,7 @@ def _is_int(value) -> bool:
 
 def _range(value, low, high, path):
     if (low is not None and value < low) or (high is not None and value > high):
-        _fail(path, "out of range %s..%s" % (_bound(low), _bound(high)))
+        raise _error(path, "out of range %s..%s" % (_bound(low), _bound(high)))
 
 
 def _bound(number) -> str:
@@ -39,48 +39,48 @@ def check(spec: tuple, value, path: str):
     kind = spec[0]
     if kind == "i":
         if not _is_int(value):
-            _fail(path, "int expected")
+            raise _error(path, "int expected")
         low, high = spec[1], spec[2]
         _range(value, _INT_MIN if low is None else low, _INT_MAX if high is None else high, path)
     elif kind == "f":
         if _is_int(value):
             value = float(value)
         if not isinstance(value, float):
-            _fail(path, "float expected")
+            raise _error(path, "float expected")
         _range(value, spec[1], spec[2], path)
     elif kind == "e" or kind == "b":
         allowed = spec[1] if kind == "e" else (0, 1)
         if not _is_int(value) or value not in allowed:
-            _fail(path, "value must be one of " + ", ".join(str(v) for v in allowed))
+            raise _error(path, "value must be one of " + ", ".join(str(v) for v in allowed))
     elif kind == "t":
         if not isinstance(value, str):
-            _fail(path, "text expected")
+            raise _error(path, "text expected")
         if len(value) > spec[1]:
-            _fail(path, "text longer than %d" % spec[1])
+            raise _error(path, "text longer than %d" % spec[1])
     elif kind == "d":
         if not isinstance(value, str) or not value or not value.isdigit():
-            _fail(path, "date expected (UTC ms as a string)")
+            raise _error(path, "date expected (UTC ms as a string)")
     elif kind == "s":
         return _struct(spec[1], value, path)
     elif kind == "a":
         if not isinstance(value, list):
-            _fail(path, "array expected")
+            raise _error(path, "array expected")
         if len(value) > spec[1]:
-            _fail(path, "array longer than %d" % spec[1])
+            raise _error(path, "array longer than %d" % spec[1])
         return [check(spec[2], item, "%s[%d]" % (path, i)) for i, item in enumerate(value)]
     else:
-        _fail(path, "unknown kind " + str(kind))
+        raise _error(path, "unknown kind " + str(kind))
     return value
 
 
 def _struct(members: dict, value, path: str) -> dict:
     if not isinstance(value, dict):
-        _fail(path, "struct expected")
+        raise _error(path, "struct expected")
     out = {}
     for name in value:
         spec = members.get(name)
         if spec is None:
-            _fail(path, "struct has no member " + name)
+            raise _error(path, "struct has no member " + name)
         out[name] = check(spec, value[name], path + "." + name)
     return out
 
@@ -88,12 +88,12 @@ def _struct(members: dict, value, path: str) -> dict:
 def check_params(specs: dict, params, what: str) -> dict:
     """Check an object of named values against ``specs``; return the checked copy."""
     if not isinstance(params, dict):
-        _fail(what, "params must be an object")
+        raise _error(what, "params must be an object")
     out = {}
     for name in params:
         spec = specs.get(name)
         if spec is None:
-            _fail(name, "not in the thing model (" + what + ")")
+            raise _error(name, "not in the thing model (" + what + ")")
         out[name] = check(spec, params[name], name)
     return out
 
@@ -112,19 +112,19 @@ class Model:
         accepted = check_params(self.properties, params, "property set")
         for name in accepted:
             if name in self.read_only:
-                _fail(name, "read-only")
+                raise _error(name, "read-only")
         return accepted
 
     def check_post(self, params) -> dict:
         """A property post, ``{"P": v}`` or ``{"P": {"value": v, "time": ms}}`` items."""
         if not isinstance(params, dict):
-            _fail("property post", "params must be an object")
+            raise _error("property post", "params must be an object")
         out = {}
         for name in params:
             item = params[name]
             spec = self.properties.get(name)
             if spec is None:
-                _fail(name, "not in the thing model (property post)")
+                raise _error(name, "not in the thing model (property post)")
             if isinstance(item, dict) and "value" in item and spec[0] != "s":
                 out[name] = dict(item, value=check(spec, item["value"], name))
             else:
@@ -135,7 +135,7 @@ class Model:
         """``(sync, inputs, outputs)`` of a service; ``AlinkError`` if the model has none."""
         found = self.services.get(identifier)
         if found is None:
-            _fail(identifier, "no such service in the thing model")
+            raise _error(identifier, "no such service in the thing model")
         return found
 
     def check_input(self, identifier: str, params) -> dict:
@@ -147,5 +147,5 @@ class Model:
     def check_event(self, identifier: str, values) -> dict:
         specs = self.events.get(identifier)
         if specs is None:
-            _fail(identifier, "no such event in the thing model")
+            raise _error(identifier, "no such event in the thing model")
         return check_params(specs, values, "event " + identifier)
