@@ -234,6 +234,20 @@ def test_the_history_of_a_property_comes_from_its_posts(cloud, console, online):
     assert history["points"] == [[1000, 5.0], [1001, 7.5], [1003, 1.0]]
 
 
+def test_chart_units_come_from_the_products_tsl(cloud, console):
+    from pathlib import Path
+
+    product = cloud.product()
+    pk = product["productKey"]
+    tsl_file = Path(__file__).resolve().parent.parent / "tsl_all_types.json"
+    cloud.registry.things.import_tsl(pk, tsl_file.read_text(), 0)
+    dn = cloud.device(product)["deviceName"]
+    record = console.json("GET", "/api/devices/%s/%s" % (pk, dn))["device"]
+    assert record["units"] == {"Count": "pcs", "Temp": "°C"}  # not the example's table
+    history = console.json("GET", "/api/devices/%s/%s/history?identifier=Temp" % (pk, dn))
+    assert history["unit"] == "°C" and history["points"] == []
+
+
 def test_log_search_and_the_live_filter_agree(cloud, console):
     device = cloud.device()
     pk, dn = device["productKey"], device["deviceName"]
