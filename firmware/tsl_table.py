@@ -6,20 +6,32 @@ P = {
     "Uptime": ("i", 0, 2147483647),
     "FreeHeap": ("i", 0, 2147483647),
     "DemoValue": ("i", 0, 100),
+    "RSSI": ("i", -113, -51),
     "ReportInterval": ("i", 5, 3600),
     "LEDSwitch": ("b",),
-    "RSSI": ("i", -113, -51),
+    "DemoShape": ("e", (0, 1, 2)),
+    "DemoThreshold": ("f", 0.0, 100.0),
+    "Label": ("t", 16),
+    "QuietHours": ("s", {"Start": ("i", 0, 23), "End": ("i", 0, 23)}),
+    "LastSet": ("d",),
+    "DemoHistory": ("a", 5, ("i", 0, 100)),
 }
 RO = (
     "Uptime",
     "FreeHeap",
     "DemoValue",
     "RSSI",
+    "LastSet",
+    "DemoHistory",
 )
 S = {
     "Blink": (False, {"Times": ("i", 1, 10)}, {}),
-    "Status": (True, {}, {"Uptime": ("i", 0, 2147483647), "Reports": ("i", 0, 2147483647)}),
+    "Status": (
+        True,
+        {"WaitMs": ("i", 0, 10000)},
+        {"Uptime": ("i", 0, 2147483647), "Reports": ("i", 0, 2147483647)},
+    ),
 }
 E = {
-    "Restarted": {"Reason": ("e", (0, 1, 2))},
+    "Threshold": {"Value": ("i", 0, 100)},
 }

@@ -247,9 +247,7 @@ async def test_async_callback_within_the_deadline_and_too_slow():
     thing.sync_deadline_ms = 200
 
     async def query(params):
-        await asyncio.sleep_ms(params["Delay"]) if hasattr(asyncio, "sleep_ms") else (
-            await asyncio.sleep(params["Delay"] / 1000)
-        )
+        await asyncio.sleep(params["Delay"] / 1000)
         return {"Count": 1}
 
     thing.on_service("Query", query)
