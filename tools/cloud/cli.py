@@ -352,6 +352,7 @@ def cmd_set_property(args):
         "deviceName": device["deviceName"],
         "params": params,
         "timeout": args.timeout,
+        "check": not getattr(args, "no_check", False),
     }
     reply = control_ok(server_info(args), "POST", "/set-property", body, args.timeout + 10)
     code = reply["reply"].get("code")
@@ -501,6 +502,7 @@ def build_parser():
     p.add_argument("assignments", nargs="+", metavar="key=value", help="value parsed as JSON")
     p.add_argument("--product", help="productKey, when the name is ambiguous")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for set_reply")
+    p.add_argument("--no-check", action="store_true", help="send without the TSL check")
 
     p = command(sub, "log", cmd_log, "show the message log", as_json)
     p.add_argument("--device", help="DeviceName or ProductKey/DeviceName")

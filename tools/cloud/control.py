@@ -86,7 +86,8 @@ class ControlAPI:
         body = request.json()
         pk, dn = body["productKey"], body["deviceName"]
         timeout = float(body.get("timeout", 10))
-        reply = await self.cloud.alink.set_property(pk, dn, body["params"], timeout)
+        check = bool(body.get("check", True))
+        reply = await self.cloud.alink.set_property(pk, dn, body["params"], timeout, check)
         return json_response({"ok": True, "reply": reply})
 
     async def invoke_service(self, request):
