@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m tools.layers
 	$(MAKE) --no-print-directory mpy
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest
@@ -52,9 +53,10 @@ repl: $(STAMP)
 	@test -n "$(PORT)" || { echo "make repl: set PORT=/dev/ttyUSB0 (or a vboard's port)" >&2; exit 2; }
 	$(BIN)/mpremote connect "$(PORT)" repl
 
-# Performance figures (heap, footprint, throughput, latency, idle CPU, boot time, AT engine
-# allocations) on the MicroPython VM with the emulator and the local cloud: a table on stdout
-# and build/bench.json, in under 10 minutes. FIGURE=name runs one (python -m tools.bench -h).
+# Performance figures (heap, footprint, throughput, latency, idle CPU, boot time, AT engine,
+# downlink and publish costs) on the MicroPython VM with the emulator and the local cloud: a
+# table on stdout and build/bench.json, in under 10 minutes. FIGURE=name runs one (python -m
+# tools.bench -h); python -m tools.bench.readme copies the table into README.md.
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench $(FIGURE)
 

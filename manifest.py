@@ -31,6 +31,7 @@ package(
         "dynreg.py",
         "login.py",
         "md5.py",
+        "online.py",
         "outbox.py",
         "recovery.py",
         "session.py",
@@ -45,6 +46,8 @@ package(
         "__init__.py",
         "channel.py",
         "errors.py",
+        "pending.py",
+        "scanner.py",
     ],
     base_path="lib",
 )

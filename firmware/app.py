@@ -6,14 +6,11 @@ property set, service call and post against ``tsl_table``, generated from it by
 and the rule for a bad downlink, ``AlinkError`` for a bad post, before it leaves).
 
 - Every ``telemetry_interval_s`` while online, post thing-model properties: ``Uptime`` (s),
-  ``FreeHeap`` (bytes), ``DemoValue`` (a wave 0..100 of shape ``DemoShape``), ``DemoHistory``
-  (its last five values), the settings, ``LastSet`` (when a set was last applied, once the clock
-  is known) and ``RSSI`` (dBm) when the session knows the signal. When ``DemoValue`` rises above
-  ``DemoThreshold``, the event ``Threshold`` is posted with its time.
-- Property set: ``ReportInterval`` (s) changes the interval, ``LEDSwitch`` lights or darkens the
-  status LED, ``QuietHours`` (UTC hours ``Start``..``End``) keeps it dark while the clock is in
-  them, ``DemoShape``, ``DemoThreshold`` and ``Label`` are kept and reported; the new values are
-  reported at once. Desired values (期望属性值) arrive the same way after each connect.
+  ``FreeHeap`` (bytes), ``DemoValue`` (a triangle wave 0..100), the settings ``ReportInterval``
+  and ``LEDSwitch``, and ``RSSI`` (dBm) when the session knows the signal.
+- Property set: ``ReportInterval`` int 5..3600 s changes the interval, ``LEDSwitch`` (bool)
+  lights or darkens the status LED; the new values are reported at once. Desired values
+  (期望属性值) arrive the same way after each connect.
 - Services: ``Blink`` (async) blinks the LED ``Times`` times; ``Status`` (sync, over RRPC)
   answers ``Uptime`` and ``Reports`` after ``WaitMs`` (a demo of the platform's deadline: past
   it the session answers the timeout code itself).
@@ -22,9 +19,8 @@ and the rule for a bad downlink, ``AlinkError`` for a bad post, before it leaves
 """
 
 import asyncio
+from time import ticks_diff, ticks_ms
 
-import tsl_table
-from logger import ticks_diff, ticks_ms
 from micropython import const
 
 from aliyun.alink import AlinkError
@@ -32,7 +28,6 @@ from aliyun.alink import AlinkError
 _ECHO_QUEUE = const(8)  # echoes waiting to be published; more are dropped and counted
 _PREVIEW = const(48)  # payload characters shown in the log
 _DEMO_STEPS = const(20)
-_HISTORY = const(5)  # DemoHistory: the last values (the TSL's array size)
 _BLINK_MS = const(200)
 _REPLY_MS = const(10000)  # how long a post waits for its post_reply
 
@@ -40,10 +35,7 @@ _REPLY_MS = const(10000)  # how long a post waits for its post_reply
 async def wait_event(event, timeout_ms: int) -> bool:
     """Wait for ``event`` at most ``timeout_ms``; True if it was set."""
     try:
-        if hasattr(asyncio, "wait_for_ms"):
-            await asyncio.wait_for_ms(event.wait(), timeout_ms)
-        else:
-            await asyncio.wait_for(event.wait(), timeout_ms / 1000)
+        await asyncio.wait_for_ms(event.wait(), timeout_ms)
         return True
     except asyncio.TimeoutError:
         return False
@@ -59,11 +51,6 @@ class App:
         self.interval_s = config["telemetry_interval_s"]
         self.echo = config["echo_user_get"]
         self.led_switch = 1
-        self.settings = {"DemoShape": 0, "DemoThreshold": 100.0, "Label": ""}
-        self.settings["QuietHours"] = {"Start": 0, "End": 0}
-        self.last_set = None  # "LastSet": UTC ms (a string, the TSL's date type)
-        self.history = []
-        self._above = False
         self.reports = 0  # property posts the cloud answered 200
         self.echoed = 0
         self.echo_dropped = 0
@@ -79,7 +66,7 @@ class App:
 
     def start(self) -> None:
         """Register the callbacks; call before ``session.run()``."""
-        self.session.use_model(tsl_table)
+        self.session.use_model("tsl_table")  # imported by the session when needed
         self.session.on_state(self._on_state)
         self.session.on_property_set(None, self._on_property_set)
         self.session.on_service("Blink", self._blink)
@@ -108,32 +95,14 @@ class App:
             self._online.clear()
 
     def _on_property_set(self, accepted: dict) -> None:
-        for key in accepted:
-            if key == "ReportInterval":
-                self.interval_s = accepted[key]
-            elif key == "LEDSwitch":
-                self.led_switch = accepted[key]
-            else:
-                self.settings[key] = accepted[key]
-        self.board.led_enable(self._led_on())
-        now = self.session.time_ms()
-        self.last_set = None if now is None else str(now)
+        if "ReportInterval" in accepted:
+            self.interval_s = accepted["ReportInterval"]
+        if "LEDSwitch" in accepted:
+            self.led_switch = accepted["LEDSwitch"]
+            self.board.led_enable(self.led_switch == 1)
         changes = ", ".join("%s=%s" % (key, accepted[key]) for key in sorted(accepted))
         self.log("info", "property set " + changes)
         self._wake.set()  # report the new values now
-
-    def _led_on(self) -> bool:
-        """``LEDSwitch`` on and the clock (when known) outside ``QuietHours``."""
-        quiet = self.settings["QuietHours"]
-        start, end = quiet.get("Start", 0), quiet.get("End", 0)
-        now = self.session.time_ms()
-        if self.led_switch != 1:
-            return False
-        if now is None or start == end:
-            return True
-        hour = now // 3600000 % 24
-        inside = start <= hour < end if start < end else hour >= start or hour < end
-        return not inside
 
     async def _blink(self, params: dict) -> dict:
         """Service ``Blink`` (async): the LED flashes ``Times`` times, then shows its state."""
@@ -142,7 +111,7 @@ class App:
             await asyncio.sleep(_BLINK_MS / 1000)
             self.board.led_enable(False)
             await asyncio.sleep(_BLINK_MS / 1000)
-        self.board.led_enable(self._led_on())
+        self.board.led_enable(self.led_switch == 1)
         return {}
 
     async def _status(self, params: dict) -> dict:
@@ -180,43 +149,20 @@ class App:
         now = ticks_ms()
         self._uptime_ms += ticks_diff(now, self._last_tick)
         self._last_tick = now
-        value = self.demo_value()
-        self.history = (self.history + [value])[-_HISTORY:]
+        step = self._demo % _DEMO_STEPS
+        self._demo += 1
+        half = _DEMO_STEPS // 2
         params = {
             "Uptime": self._uptime_ms // 1000,
             "FreeHeap": self.board.free_heap(),
-            "DemoValue": value,
-            "DemoHistory": self.history,
+            "DemoValue": (step if step <= half else _DEMO_STEPS - step) * 100 // half,
             "ReportInterval": self.interval_s,
             "LEDSwitch": self.led_switch,
         }
-        params.update(self.settings)
-        if self.last_set is not None:
-            params["LastSet"] = self.last_set
         dbm = getattr(self.session, "signal_dbm", None)
         if dbm is not None:
             params["RSSI"] = dbm
         return params
-
-    def demo_value(self) -> int:
-        """The next point of the demo wave: triangle, square or sawtooth (``DemoShape``)."""
-        step = self._demo % _DEMO_STEPS
-        self._demo += 1
-        half = _DEMO_STEPS // 2
-        shape = self.settings["DemoShape"]
-        if shape == 1:
-            return 100 if step < half else 0
-        if shape == 2:
-            return step * 100 // (_DEMO_STEPS - 1)
-        return (step if step <= half else _DEMO_STEPS - step) * 100 // half
-
-    async def _threshold(self, value: int) -> None:
-        """Post ``Threshold`` when the demo value rises above ``DemoThreshold``."""
-        above = value > self.settings["DemoThreshold"]
-        if above and not self._above:
-            code = await self.session.post_event("Threshold", {"Value": value}, _REPLY_MS)
-            self.log("info", "up event Threshold %d: %s" % (value, code or "no reply"))
-        self._above = above
 
     async def _telemetry(self) -> None:
         # Offline a post goes into the session's QoS1 outbox, delivered after recovery: the
@@ -235,13 +181,10 @@ class App:
                     self.log("info", "up properties: 200 (heap %d B)" % params["FreeHeap"])
                 else:
                     self.log("warning", "up properties: %s" % (code or "no reply"))
-                if online:
-                    await self._threshold(params["DemoValue"])
             except AlinkError as exc:  # the thing model refused it before it left
                 self.log("error", "property post refused on the device: " + exc.message)
             except Exception as exc:
                 self.log("warning", "property post failed: " + repr(exc))
-            self.board.led_enable(self._led_on())
             await self._wait(self._wake, self.interval_s * 1000)
 
     async def _echo_loop(self) -> None:

@@ -1,30 +1,27 @@
-"""Serving thing-model requests: property set and service calls, async or sync (RRPC).
+"""Serving thing-model requests: property set and service calls, async or sync (RRPC), and
+the desired values after a connect. Imported when first needed, unloaded at each bring-up.
 
 ``serve(thing, name, payload, deadline_ms)`` decodes one request, checks its parameters against
 the thing model (``aliyun.tsl``; 460 naming the field and the rule), runs the application's
-callback and returns the reply payload, or a ``Call`` when the callback is a coroutine (the
-session awaits ``Call.reply()``, bounded by the deadline).
+callback and returns the reply payload, or a coroutine when the callback is one (the session
+awaits it in a task: it gives the reply payload, bounded by the deadline).
 
 Codes (reference §4.4, device side): 200; 460 parameter error; an ``AlinkError`` raised by the
 callback gives its own code; ``CODE_FAILED`` 500 when the callback raised anything else;
-``CODE_TIMEOUT`` 503 when it did not finish within the deadline. A sync service must be answered
-within ``SYNC_DEADLINE_MS``: the platform waits at most 8 s for a synchronous call
-(InvokeThingService, Aliyun doc 69584: 同步调用服务，最大超时时间为8秒; RRpc Timeout 1000-8000 ms,
-§4.7), less a second for the reply's way through the module and the network.
+``CODE_TIMEOUT`` 503 when it did not finish within the deadline (``thing.SYNC_DEADLINE_MS`` for
+a sync service).
 """
 
 import asyncio
+from time import ticks_diff, ticks_ms
 
 from micropython import const
 
 from aliyun import alink
 from aliyun.alink import CODE_OK, CODE_PARAM_ERROR, AlinkError
-from atmodem.channel import ticks_diff, ticks_ms  # with their CPython stand-ins
 
 CODE_FAILED = const(500)
 CODE_TIMEOUT = const(503)
-SYNC_DEADLINE_MS = const(7000)
-ASYNC_DEADLINE_MS = const(60000)  # an async service has no platform limit; ours stays bounded
 
 
 async def _wait_ms(work, timeout_ms: int):
@@ -35,7 +32,7 @@ async def _wait_ms(work, timeout_ms: int):
 
 def _reply_of(thing, msg_id, name, data) -> bytes:
     """The 200 reply, its data checked against the service's output (model services)."""
-    model = thing.model
+    model = thing.get_model()
     if model is not None and name != "property/set" and data:
         try:
             data = model.check_output(name, data)
@@ -55,28 +52,17 @@ def _failure(thing, msg_id, name, exc) -> bytes:
     return alink.encode_reply(msg_id, CODE_FAILED, message="service failed")
 
 
-class Call:
-    """A service whose callback is a coroutine: ``await reply()`` gives the reply payload."""
-
-    def __init__(self, thing, msg_id: str, name: str, work, deadline_ms: int):
-        self.thing = thing
-        self.msg_id = msg_id
-        self.name = name
-        self.work = work
-        self.deadline_ms = deadline_ms
-
-    async def reply(self) -> bytes:
-        try:
-            data = await _wait_ms(self.work, self.deadline_ms)
-        except asyncio.TimeoutError:
-            self.thing.log(
-                "warning", "service %s: no answer in %d ms" % (self.name, self.deadline_ms)
-            )
-            message = "timeout after %d ms" % self.deadline_ms
-            return alink.encode_reply(self.msg_id, CODE_TIMEOUT, message=message)
-        except Exception as exc:
-            return _failure(self.thing, self.msg_id, self.name, exc)
-        return _reply_of(self.thing, self.msg_id, self.name, data)
+async def _finish(thing, msg_id: str, name: str, work, deadline_ms: int) -> bytes:
+    """The reply of a coroutine service, or 503 when it is still running at the deadline."""
+    try:
+        data = await _wait_ms(work, deadline_ms)
+    except asyncio.TimeoutError:
+        thing.log("warning", "service %s: no answer in %d ms" % (name, deadline_ms))
+        message = "timeout after %d ms" % deadline_ms
+        return alink.encode_reply(msg_id, CODE_TIMEOUT, message=message)
+    except Exception as exc:
+        return _failure(thing, msg_id, name, exc)
+    return _reply_of(thing, msg_id, name, data)
 
 
 def serve(thing, name: str, payload, deadline_ms: int):
@@ -90,13 +76,14 @@ def serve(thing, name: str, payload, deadline_ms: int):
         callback = thing.services.get(name)
         if callback is None:
             raise AlinkError(CODE_PARAM_ERROR, "unknown service " + name)
-        if thing.model is not None and name != "property/set":
-            params = thing.model.check_input(name, params)
+        model = thing.get_model()
+        if model is not None and name != "property/set":
+            params = model.check_input(name, params)
         result = callback(params)
     except Exception as exc:
         return _failure(thing, msg_id, name, exc)
     if hasattr(result, "send"):  # a coroutine: the session awaits it
-        return Call(thing, msg_id, name, result, deadline_ms)
+        return _finish(thing, msg_id, name, result, deadline_ms)
     if ticks_diff(ticks_ms(), started) > deadline_ms:
         thing.log("warning", "service %s: answered after the deadline" % name)
         return alink.encode_reply(msg_id, CODE_TIMEOUT, message="too slow")
@@ -108,3 +95,45 @@ def service_name(method: str) -> str:
     if not method.startswith("thing.service."):
         raise AlinkError(CODE_PARAM_ERROR, "method " + method + " is no service call")
     return method[14:].replace(".", "/")
+
+
+DESIRED_MS = const(10000)
+
+
+async def apply_desired(thing, ask, topics) -> None:
+    """After a connect: ``thing.property.desired.get`` for the writable properties of the
+    model (all, without one), the values applied through the property-set path, then
+    ``thing.property.desired.delete`` with their versions (reference §4.3, desired properties).
+    ``ask(topic, method, params, timeout_ms)`` makes a request and gives ``(code, data)``."""
+    model = thing.get_model()
+    wanted = [] if model is None else [k for k in model.properties if k not in model.read_only]
+    thing.release_model()  # not held while waiting for the reply
+    code, data = await ask(topics.desired_get, "thing.property.desired.get", wanted, DESIRED_MS)
+    if code != CODE_OK or not isinstance(data, dict):
+        if code is not None and code != CODE_OK:
+            thing.log("warning", "desired get: code %d" % code)
+        return
+    values, versions = {}, {}
+    for name in data:
+        item = data[name]
+        if isinstance(item, dict) and "value" in item:
+            values[name] = item["value"]
+            versions[name] = {"version": item.get("version")}
+    if not values:
+        return
+    try:
+        apply = thing.services.get("property/set")
+        if apply is None:
+            raise AlinkError(CODE_FAILED, "no property-set handler")
+        apply(values)
+    except Exception as exc:  # kept in the cloud: offered again after the next connect
+        thing.log("warning", "desired values not applied: %s" % _text(exc))
+        return
+    finally:
+        thing.release_model()
+    thing.log("info", "desired values applied: " + ", ".join(sorted(values)))
+    await ask(topics.desired_delete, "thing.property.desired.delete", versions, DESIRED_MS)
+
+
+def _text(exc) -> str:
+    return exc.message if isinstance(exc, AlinkError) else repr(exc)

@@ -11,11 +11,15 @@
 - ``…/thing/service/<id>`` (async services) calls the service's callback, its input checked
   against the model, and answers ``<id>_reply``;
 - ``/sys/…/rrpc/request/<messageId>`` (sync services, §4.7) does the same and answers
-  ``/sys/…/rrpc/response/<messageId>`` within ``services.SYNC_DEADLINE_MS``;
+  ``/sys/…/rrpc/response/<messageId>`` within ``SYNC_DEADLINE_MS``;
 - ``/ext/ntp/…/response`` sets the clock offset;
 - everything else goes to the callbacks whose MQTT filter matches (reference §4).
 
-A reply payload may be a ``services.Call`` (the callback is a coroutine): ``await call.reply()``.
+A reply payload may be a coroutine (the service's callback is one): awaited, it gives the
+payload. A sync service is answered within ``SYNC_DEADLINE_MS``: the platform waits at most 8 s
+for a synchronous call (InvokeThingService, Aliyun doc 69584: 同步调用服务，最大超时时间为8秒; the
+RRpc API's Timeout is 1000-8000 ms, reference §4.7), less a second for the reply's way through
+the module and the network. The serving code (``aliyun.services``) is imported on first use.
 
 A malformed request is answered 460 (its id cited when it can be read), never dropped silently.
 """
@@ -24,10 +28,13 @@ import asyncio
 
 from micropython import const
 
-from aliyun import alink, services
+from aliyun import alink, unload
 from aliyun.alink import CODE_OK, AlinkError
 
 _ID_MAX = const(4294967295)  # §4.2: ids are decimal strings in 0..2^32-1
+SYNC_DEADLINE_MS = const(7000)
+_ASYNC_DEADLINE_MS = const(60000)  # an async service has no platform limit; ours is bounded
+_CODE_FAILED = const(500)
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
@@ -64,8 +71,9 @@ class Thing:
         self._now_ms = now_ms
         self._next_id = 1
         self.services = {}  # identifier ("property/set" included) -> callback(params) -> data
-        self.model = None  # aliyun.tsl.Model once the application gives its thing model
-        self.sync_deadline_ms = services.SYNC_DEADLINE_MS  # RRPC answers are due by then
+        self.model = None  # aliyun.tsl.Model of ``_table`` while loaded (get_model)
+        self._table = None
+        self.sync_deadline_ms = SYNC_DEADLINE_MS  # RRPC answers are due by then
         self._waiters = {}
 
     def log(self, level: str, message: str) -> None:
@@ -79,18 +87,40 @@ class Thing:
 
     # -- registration (application side) --
 
-    def use_model(self, model) -> None:
-        """Check sets, service calls and posts against ``model`` (an ``aliyun.tsl.Model``)."""
-        self.model = model
+    def use_model(self, table) -> None:
+        """Check sets, service calls and posts against the thing-model ``table``: the name of
+        the module ``tools.tsl_table`` made, or the module itself. The checks (``aliyun.tsl``,
+        the table) and the serving code (``aliyun.services``) are imported for each use and
+        released after it: about 11 KB of RAM that stays free between requests and posts."""
+        self._table = table
+        self.model = None
+
+    def get_model(self):
+        """The ``aliyun.tsl.Model`` of the table (None without one), loaded on first use."""
+        if self.model is None and self._table is not None:
+            from aliyun.tsl import Model
+
+            table = self._table
+            self.model = Model(__import__(table) if isinstance(table, str) else table)
+        return self.model
+
+    def release_model(self) -> None:
+        """Free the checks and the serving code (imported again when needed)."""
+        self.model = None
+        names = ["aliyun.services", "aliyun.tsl"]
+        if isinstance(self._table, str):
+            names.append(self._table)
+        unload(names)
 
     def on_property_set(self, schema, callback) -> None:
         """``schema``: None to use the thing model, or a dict (``alink.check_properties``)."""
 
         def apply(params):
-            if schema is None and self.model is not None:
-                accepted = self.model.check_set(params)
+            model = self.get_model() if schema is None else None
+            if model is not None:
+                accepted = model.check_set(params)
             elif schema is None:
-                raise AlinkError(services.CODE_FAILED, "no thing model")
+                raise AlinkError(_CODE_FAILED, "no thing model")
             else:
                 accepted = alink.check_properties(params, schema)
             callback(accepted)
@@ -104,10 +134,19 @@ class Thing:
     # -- checks of what the application posts --
 
     def check_post(self, params: dict) -> dict:
-        return params if self.model is None else self.model.check_post(params)
+        """``params`` checked (``AlinkError`` 460 naming the field and the rule)."""
+        model = self.get_model()
+        try:
+            return params if model is None else model.check_post(params)
+        finally:
+            self.release_model()
 
     def check_event(self, identifier: str, values: dict) -> dict:
-        return values if self.model is None else self.model.check_event(identifier, values)
+        model = self.get_model()
+        try:
+            return values if model is None else model.check_event(identifier, values)
+        finally:
+            self.release_model()
 
     def subscribe(self, topic_filter: str, callback) -> bool:
         """Add a subscription; True if the filter is new (the broker must be told)."""
@@ -160,8 +199,7 @@ class Thing:
             if name.startswith("service/"):
                 name = name[8:]
                 if name == "property/set" or name and "/" not in name:
-                    deadline = services.ASYNC_DEADLINE_MS
-                    return topic + "_reply", services.serve(self, name, payload, deadline)
+                    return topic + "_reply", self._serve(name, payload, _ASYNC_DEADLINE_MS)
         elif topic.startswith(self.topics.rrpc_request):
             return self._rrpc(topic, payload)
         elif topic == self.topics.ntp_response:
@@ -194,9 +232,19 @@ class Thing:
         reply_topic = self.topics.rrpc_response + message_id
         try:
             _id, method, _params = alink.decode_request(payload)
-            name = services.service_name(method)
+            if not method.startswith("thing.service."):
+                raise AlinkError(alink.CODE_PARAM_ERROR, "method " + method + " is no service")
+            name = method[14:].replace(".", "/")  # thing.service.property.set: property/set
         except AlinkError as exc:
             return reply_topic, alink.encode_reply(
                 alink.request_id(payload), exc.code, message=exc.message
             )
-        return reply_topic, services.serve(self, name, payload, self.sync_deadline_ms)
+        return reply_topic, self._serve(name, payload, self.sync_deadline_ms)
+
+    def _serve(self, name: str, payload, deadline_ms: int):
+        from aliyun.services import serve
+
+        try:
+            return serve(self, name, payload, deadline_ms)
+        finally:
+            self.release_model()  # a coroutine's reply loads what it needs again

@@ -3,7 +3,7 @@ the firmware (MicroPython VM) comes online through the emulated Air724UG with th
 showed, and every effect is waited for on the page, with no reload (a mark set in the page's
 window must survive).
 
-The stack is the one of ``make sim`` (tools/simkit.py): ``aliyun-local serve`` (console on a
+The stack is the one of ``make sim`` (tools/sim/): ``aliyun-local serve`` (console on a
 free port; the test logs in with the one-time link it prints), ``air724-sim``, the firmware.
 """
 
@@ -18,12 +18,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tools import simkit
+from tools.sim import board, parts, rows
 
 from .support import Shots, new_driver
 
 WAIT = 60  # seconds: a loaded CI machine; a passing wait returns as soon as the page shows it
-DEVICE = simkit.DEFAULT_IMEI  # the DeviceName the emulated module's IMEI gives the firmware
+DEVICE = parts.DEFAULT_IMEI  # the DeviceName the emulated module's IMEI gives the firmware
 PRODUCT = "Console demo <i>x</i>"  # markup in a name must show as text
 
 
@@ -33,8 +33,8 @@ class Site:
     def __init__(self, workdir):
         self.workdir = workdir
         self.lines = []
-        self.rows = simkit.RowLog()
-        self.cloud = simkit.Cloud(workdir / "cloud", self._line)
+        self.rows = rows.RowLog()
+        self.cloud = parts.Cloud(workdir / "cloud", self._line)
         self.emulator = self.firmware = None
         self.driver = None
         self.base = None
@@ -99,10 +99,10 @@ class Site:
         return self.driver.current_url
 
     def start_device(self):
-        self.emulator = simkit.Emulator(self.cloud.info, on_line=self._line)
+        self.emulator = parts.Emulator(self.cloud.info, on_line=self._line)
         self.emulator.start()
-        config = simkit.device_config(self.triple, uart_url=self.emulator.uart_url)
-        self.firmware = simkit.Firmware(self.workdir / "board", config, on_line=self._line)
+        config = parts.device_config(self.triple, uart_url=self.emulator.uart_url)
+        self.firmware = board.Firmware(self.workdir / "board", config, on_line=self._line)
         self.firmware.prepare().start()
 
     def secrets_seen(self):

@@ -17,12 +17,9 @@ from aliyun.alink import AlinkError, Topics, check_properties
 from aliyun.thing import topic_matches
 from aliyun.tsl import Model
 
-if hasattr(asyncio, "wait_for_ms"):
-    wait_ms = asyncio.wait_for_ms
-else:
 
-    def wait_ms(aw, ms):
-        return asyncio.wait_for(aw, ms / 1000)
+def wait_ms(aw, ms):
+    return asyncio.wait_for_ms(aw, ms)
 
 
 PRODUCT_KEY = "a1B2c3D4e5F"
@@ -117,7 +114,7 @@ class FakeSession:
         return reply
 
     def use_model(self, table):
-        self.model = Model(table)
+        self.model = Model(__import__(table) if isinstance(table, str) else table)
 
     def time_ms(self):
         return self.clock_ms
@@ -173,7 +170,6 @@ class FakeSession:
             except AlinkError as exc:
                 return exc.code, exc.message
         return 200, ""
-
 
     async def call_service(self, identifier, params):
         """A service call as the session serves it: the callback's data (``AlinkError`` 460

@@ -166,12 +166,8 @@ RRPC = "/sys/%s/%s/rrpc/request/" % (PK, DN)
 
 
 def modelled():
-    import tsl_all_types_table as table
-
-    from aliyun.tsl import Model
-
     thing, logs = make()
-    thing.use_model(Model(table))
+    thing.use_model("tsl_all_types_table")
     return thing, logs
 
 
@@ -253,9 +249,9 @@ async def test_async_callback_within_the_deadline_and_too_slow():
     thing.on_service("Query", query)
     topic, call = thing.dispatch(RRPC + "5", request("5", {"Delay": 10}, "thing.service.Query"))
     assert topic.endswith("/response/5")
-    assert json.loads(await call.reply()) == {"id": "5", "code": 200, "data": {"Count": 1}}
+    assert json.loads(await call) == {"id": "5", "code": 200, "data": {"Count": 1}}
     _, call = thing.dispatch(RRPC + "6", request("6", {"Delay": 2000}, "thing.service.Query"))
-    reply = json.loads(await call.reply())
+    reply = json.loads(await call)
     assert reply["id"] == "6" and reply["code"] == 503 and "200 ms" in reply["message"]
 
 

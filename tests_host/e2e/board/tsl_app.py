@@ -5,13 +5,12 @@ tests_host/tsl_all_types.json). Property sets are applied by logging them; ``Cal
 answers ``{"Applied": 1}``; ``Query`` (sync, over RRPC) answers ``{"Count": 7}`` after
 ``Delay`` ms, so a test can make it too slow. Each JSON message on ``/pk/dn/user/get`` is a
 command: ``{"do": "post", "params": {…}}``, ``{"do": "event", "id": …, "values": {…}}`` or
-``{"do": "batch", "properties": {…}, "events": {…}}``; the outcome is one log line.
+``{"do": "batch", "properties": {…}, "events": {…}}``; the outcome is one log line. It also
+subscribes ``/sys/PK/DN/thing/#``, which the cloud refuses.
 """
 
 import asyncio
 import json
-
-import tsl_table
 
 from aliyun.alink import AlinkError
 
@@ -25,7 +24,7 @@ class App:
         self._subscribed = False
 
     def start(self) -> None:
-        self.session.use_model(tsl_table)
+        self.session.use_model("tsl_table")
         self.session.on_state(self._on_state)
         self.session.on_property_set(None, self._on_set)
         self.session.on_service("Calibrate", lambda params: {"Applied": 1})
@@ -35,6 +34,8 @@ class App:
     def _subscribe(self) -> None:
         if not self._subscribed and self.session.topics is not None:
             self.session.subscribe(self.session.topics.user("get"), self._on_command)
+            # The wildcard the cloud refuses (SUBACK 0x80): logged, and the rest still works.
+            self.session.subscribe(self.session.topics.thing_prefix + "#", self._on_command)
             self._subscribed = True
 
     def _on_state(self, state: str) -> None:
