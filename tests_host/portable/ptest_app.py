@@ -66,9 +66,6 @@ def test_thing_model_accepts_the_documented_ranges_only():
         ({"ReportInterval": 1.5}, "ReportInterval: int expected"),
         ({"LEDSwitch": True}, "LEDSwitch: value must be one of 0, 1"),
         ({"LEDSwitch": 2}, "LEDSwitch"),
-        ({"DemoShape": 3}, "DemoShape"),
-        ({"QuietHours": {"Start": 24}}, "QuietHours.Start: out of range 0..23"),
-        ({"Label": "x" * 17}, "Label: text longer than 16"),
         ({"Uptime": 1}, "Uptime: read-only"),
         ({"Colour": 1}, "Colour: not in the thing model"),
     ):
@@ -140,18 +137,7 @@ async def test_telemetry_posts_when_online_then_waits_the_interval():
         session.set_state("network")
         session.set_state("online")
         params = await session.posts.wait(1)
-        assert sorted(params) == [
-            "DemoHistory",
-            "DemoShape",
-            "DemoThreshold",
-            "DemoValue",
-            "FreeHeap",
-            "LEDSwitch",
-            "Label",
-            "QuietHours",
-            "ReportInterval",
-            "Uptime",
-        ]  # LastSet once a set was applied with the clock known
+        assert sorted(params) == ["DemoValue", "FreeHeap", "LEDSwitch", "ReportInterval", "Uptime"]
         assert params["FreeHeap"] == 61234 and params["ReportInterval"] == 42
         assert params["LEDSwitch"] == 1 and 0 <= params["DemoValue"] <= 100
         assert log.find("up properties: 200", "info")
@@ -283,32 +269,6 @@ def test_user_get_log_shows_a_short_printable_preview():
     assert log.lines[-1] == ("info", "down user/get 100 B: " + "x" * 48 + "...")
 
 
-def test_demo_shapes_follow_the_setting():
-    application, session, _, _ = make_app()
-    assert session.property_set({"DemoShape": 1}) == (200, "")
-    square = [application.demo_value() for _ in range(20)]
-    assert square[:10] == [100] * 10 and square[10:] == [0] * 10
-    assert session.property_set({"DemoShape": 2}) == (200, "")
-    saw = [application.demo_value() for _ in range(20)]
-    assert saw[0] == 0 and saw[19] == 100 and saw == sorted(saw)
-
-
-async def test_threshold_event_is_posted_once_per_crossing():
-    waits = Waits()
-    application, session, _, log = make_app(wait=waits, telemetry_interval_s=60)
-    assert session.property_set({"DemoThreshold": 15.0, "DemoShape": 2}) == (200, "")
-    task = asyncio.create_task(application.run())
-    try:
-        session.set_state("online")
-        for n in range(1, 6):  # sawtooth: 0, 5, 10, 15, 21 -> crosses once
-            await session.posts.wait(n)
-            application._wake.set()
-        assert session.events.items == [("Threshold", {"Value": 21})]
-        assert log.find("up event Threshold 21: 200", "info")
-    finally:
-        await stop(task)
-
-
 async def test_a_post_that_breaks_the_thing_model_is_refused_on_the_device():
     waits = Waits()
     application, session, board, log = make_app(wait=waits)
@@ -332,15 +292,3 @@ async def test_services_blink_and_status():
     application.reports = 3
     status = await session.call_service("Status", {"WaitMs": 1})
     assert status["Reports"] == 3 and status["Uptime"] >= 0
-
-
-def test_quiet_hours_darken_the_led_and_last_set_is_the_clock():
-    application, session, board, _ = make_app()
-    session.clock_ms = 1700000000000  # 22:13 UTC
-    assert session.property_set({"QuietHours": {"Start": 22, "End": 6}}) == (200, "")
-    assert board.led_on is False and application.last_set == "1700000000000"
-    assert application.properties()["LastSet"] == "1700000000000"
-    assert session.property_set({"QuietHours": {"Start": 8, "End": 20}}) == (200, "")
-    assert board.led_on is True
-    assert session.property_set({"LEDSwitch": 0}) == (200, "")
-    assert board.led_on is False
