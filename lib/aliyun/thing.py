@@ -37,18 +37,23 @@ _ASYNC_DEADLINE_MS = const(60000)  # an async service has no platform limit; our
 _CODE_FAILED = const(500)
 
 
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT topic filter match with ``+`` (one level) and ``#`` (the rest)."""
-    if topic_filter == topic:
-        return True
-    want = topic_filter.split("/")
-    have = topic.split("/")
-    for i, level in enumerate(want):
+def topic_matches(levels: list, topic: str) -> bool:
+    """True if the MQTT filter split into ``levels`` (``+`` one level, ``#`` the rest) matches
+    ``topic``, compared in place: no allocation."""
+    i = 0
+    n = len(topic)
+    for level in levels:
         if level == "#":
             return True
-        if i >= len(have) or (level != "+" and level != have[i]):
+        if i > n:  # the topic has fewer levels
             return False
-    return len(want) == len(have)
+        j = topic.find("/", i)
+        if j < 0:
+            j = n
+        if level != "+" and (j - i != len(level) or not topic.startswith(level, i)):
+            return False
+        i = j + 1
+    return i == n + 1
 
 
 class _Waiter:
@@ -65,7 +70,10 @@ class Thing:
 
     def __init__(self, topics: "alink.Topics", log, now_ms):
         self.topics = topics
-        self.subscriptions = []  # (filter, callback(topic, payload))
+        # Subscriptions, callback(topic, payload): by exact topic (a dict of lists), and the
+        # filters with a wildcard, split once: (levels, filter, callback).
+        self._exact = {}
+        self._wild = []
         self.clock = None
         self._log = log
         self._now_ms = now_ms
@@ -150,17 +158,19 @@ class Thing:
 
     def subscribe(self, topic_filter: str, callback) -> bool:
         """Add a subscription; True if the filter is new (the broker must be told)."""
-        new = True
-        for known, _ in self.subscriptions:
-            if known == topic_filter:
-                new = False
-        self.subscriptions.append((topic_filter, callback))
+        new = topic_filter not in self._exact
+        for known in self._wild:
+            new = new and known[1] != topic_filter
+        if "+" in topic_filter or "#" in topic_filter:
+            self._wild.append((topic_filter.split("/"), topic_filter, callback))
+        else:
+            self._exact.setdefault(topic_filter, []).append(callback)
         return new
 
     def filters(self) -> list:
         """Every filter to subscribe after a (re)connect, each once."""
         result = list(self.topics.downlinks())
-        for topic_filter, _ in self.subscriptions:
+        for topic_filter in list(self._exact) + [known[1] for known in self._wild]:
             if topic_filter not in result:
                 result.append(topic_filter)
         return result
@@ -211,17 +221,24 @@ class Thing:
                 return None
             log("info", "clock set by NTP")
             return None
+        # The topic's own subscriptions from the dict, then each wildcard filter compared with
+        # the topic in place: nothing is allocated per subscription.
         delivered = False
-        for topic_filter, callback in self.subscriptions:
-            if topic_matches(topic_filter, topic):
-                delivered = True
-                try:
-                    callback(topic, payload)
-                except Exception as exc:  # one faulty callback must not stop the others
-                    log("error", "callback for %s failed: %r" % (topic_filter, exc))
+        for callback in self._exact.get(topic, ()):
+            delivered = self._deliver(callback, topic, topic, payload)
+        for known in self._wild:
+            if topic_matches(known[0], topic):
+                delivered = self._deliver(known[2], known[1], topic, payload)
         if not delivered:
             log("warning", "unexpected topic " + topic)
         return None
+
+    def _deliver(self, callback, topic_filter, topic, payload) -> bool:
+        try:
+            callback(topic, payload)
+        except Exception as exc:  # one faulty callback must not stop the others
+            self._log("error", "callback for %s failed: %r" % (topic_filter, exc))
+        return True
 
     def _rrpc(self, topic: str, payload):
         """A sync service call (§4.7): answered on ``rrpc/response/<messageId>``."""
