@@ -37,9 +37,11 @@ _ASYNC_DEADLINE_MS = const(60000)  # an async service has no platform limit; our
 _CODE_FAILED = const(500)
 
 
-def topic_matches(levels: list, topic: str) -> bool:
-    """True if the MQTT filter split into ``levels`` (``+`` one level, ``#`` the rest) matches
-    ``topic``, compared in place: no allocation."""
+def topic_matches(levels: "list | str", topic: str) -> bool:
+    """True if the MQTT filter (``+`` one level, ``#`` the rest) matches ``topic``; given split
+    into its ``levels``, compared with the topic in place: no allocation."""
+    if type(levels) is str:
+        levels = levels.split("/")
     i = 0
     n = len(topic)
     for level in levels:

@@ -36,6 +36,7 @@ def test_topic_filter_matching():
     assert not matches("/a/x/c", "/a/b/c")
     assert not matches("/a/bb/c", "/a/b/c") and not matches("/a/b/c", "/a/bb/c")
     assert not matches("/a/+/+", "/a/b") and not matches("+", "/a")
+    assert topic_matches("/a/+/c", "/a/b/c") and not topic_matches("/a/+", "/a/b/c")  # unsplit
 
 
 def test_exact_and_wildcard_subscriptions_each_get_a_message_once():
