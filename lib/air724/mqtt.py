@@ -19,7 +19,6 @@ _WILL_MAX = const(1360)  # will message (§7.4)
 _TOPICS = const(4)  # decoded downlink topics kept
 # Final token per QoS: qos0 OK; qos1 OK then PUBACK; qos2 PUBREC then PUBCOMP (§7.2).
 _ACKS = ((b"OK",), (b"PUBACK",), (b"PUBCOMP",))
-_FLAGS = (b",0,0,", b",0,1,", b",1,0,", b",1,1,", b",2,0,", b",2,1,")  # qos, retain
 # The link is gone (air724.events.LINK): ends any MQTT command at once (§7.5, §5.3).
 _START_ABORT = DOWN_LINES + (b"CONNECT FAIL",)
 _CONNECTED = (b"CONNECT OK", b"ALREADY CONNECT")
@@ -245,7 +244,7 @@ class MQTTClient:
         if isinstance(payload, str):
             payload = payload.encode()
         ok = _ACKS[_qos(qos)]
-        flags = _FLAGS[qos * 2 + (1 if retain else 0)]
+        flags = b",%d,%d," % (qos, 1 if retain else 0)
         cmd = prompt = None
         if is_text(payload):
             msg = escape(payload)  # the payload itself when nothing needs an escape

@@ -14,8 +14,7 @@ TOPIC_MAX = const(256)  # MQTT topic bytes (air724-at.md §7.4)
 _MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
 _QUOTED_MAX = const(8)  # topics kept quoted: a device publishes to a few
 _QUOTED = {}  # topic -> its quoted argument
-# MPUB message escapes (§7.2), the backslash first: the backslashes added after it stay.
-_ESCAPES = ((b"\\", b"\\5C"), (b'"', b"\\22"), (b"\r", b"\\0D"), (b"\n", b"\\0A"))
+
 
 
 def quote(value: "bytes | str", what: str = "argument", max_len: int = 256) -> bytes:
@@ -52,12 +51,13 @@ def is_text(payload: bytes) -> bool:
 
 def escape(payload: bytes) -> bytes:
     """MPUB message escapes (air724-at.md §7.2): ``\\`` ``"`` CR LF as ``\\5C \\22 \\0D \\0A``;
-    one ``replace`` per character present, none (no copy) when nothing needs an escape."""
+    one ``replace`` per character present, none (no copy) when nothing needs an escape. (A
+    table of the escapes would cost its 8 bytes objects on the heap for good, ~550 B.)"""
     if type(payload) is not bytes:
         payload = bytes(payload)
-    for c, escaped in _ESCAPES:
-        if c in payload:
-            payload = payload.replace(c, escaped)
+    for c in b'\\"\r\n':  # the backslash first: the backslashes added after it stay
+        if c in payload:  # a byte's value: no allocation
+            payload = payload.replace(bytes((c,)), b"\\%02X" % c)
     return payload
 
 
