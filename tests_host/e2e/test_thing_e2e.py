@@ -68,27 +68,27 @@ def invoke(stack, dn, identifier, params, check=True):
 
 
 def test_every_path_of_the_example_application_without_the_wildcard(stack):
-    pk, dn = start(stack, FIRMWARE_TSL, desired={"ReportInterval": 45, "Label": "from desired"})
+    pk, dn = start(stack, FIRMWARE_TSL, desired={"ReportInterval": 45, "LEDSwitch": 0})
     sys_prefix = "/sys/%s/%s/" % (pk, dn)
     for suffix in DOWNLINKS + ("rrpc/request/+",):
         row = stack.wait_row(type="status", topic=sys_prefix + suffix, content="subscribe")
         assert row["status"] == "200", row
     assert not stack.rows.matching(topic=sys_prefix + "thing/#")
     # desired: got after the connect, applied through the property-set path, then deleted
-    stack.wait_device(r" I property set Label=from desired, ReportInterval=45$")
+    stack.wait_device(r" I property set LEDSwitch=0, ReportInterval=45$")
     row = stack.wait_row(type="up", topic="/thing/property/desired/delete")
     assert json.loads(row["content"])["params"] == {
-        "Label": {"version": 1},
+        "LEDSwitch": {"version": 1},
         "ReportInterval": {"version": 1},
     }
     # post_reply
     stack.wait_row(type="up", topic="/thing/event/property/post", status=200)
     stack.wait_device(r" I up properties: 200")
     # property set: valid, then refused by the device (sent unchecked) naming field and rule
-    reply = set_property(stack, dn, {"DemoShape": 2, "QuietHours": {"Start": 1, "End": 2}})
+    reply = set_property(stack, dn, {"ReportInterval": 20, "LEDSwitch": 1})
     assert reply["code"] == 200, reply
-    reply = set_property(stack, dn, {"QuietHours": {"Start": 30}}, check=False)
-    assert reply["code"] == 460 and "QuietHours.Start: out of range 0..23" in reply["message"]
+    reply = set_property(stack, dn, {"ReportInterval": 2}, check=False)
+    assert reply["code"] == 460 and "ReportInterval: out of range 5..3600" in reply["message"]
     # async service, sync service over RRPC
     assert invoke(stack, dn, "Blink", {"Times": 1})["code"] == 200
     reply = invoke(stack, dn, "Status", {"WaitMs": 0})
@@ -96,9 +96,9 @@ def test_every_path_of_the_example_application_without_the_wildcard(stack):
     answers = [r for r in stack.rows.matching(type="up") if "/rrpc/response/" in r["topic"]]
     assert answers and answers[0]["topic"].startswith(sys_prefix + "rrpc/response/")
     # desired pushed while online: a property set
-    code, out, err = stack.cli("set-desired", dn, "DemoThreshold=50.5")
+    code, out, err = stack.cli("set-desired", dn, "ReportInterval=50")
     assert code == 0 and out["pushed"] is True, err
-    stack.wait_device(r" I property set DemoThreshold=50\.5$")
+    stack.wait_device(r" I property set ReportInterval=50$")
 
 
 def test_every_data_type_sets_calls_and_posts(stack):
