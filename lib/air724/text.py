@@ -12,7 +12,7 @@ from atmodem.errors import ArgumentError, ResponseError
 
 TOPIC_MAX = const(256)  # MQTT topic bytes (air724-at.md §7.4)
 _MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
-_QUOTED_MAX = const(8)  # topics kept quoted: a device publishes to a few
+_QUOTED_MAX = const(4)  # topics kept quoted: a device publishes to a few (each ~150 B)
 _QUOTED = {}  # topic -> its quoted argument
 
 
