@@ -4,6 +4,10 @@
 thing-model requests, subscriptions, handlers, counters) and that runs while the MQTT link is
 up: the outbox pump (QoS1 in order, each after its PUBACK), the downlink dispatch, one health
 check per minute. A fault is only noted (``_link_failed``); the supervisor acts on it.
+The thing model (``use_model``: the table made by ``tools.tsl_table``) checks every set, service
+call and post (``AlinkError`` 460 naming the field and the rule). After each connect the desired
+values are fetched, applied as a property set and deleted (``aliyun.services``). A refused
+subscription (SUBACK 0x80) is a ``SubscribeError`` logged with its topic, kept in ``refused``.
 """
 
 import asyncio
@@ -16,7 +20,7 @@ from aliyun import alink
 from aliyun.outbox import Outbox
 from aliyun.thing import Thing
 from atmodem import wait_ms
-from atmodem.errors import ATTimeoutError
+from atmodem.errors import ATTimeoutError, CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
@@ -28,6 +32,14 @@ _HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy pollin
 
 class LinkLostError(Exception):
     """The link went down (event name in ``args[0]``)."""
+
+
+class SubscribeError(Exception):
+    """The broker refused a subscription (SUBACK 0x80); ``topic`` is its filter."""
+
+    def __init__(self, topic: str):
+        super().__init__(topic)
+        self.topic = topic
 
 
 class Online:
@@ -42,6 +54,7 @@ class Online:
         # Set by name_known() (config.json or the IMEI) before any message goes out.
         self.topics: "Topics" = None  # pyright: ignore[reportAttributeAccessIssue]
         self.outbox = Outbox()
+        self.refused = []  # filters the broker refused (SUBACK 0x80)
         # Its topics are set by name_known(), before any message can arrive or leave.
         self.thing = Thing(None, self.log, ticks_ms)  # pyright: ignore[reportArgumentType]
         # Counters behind ``stats``.
@@ -82,13 +95,19 @@ class Online:
         if self.thing.subscribe(topic_filter, callback) and self.online:
             asyncio.create_task(self._subscribe_now(topic_filter))
 
-    def on_property_set(self, schema: dict, callback) -> None:
-        """Property sets are checked against ``schema`` (see ``alink.check_properties``) and
-        answered by the session; ``callback(accepted: dict)`` applies them."""
+    def use_model(self, table) -> None:
+        """Check sets, calls and posts against the thing model (see ``Thing.use_model``)."""
+        self.thing.use_model(table)
+
+    def on_property_set(self, schema, callback) -> None:
+        """Property sets are checked against the thing model (``schema`` None) or ``schema``
+        (see ``alink.check_properties``) and answered by the session; ``callback(accepted)``
+        applies them (desired values too)."""
         self.thing.on_property_set(schema, callback)
 
     def on_service(self, identifier: str, callback) -> None:
-        """``callback(params: dict) -> dict``: the data of the service reply."""
+        """``callback(params: dict) -> dict`` (or ``async def``): the data of the reply; a
+        sync service (RRPC) must answer within ``services.SYNC_DEADLINE_MS``."""
         self.thing.on_service(identifier, callback)
 
     async def publish(self, topic: str, payload, qos: int = 0) -> bool:
@@ -115,15 +134,34 @@ class Online:
         return True
 
     async def post_properties(self, params: dict, timeout_ms: int = 10000):
-        """Post thing-model properties (QoS1); the ``post_reply`` code, or None on timeout."""
+        """Post thing-model properties (QoS1); the ``post_reply`` code, or None on timeout.
+        ``AlinkError`` when they break the thing model (nothing is sent)."""
+        params = self.thing.check_post(params)
         return await self._request(
             self.topics.property_post, "thing.event.property.post", params, timeout_ms
         )
 
-    async def post_event(self, identifier: str, params: dict, timeout_ms: int = 10000):
-        """Post a thing-model event (QoS1); the reply code, or None on timeout."""
+    async def post_event(self, identifier: str, values: dict, timeout_ms: int = 10000, at=None):
+        """Post event ``identifier``: its output ``values``, its time ``at`` (epoch ms; else the
+        NTP clock); the reply code, None on timeout; ``AlinkError`` if the model refuses them."""
+        params = {"value": self.thing.check_event(identifier, values)}
+        at = self.time_ms() if at is None else at
+        if at is not None:
+            params["time"] = at
         method = "thing.event." + identifier + ".post"
         return await self._request(self.topics.event_post(identifier), method, params, timeout_ms)
+
+    async def post_batch(self, properties: dict, events: dict, timeout_ms: int = 10000):
+        """Batch post: ``{id: [{"value", "time"}, …]}`` of properties and of events."""
+        for name in properties:
+            for item in properties[name]:
+                self.thing.check_post({name: item})
+        for name in events:
+            for item in events[name]:
+                self.thing.check_event(name, item.get("value"))
+        params = {"properties": properties, "events": events}
+        method = "thing.event.property.batch.post"
+        return await self._request(self.topics.batch_post, method, params, timeout_ms)
 
     def time_ms(self):
         """Epoch milliseconds once NTP over /ext/ntp answered (after each connect), else None."""
@@ -137,6 +175,7 @@ class Online:
         pump = asyncio.create_task(self._pump())
         inbox = asyncio.create_task(self._dispatch())
         self._sync_clock()
+        desired = asyncio.create_task(self._desired())
         try:
             while True:
                 try:
@@ -149,12 +188,25 @@ class Online:
         finally:
             pump.cancel()
             inbox.cancel()
+            desired.cancel()
 
     async def _subscribe_now(self, topic_filter: str) -> None:
         try:
-            await self.modem.mqtt.subscribe(topic_filter, 1)
+            await self.subscribe_one(topic_filter)
+        except SubscribeError:
+            pass  # logged and kept in ``refused``; the link is fine
         except Exception as exc:
             self._link_failed(exc)
+
+    async def subscribe_one(self, topic_filter: str) -> None:
+        """``AT+MSUB``; ``SubscribeError`` on a refusal (``ERROR`` after its OK)."""
+        try:
+            await self.modem.mqtt.subscribe(topic_filter, 1)
+        except CommandError:
+            if topic_filter not in self.refused:
+                self.refused.append(topic_filter)
+            self.log("error", "subscribe refused (SUBACK 0x80): " + topic_filter)
+            raise SubscribeError(topic_filter) from None
 
     async def _pump(self) -> None:
         """Publish the outbox in order, one QoS1 message at a time (§7.1: PUBACK first)."""
@@ -185,8 +237,20 @@ class Online:
                 continue
             self.received += 1
             reply = self.thing.dispatch(topic, payload)
-            if reply is not None:
+            if reply is None:
+                continue
+            if hasattr(reply[1], "send"):  # a coroutine service: answered when it is done
+                asyncio.create_task(self._answer(reply[0], reply[1]))
+            else:
                 await self.publish(reply[0], reply[1], 0)
+
+    async def _answer(self, topic: str, reply) -> None:
+        await self.publish(topic, await reply, 0)
+
+    async def _desired(self) -> None:
+        from aliyun.services import apply_desired  # released again by the thing model
+
+        await apply_desired(self.thing, self._ask, self.topics)
 
     async def _health(self) -> None:
         if await self.modem.mqtt.status() != 1:
@@ -198,15 +262,19 @@ class Online:
 
     # -- helpers --
 
-    async def _request(self, topic: str, method: str, params: dict, timeout_ms: int):
+    async def _request(self, topic: str, method: str, params, timeout_ms: int):
+        return (await self._ask(topic, method, params, timeout_ms))[0]
+
+    async def _ask(self, topic: str, method: str, params, timeout_ms: int) -> tuple:
+        """A request (QoS1); ``(code, data)`` of its reply, ``(None, None)`` on timeout."""
         msg_id = self.thing.ids()
         waiter = self.thing.expect_reply(msg_id)
         try:
             await self.publish(topic, alink.encode_request(msg_id, method, params), 1)
             await wait_ms(waiter.event.wait(), timeout_ms)
-            return waiter.code
+            return waiter.code, waiter.data
         except ATTimeoutError:
-            return None
+            return None, None
         finally:
             self.thing.forget(msg_id)
 

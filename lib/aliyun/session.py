@@ -27,7 +27,7 @@ from micropython import const
 
 from air724.events import DOWN, PDP_DEACT
 from aliyun import BACKOFF, MQTT_UP, ONLINE, SUBSCRIBE, SYNC, Kept, PermanentError, unload
-from aliyun.online import Online, describe
+from aliyun.online import Online, SubscribeError, describe
 from aliyun.recovery import PDP_STEP, Recovery
 
 _WATCHDOG_MS = const(120000)
@@ -95,6 +95,7 @@ class Session(Online):
         self._lost.clear()
         self._lost_reason = None
         self.set_state(SYNC)
+        self.thing.release_model()  # the checks and serving code: loaded again when needed
         await self._open()
         kept = self.kept
         try:
@@ -115,8 +116,11 @@ class Session(Online):
         self.set_state(SUBSCRIBE)
         mqtt = self.modem.mqtt
         await mqtt.set_push()  # +MSUB pushed as it arrives (§7.2); lost on a reboot
-        for topic_filter in self.thing.filters():
-            await mqtt.subscribe(topic_filter, 1)
+        for topic_filter in self.thing.filters():  # back to back, each SUBACK checked
+            try:
+                await self.subscribe_one(topic_filter)
+            except SubscribeError:
+                pass  # logged with its topic, kept in ``refused``: the others still go
 
     async def _open(self) -> None:
         if self.modem is not None and not self.modem.channel.closed:

@@ -28,6 +28,7 @@ EV_DATA_DROPPED = 2  # a counted payload over data_max was skipped (data: its le
 EV_HANDLER_ERROR = 3  # a URC handler raised (data: the exception)
 EV_UNSOLICITED = 4  # a line nobody took (data: memoryview, valid during the call)
 EV_CLOSED = 5  # the stream ended or failed; the channel is closed (data: None)
+EV_COUNTED_ABANDONED = 6  # a counted read got no byte for gap_ms: given up (data: bytes missing)
 
 
 async def wait_ms(aw, timeout_ms: int, what=b""):

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from . import test_emulator_faults_link as link_faults
 from .support import SIM
 
 MARKER = "AT&W"  # the scenario fires after this command has been answered
@@ -154,7 +155,9 @@ def check_urc(sim, at, fire):
 
 
 CHECKS = {name[6:]: check for name, check in dict(globals()).items() if name.startswith("check_")}
+CHECKS.update(link_faults.CHECKS)
 FIRES = {  # the parameters of each fire() call of a check, in order
+    **link_faults.FIRES,
     "drop_mqtt": [dict()],
     "pdp_deact": [dict()],
     "reboot": [dict()],

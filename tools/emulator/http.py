@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from . import httpclient
 from .atparse import EXEC, READ, SET, decode_escapes
+from .faults import MISCOUNT, claimed
 from .net import in_thread
 from .results import AtError
 
@@ -71,6 +72,7 @@ class HttpService:
                 headers=_headers(session),
                 body=session.data if method == 1 else b"",
                 tls=session.ssl,
+                suites=m.dialect.tls_suites,
                 timeout=session.timeout,
                 follow=bool(session.redir),
             )
@@ -217,7 +219,10 @@ def httpread(m, c):
         start = c.int_arg(0, lo=0)
         size = c.int_arg(1, lo=1)
         body = body[start : start + size]
-    m.info(f"+HTTPREAD{_sep(m)}{len(body)}")
+    delta = m.faults.take_httpread_delta() if m.faults else None
+    if delta is None:
+        delta = MISCOUNT.get(m.dialect.httpread_count, 0)
+    m.info(f"+HTTPREAD{_sep(m)}{claimed(len(body), delta)}")
     m.write(body)  # exactly n raw bytes, then `OK` on its own line (§6.2)
 
 
