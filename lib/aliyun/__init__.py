@@ -27,13 +27,18 @@ class Kept:
     CONNACK ``refusals`` in a row, ``pdp_lost`` (the default PDP context went down: an MQTT
     retry cannot help), the module's ``firmware`` string once read, ``signal_dbm``, the
     ``device_name`` (config.json's, else the IMEI once read) and the ``store_path`` of the
-    secret a dynamic registration obtained."""
+    secret a dynamic registration obtained; ``passed``: a CONNECT was accepted in this boot,
+    ``connects``: the times of the last CONNECTs (``aliyun.recovery.Connects``)."""
 
     def __init__(self, device_name: str, store_path: str):
         self.device_name = device_name
         self.store_path = store_path
         self.token = None
         self.refusals = 0
+        from aliyun.recovery import Connects
+
+        self.passed = False
+        self.connects = Connects()
         self.pdp_lost = False
         self.firmware = None
         self.signal_dbm = None

@@ -23,16 +23,19 @@ from micropython import const
 
 from aliyun import AUTH, BEARER, CONNECT, NETWORK, SIM, PermanentError, unload
 from aliyun.recovery import LADDER, STEPS
-from atmodem.errors import ATTimeoutError
+from atmodem.errors import ATTimeoutError, CommandError
 
 _SYNC_MS = const(10000)
+_BOOT_MS = const(30000)  # power-on until AT is answered: "about 20 s" (air724-at.md §10)
 _SIM_MS = const(30000)
 _REGISTER_MS = const(120000)  # "normally < 2 min" (air724-at.md §10)
 _ATTACH_MS = const(20000)  # registered but no PDP context for this long: recover (§5.3)
 _BEARER_MS = const(60000)
 _CONNECT_MS = const(40000)
+_LIMITS = (_SIM_MS, _REGISTER_MS, _ATTACH_MS)
 _POLL_MS = const(1000)  # state polls during bring-up only; online the session waits on events
 _REFUSALS_PERMANENT = const(3)  # CONNACK refusals in a row that mean "wrong credentials"
+_REBOOTS = ("reset", "power")  # remedies after which the module boots again
 
 _CHECKS = ("air724.module",)
 _LOGIN = (
@@ -56,13 +59,16 @@ async def bring_up(modem, board, config: dict, kept, remedy, set_state, log) -> 
     ``log(level, message)``. ``board`` is fed while polling and power-cycles the module.
     """
     await modem.close_mqtt()  # every bring-up starts from a closed MQTT link
+    first = kept.firmware is None  # the first bring-up of this boot
     if remedy is not None:
         log("info", "remedy: " + remedy)
         row = LADDER[STEPS.index(remedy)]
         if row[2]:
             kept.pdp_lost = False  # this step brings the default PDP context back (§5.3)
-        await row[3](modem, board)
-    await _identify(modem.module, kept, log)
+        await row[4](modem, board)
+    await _identify(modem.module, kept, log, first or remedy in _REBOOTS)
+    if first:
+        await _close_stale(modem)
     set_state(SIM)
     await _network(modem.module, board, kept, set_state, log)
     modem.release()
@@ -73,39 +79,61 @@ async def bring_up(modem, board, config: dict, kept, remedy, set_state, log) -> 
         modem.release()
         unload(_LOGIN)
     set_state(CONNECT)
-    await _connect(modem.mqtt, kept, creds)
+    await _connect(modem.mqtt, board, kept, creds, log)
 
 
-async def _identify(module, kept, log) -> None:
-    """Autobaud, echo off (on again after every (re)boot, §3.2), firmware once, IMEI if needed."""
-    await module.sync(_SYNC_MS)
+async def _identify(module, kept, log, booting) -> None:
+    """Autobaud (a module that is booting may take its time: a normal state, said once), echo
+    and numbered errors (both reset by every (re)boot, §3.2), firmware once, IMEI if needed."""
+    try:
+        await module.sync(2000)
+    except ATTimeoutError:
+        log("info", "waiting for the module")
+        await module.sync(_BOOT_MS if booting else _SYNC_MS)
     await module.echo_off()
+    await module.numbered_errors()
     if kept.firmware is None:
         version = await module.version()
         kept.firmware = version.raw
-        log("info", "module firmware " + version.raw)
-        if version.old:
-            log("warning", "old module firmware: MPUBEX and CLOSED may be missing")
+        # Before V907: no AT+MPUBEX (binary and long payloads) and, before V838, no CLOSED.
+        log("info", "module firmware " + version.raw + (" (before V907)" if version.old else ""))
     if not kept.device_name:
         kept.device_name = await module.imei()
 
 
-async def _network(module, board, kept, set_state, log) -> None:
-    """SIM ready, then registered and attached; the signal figure when the module gives it."""
+async def _close_stale(modem) -> None:
+    """The MCU (re)started, the module may not have: close the MQTT session it may still
+    hold (AT+MDISCONNECT, AT+MIPCLOSE), so the connect step starts clean. Nothing open is
+    fine (767, or a bare ERROR)."""
+    mqtt = modem.mqtt
+    for step in (mqtt.disconnect, mqtt.close):
+        try:
+            await step()
+        except CommandError:
+            pass
+    await modem.close_mqtt()
+
+
+async def _network(module, board, kept, set_state, log, limits=_LIMITS) -> None:
+    """SIM ready, then registered and attached, each within its ``limits`` (ms); the signal
+    figure when the module gives it."""
+
+    said = []
 
     async def sim_ready():
         state = await module.sim_state()
-        if state != "READY":
-            log("debug", "SIM: " + state)
+        if state != "READY" and state not in said:  # each state once: BUSY at boot is normal
+            said.append(state)
+            log("info", "SIM " + state.lower())
         return state == "READY"
 
     async def registered():
         return await module.registration() in (1, 5)  # home or roaming
 
-    await _until(board, sim_ready, _SIM_MS, "SIM not ready")
+    await _until(board, sim_ready, limits[0], "SIM not ready")
     set_state(NETWORK)
-    await _until(board, registered, _REGISTER_MS, "not registered")
-    await _until(board, module.attached, _ATTACH_MS, "not attached")
+    await _until(board, registered, limits[1], "not registered")
+    await _until(board, module.attached, limits[2], "not attached")
     try:
         kept.signal_dbm = await module.signal_dbm()
     except Exception:  # a missing signal figure is no reason to fail
@@ -149,18 +177,35 @@ async def _log_in(modem, cfg, kept, set_state, log) -> tuple:
         raise
 
 
-async def _connect(mqtt, kept, creds) -> None:
+async def _connect(mqtt, board, kept, creds, log) -> None:
     from air724.mqtt import MQTTRefusedError
 
     client_id, username, password, host, port, tls, keepalive = creds
+    # Push mode before the CONNECT: a module whose boot default is cache mode would otherwise
+    # hold the downlinks that arrive before it is set (§7.2).
+    try:
+        await mqtt.set_push()
+    except CommandError:  # refused before a connect: set again after it (the session)
+        pass
     await mqtt.configure(client_id, username, password)
+    wait = kept.connects.wait_ms(ticks_ms())
+    if wait:
+        log("info", "next CONNECT in %d ms (at most 5 a minute)" % wait)
+        while wait > 0:  # fed: the watchdog sees a deliberate wait
+            board.feed()
+            await asyncio.sleep_ms(min(wait, 20000))
+            wait -= 20000
+    kept.connects.sent(ticks_ms())
     try:
         await mqtt.connect(host, port, tls, True, keepalive, _CONNECT_MS)
     except MQTTRefusedError:
+        kept.token = None  # an expired or revoked iotToken: ask for a new one
+        if kept.passed:  # these credentials worked in this boot: the cloud, not the secret
+            raise
         # The TCP/TLS link came up but CONNECT was refused: the credentials (§1.6).
         kept.refusals += 1
-        kept.token = None  # an expired or revoked iotToken: ask for a new one
         if kept.refusals >= _REFUSALS_PERMANENT:
             raise PermanentError("MQTT CONNECT refused %d times" % kept.refusals) from None
         raise
     kept.refusals = 0
+    kept.passed = True
