@@ -2,8 +2,17 @@
 
 ``Online`` is the half of ``aliyun.session.Session`` that the application talks to (publish,
 thing-model requests, subscriptions, handlers, counters) and that runs while the MQTT link is
-up: the outbox pump (QoS1 in order, each after its PUBACK), the downlink dispatch, one health
-check per minute. A fault is only noted (``_link_failed``); the supervisor acts on it.
+up: the outbox pump (QoS1 in order, each after its PUBACK), the downlink dispatch and a health
+check (``AT+MQTTSTATU``) every minute, or every quarter keepalive if that is shorter. A fault is
+only noted (``_link_failed``); the supervisor acts on it. The online tasks are supervised: one
+that ends by an error is a link fault, so the session recovers instead of serving half.
+
+An application callback that raises is logged, counted (``app_errors``) and, for a service or
+property set, answered with code 400; dispatch goes on. A silent half-open link (the module
+says connected, nothing passes) is found from the application protocol: when nothing came down
+for half a keepalive the health check sends an NTP request, and when nothing has come down half
+a keepalive after that either, the link is taken as lost: at most 1.5 keepalives of silence
+(the broker's own rule, aliyun-iot.md §1.5).
 """
 
 import asyncio
@@ -11,12 +20,12 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from air724.text import check_publish
+from air724.text import check_publish, topic_arg
 from aliyun import alink
 from aliyun.outbox import Outbox
 from aliyun.thing import Thing
 from atmodem import wait_ms
-from atmodem.errors import ATTimeoutError
+from atmodem.errors import ArgumentError, ATTimeoutError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
@@ -24,6 +33,7 @@ if TYPE_CHECKING:  # names for annotations only (a type checker takes this branc
     from aliyun.alink import Topics
 
 _HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
+_CODE_APP_ERROR = const(400)  # "request error (internal)", device side (aliyun-iot.md §4.4)
 
 
 class LinkLostError(Exception):
@@ -50,6 +60,13 @@ class Online:
         self.reconnects = 0
         self.state_changes = 0
         self.qos0_dropped = 0
+        self.app_errors = 0  # application callbacks that raised, replies that could not go
+        self.downlinks_dropped = {}  # reason -> count (see aliyun.session)
+        keepalive_ms = config.get("keepalive_s", 300) * 1000
+        self._health_ms = min(_HEALTH_MS, keepalive_ms // 4)
+        self._quiet_ms = keepalive_ms // 2  # silence that earns a probe, and a probe's wait
+        self._heard = 0  # when the last downlink came
+        self._probed = None  # when the probe went out, if one is unanswered
         self._online_since = None
         self._time_to_online = None
         self.modem: "Air724" = None  # pyright: ignore[reportAttributeAccessIssue] - Session
@@ -73,12 +90,16 @@ class Online:
             "published": self.published,
             "received": self.received,
             "dropped": self.outbox.dropped + self.qos0_dropped + inbox_dropped,
+            "downlinks_dropped": sum(self.downlinks_dropped.values()),
+            "app_errors": self.app_errors,
             "state_changes": self.state_changes,
         }
 
     def subscribe(self, topic_filter: str, callback) -> None:
         """Deliver messages matching ``topic_filter`` to ``callback(topic, payload)``; the
-        subscription is renewed after every reconnect."""
+        subscription is renewed after every reconnect. A filter the module cannot carry raises
+        ``atmodem.ArgumentError`` at once, and nothing is stored."""
+        topic_arg(topic_filter)
         if self.thing.subscribe(topic_filter, callback) and self.online:
             asyncio.create_task(self._subscribe_now(topic_filter))
 
@@ -134,13 +155,16 @@ class Online:
 
     async def _serve(self) -> None:
         """Online: publish the outbox, dispatch downlinks, check health; until the link fails."""
-        pump = asyncio.create_task(self._pump())
-        inbox = asyncio.create_task(self._dispatch())
+        self.outbox.sending = False  # a pump cancelled mid-publish left it set
+        pump = asyncio.create_task(self._supervised(self._pump))
+        inbox = asyncio.create_task(self._supervised(self._dispatch))
+        self._heard = ticks_ms()
+        self._probed = None
         self._sync_clock()
         try:
             while True:
                 try:
-                    await wait_ms(self._lost.wait(), _HEALTH_MS)
+                    await wait_ms(self._lost.wait(), self._health_ms)
                 except ATTimeoutError:
                     self.board.feed()
                     await self._health()
@@ -149,6 +173,14 @@ class Online:
         finally:
             pump.cancel()
             inbox.cancel()
+
+    async def _supervised(self, task) -> None:
+        # A long-lived task that ends by an error would leave the session online but deaf.
+        try:
+            await task()
+        except Exception as exc:
+            self.log("error", "%s died: %s" % (task.__name__, describe(exc)))
+            self._link_failed(exc)
 
     async def _subscribe_now(self, topic_filter: str) -> None:
         try:
@@ -165,9 +197,11 @@ class Online:
                 self._wake_outbox.clear()
                 await self._wake_outbox.wait()
                 continue
+            self.outbox.sending = True
             try:
                 await mqtt.publish(message[0], message[1], 1)
             except Exception as exc:
+                self.outbox.sending = False
                 self._link_failed(exc)
                 return  # stays in the outbox: sent again after recovery
             self.outbox.pop()
@@ -184,13 +218,42 @@ class Online:
             except ATTimeoutError:  # no message within the period: wait again
                 continue
             self.received += 1
-            reply = self.thing.dispatch(topic, payload)
+            self._heard = ticks_ms()
+            self._probed = None
+            reply = self._answer(topic, payload)
             if reply is not None:
-                await self.publish(reply[0], reply[1], 0)
+                try:
+                    await self.publish(reply[0], reply[1], 0)
+                except ArgumentError as exc:  # e.g. a reply topic over the module's limit
+                    self._app_error("reply on " + reply[0], exc)
+
+    def _answer(self, topic: str, payload) -> "tuple | None":
+        try:
+            return self.thing.dispatch(topic, payload)
+        except Exception as exc:  # an application callback raised: dispatch goes on
+            self._app_error(topic, exc)
+            if topic.startswith(self.topics.thing_prefix + "service/"):  # it has a reply
+                reply = alink.encode_reply(
+                    alink.request_id(payload), _CODE_APP_ERROR, None, str(exc)
+                )
+                return topic + "_reply", reply
+            return None
+
+    def _app_error(self, where: str, exc) -> None:
+        self.app_errors += 1
+        self.log("error", "%s: %s" % (where, describe(exc)))
 
     async def _health(self) -> None:
         if await self.modem.mqtt.status() != 1:
             self._link_failed("mqtt status")
+            return
+        now = ticks_ms()
+        probed = self._probed
+        if probed is not None and ticks_diff(now, probed) >= self._quiet_ms:
+            self._link_failed("no answer from the cloud (half-open link)")
+        elif probed is None and ticks_diff(now, self._heard) >= self._quiet_ms:
+            self._probed = now  # nothing came down for a while: ask for something
+            self._sync_clock()
 
     def _sync_clock(self) -> None:
         payload = alink.ntp_request(ticks_ms())

@@ -28,10 +28,21 @@ from micropython import const
 from air724.events import DOWN, PDP_DEACT
 from aliyun import BACKOFF, MQTT_UP, ONLINE, SUBSCRIBE, SYNC, Kept, PermanentError, unload
 from aliyun.online import Online, describe
-from aliyun.recovery import PDP_STEP, Recovery
+from aliyun.recovery import DEAF_STEP, PDP_STEP, Recovery, rebuilds
+from atmodem import EV_COUNTED_ABANDONED, EV_DATA_DROPPED, EV_HANDLER_ERROR, EV_OVERFLOW
+from atmodem.errors import ATTimeoutError, CommandError
 
 _WATCHDOG_MS = const(120000)
 _INBOX = const(16)
+# What the AT engine reports when a downlink (or a line) could not be delivered, as the reason
+# logged and counted in ``downlinks_dropped`` (a handler error: the +MSUB handler raised, e.g.
+# a MemoryError for a large payload).
+_DROPS = {
+    EV_DATA_DROPPED: "over data_max",
+    EV_COUNTED_ABANDONED: "truncated",
+    EV_HANDLER_ERROR: "handler error",
+    EV_OVERFLOW: "line over the buffer",
+}
 
 
 class Session(Online):
@@ -89,12 +100,16 @@ class Session(Online):
         if self.kept.pdp_lost:
             # §5.3: after a PDP deactivation only CFUN 0/1 or a reset brings it back.
             self.recovery.escalate(PDP_STEP)
+        if self.state == SYNC and isinstance(exc, ATTimeoutError):
+            self.recovery.escalate(DEAF_STEP)  # no answer to AT: the engine may be deaf
         return self.recovery.failed()
 
     async def _bring_up(self, remedy) -> None:
         self._lost.clear()
         self._lost_reason = None
         self.set_state(SYNC)
+        if rebuilds(remedy) and self.modem is not None:
+            await self.modem.close()  # a new channel on a reopened UART (_open)
         await self._open()
         kept = self.kept
         try:
@@ -113,10 +128,17 @@ class Session(Online):
             loaded = sys.modules.get("aliyun.bringup")
             unload(getattr(loaded, "LOADED_FOR_BRING_UP", ("aliyun.bringup",)))
         self.set_state(SUBSCRIBE)
-        mqtt = self.modem.mqtt
+        await self._subscribe_all(self.modem.mqtt)
+
+    async def _subscribe_all(self, mqtt) -> None:
         await mqtt.set_push()  # +MSUB pushed as it arrives (§7.2); lost on a reboot
         for topic_filter in self.thing.filters():
-            await mqtt.subscribe(topic_filter, 1)
+            try:
+                await mqtt.subscribe(topic_filter, 1)
+            except CommandError as exc:  # refused: the others and the session go on
+                self.log("warning", "subscribe %s refused: %s" % (topic_filter, describe(exc)))
+        if mqtt.cached:  # "+MSUB: <slot>" notices came before push mode was set: fetch them
+            await mqtt.fetch()
 
     async def _open(self) -> None:
         if self.modem is not None and not self.modem.channel.closed:
@@ -128,8 +150,23 @@ class Session(Online):
         reader, writer = await self.board.open_uart()
         gc.collect()
         self.modem = Air724(reader, writer, queue_len=_INBOX)
+        self.modem.on_event = self._on_engine_event
         self.modem.start()
         self.modem.events.subscribe(self._on_link_event)
+
+    def _on_engine_event(self, kind, data) -> None:
+        # Called from the reader task: a downlink the engine could not deliver is logged and
+        # counted with its reason.
+        reason = _DROPS.get(kind)
+        if reason is None:
+            return
+        if kind == EV_HANDLER_ERROR:
+            reason += ": " + type(data).__name__
+        drops = self.downlinks_dropped
+        drops[reason] = drops.get(reason, 0) + 1
+        self.log(
+            "warning", "downlink dropped (%s%s)" % (reason, "" if data is None else ", %s" % data)
+        )
 
     def _on_link_event(self, name: str, line: bytes) -> None:
         # Called from the reader task: only note it; the supervisor acts. Before the MQTT link
