@@ -155,7 +155,7 @@ KINDS = {
         ),
         Kind(
             "sim_lost",
-            lambda rng: [("ctl", "sim_lost", {"duration": rng.choice([3, 8, 20])})],
+            lambda rng: [("ctl", "sim_lost", {"duration": rng.choice([3, 8, 20, 45])})],
             failures=3,
             step="sim_ms",
             duration="duration",

@@ -13,6 +13,8 @@ there. ``lost`` = gaps no reported overflow explains + what the last boot never 
 import re
 import statistics
 
+# A bring-up step failing with one of these is a bug, not a fault of the module.
+_PROGRAMMING_ERRORS = ("NameError", "AttributeError", "TypeError", "KeyError", "IndexError")
 HEAP_LEAK_BYTES = 4096  # free heap shrinking by more than this over a boot counts as growth
 _MIN_HEAP_SAMPLES = 8
 
@@ -148,6 +150,13 @@ def verdict(run, drained):
             problems.append(
                 "%s: %d of %d downlinks lost" % (name, row["sent"] - row["echoed"], row["sent"])
             )
+    bugs = [
+        "%s #%d: %s failed: %s" % (r["kind"], r["index"], step, why)
+        for r in run.records
+        for step, why in r.get("failed_attempts") or ()
+        if why.startswith(_PROGRAMMING_ERRORS)
+    ]
+    problems += ["programming error in a bring-up step: " + b for b in bugs[:5]]
     if msgs["lost"]:
         problems.append("%d message(s) lost within the outbox's capacity" % msgs["lost"])
     if not drained:

@@ -23,7 +23,7 @@ from tools import simkit
 
 from . import kinds as kinds_mod
 
-PROBE_S = 4.0  # a new downlink probe this often while waiting for a recovery
+PROBE_S = 2.0  # a new downlink probe this often while waiting: the resolution of the times
 RESCUE_S = 240.0  # a power cut that does not bring the device back within this ends the run
 _ACCEPTED = re.compile(r" I chaos accepted (\d+)\.(\d+)( full)?$")
 _HEAP = re.compile(r" I (?:chaos heap (\d+)|up properties: 200 \(heap (\d+) B\))$")
