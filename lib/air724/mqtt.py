@@ -13,8 +13,10 @@ from air724.events import DOWN, DOWN_LINES
 from air724.text import HOST_MAX, TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
 from atmodem import Ring
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
+from atmodem.scanner import starts
 
 _WILL_MAX = const(1360)  # will message (§7.4)
+_TOPICS = const(4)  # decoded downlink topics kept
 # Final token per QoS: qos0 OK; qos1 OK then PUBACK; qos2 PUBREC then PUBCOMP (§7.2).
 _ACKS = ((b"OK",), (b"PUBACK",), (b"PUBCOMP",))
 # The link is gone (air724.events.LINK): ends any MQTT command at once (§7.5, §5.3).
@@ -46,57 +48,14 @@ class MQTTRefusedError(MQTTError):
         self.code = code
 
 
-def _digits(h, a, b):
-    if a >= b or not h[a:b].isdigit():
-        return -1
-    return int(h[a:b])
-
-
-def msub_header(head: "bytes | memoryview") -> "tuple | None":
-    """Counted header rule for ``+MSUB: "<topic>",<len> byte,<payload>`` (§7.3): ``(header
-    length, payload length)`` once the header is complete, else None. Also the manual's form
-    without `` byte`` (quoted topic) and the unquoted topic of its MQTTMSGGET example (§7.3,
-    §12.5). ``+MSUB: <slot>`` (cache mode) is no header."""
-    h = bytes(head)
-    i = h.find(b" byte,")
-    if i >= 0:
-        n = _digits(h, h.rfind(b",", 0, i) + 1, i)
-        return None if n < 0 else (i + 6, n)
-    k = 6
-    while k < len(h) and h[k] == 32:
-        k += 1
-    if k < len(h) and h[k] == 34:
-        q = h.find(b'",', k + 1)
-        if q > 0:
-            j = h.find(b",", q + 2)
-            if j > 0:
-                n = _digits(h, q + 2, j)
-                if n >= 0:
-                    return (j + 1, n)
-    return None
-
-
-def msub_topic(head) -> str:
-    """The topic of a complete ``+MSUB`` header (quotes removed); ``UnicodeError`` if not UTF-8."""
-    h = bytes(head)
-    i = h.rfind(b" byte,")
-    if i < 0:
-        i = len(h) - 1
-    t = h[6 : h.rfind(b",", 0, i)].strip()
-    if len(t) >= 2 and t[0] == 34 and t[-1] == 34:
-        t = t[1:-1]
-    return t.decode()
-
-
 class MQTTClient:
     """The module's MQTT client on an ``ATChannel``.
 
     Incoming messages go to ``on_message(callback)`` as ``callback(topic: str, payload:
-    bytes)`` (called from the reader task: must not block), or, with no callback, into
-    ``inbox`` (an ``atmodem.Ring``; by default a new one of ``queue_len``) read by
-    ``await message(timeout_ms)``. Text payloads up to ``mpub_max`` escaped bytes use
-    ``AT+MPUB``; others ``AT+MPUBEX``.
-    """
+    bytearray)`` (the payload's own buffer, no copy; called from the reader task: must not
+    block), or, with no callback, into ``inbox`` (an ``atmodem.Ring``; by default a new one of
+    ``queue_len``) read by ``await message(timeout_ms)``. Text payloads up to ``mpub_max``
+    escaped bytes use ``AT+MPUB``; others ``AT+MPUBEX``."""
 
     def __init__(self, channel, events=None, queue_len: int = 8, mpub_max: int = 1024, inbox=None):
         self.ch = channel
@@ -107,7 +66,9 @@ class MQTTClient:
         self._cb = None
         self._inbox = Ring(queue_len) if inbox is None else inbox
         self._events = events
-        channel.add_urc(b"+MSUB:", self._on_msub, msub_header)
+        self._topic = None  # the topic of the +MSUB header just read (None: not UTF-8)
+        self._topics = []  # (bytes, str) of the last topics decoded
+        channel.add_urc(b"+MSUB:", self._on_msub, self._header)
         channel.add_urc(b"+MSUB: ", self._on_slot)
         if events is not None:
             events.subscribe(self._on_link)
@@ -134,17 +95,64 @@ class MQTTClient:
         """Messages lost because the queue was full."""
         return self._inbox.dropped
 
-    def _on_msub(self, head, payload):
+    def _header(self, buf, s, e):
+        # Counted header rule, asked at each comma (atmodem.pending.add_urc), for '+MSUB:
+        # "<topic>",<len> byte,' (§7.3), the form without ' byte' (quoted topic) and the unquoted
+        # topic of the MQTTMSGGET example (§12.5): the length once buf[s:e] is the header, else
+        # -1; the topic decoded in _topic. ('+MSUB: <slot>', cache mode, has no comma.)
+        j = e - 1  # the count ends at the comma, or at " byte,"
+        byte = starts(buf, b" byte,", j - 5, 6)
+        if byte:
+            j -= 5
+        i = j
+        while i > s and 48 <= buf[i - 1] <= 57:
+            i -= 1
+        if i == j or buf[i - 1] != 44:
+            return -1
+        a, b = s + 6, i - 1  # the topic: buf[a:b], spaces and quotes off
+        while a < b and buf[a] == 32:
+            a += 1
+        while b > a and buf[b - 1] == 32:
+            b -= 1
+        if b - a >= 2 and buf[a] == 34 and buf[b - 1] == 34:
+            a += 1
+            b -= 1
+        elif not byte:  # without " byte" the topic must be quoted
+            return -1
+        self._topic = self._topic_of(buf, a, b)
+        n = 0
+        while i < j:
+            n = n * 10 + buf[i] - 48
+            i += 1
+        return n
+
+    def _topic_of(self, buf, a, b):
+        # Topics repeat (replies, property sets): the last few decoded are kept; a known one is
+        # found in the buffer, no allocation.
+        for known in self._topics:
+            k = known[0]
+            if len(k) == b - a and buf.startswith(k, a):
+                return known[1]
+        raw = bytes(buf[a:b])
         try:
-            topic = msub_topic(head)
+            topic = raw.decode()
         except UnicodeError:
+            return None
+        if len(self._topics) >= _TOPICS:
+            self._topics.pop(0)
+        self._topics.append((raw, topic))
+        return topic
+
+    def _on_msub(self, head, payload):
+        # payload: a bytearray of its own, handed over as it is.
+        topic = self._topic
+        if topic is None:
             self.bad_topics += 1
             return
-        data = bytes(payload)
         if self._cb is not None:
-            self._cb(topic, data)
+            self._cb(topic, payload)
         else:
-            self._inbox.put((topic, data))
+            self._inbox.put((topic, payload))
 
     def _on_slot(self, line):
         self.cached += 1
@@ -175,13 +183,8 @@ class MQTTClient:
         timeout_ms: int = 5000,
     ) -> None:
         """``AT+MCONFIG``; ``will``: ``(topic, message, qos, retain)`` (§7.2)."""
-        args = b",".join(
-            (
-                quote(client_id, "client id", 256),
-                quote(username, "username", 256),
-                quote(password, "password", 256),
-            )
-        )
+        ids = (quote(client_id, "client id", 256), quote(username, "username", 256))
+        args = b",".join(ids + (quote(password, "password", 256),))
         if will is not None:
             topic, message, qos, retain = will
             wt = quote(topic, "will topic", TOPIC_MAX)

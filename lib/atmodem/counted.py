@@ -1,8 +1,9 @@
 """Counted reads of the AT engine's scanner (``atmodem.scanner.LineScanner`` extends this).
 
 A counted header (``+MSUB: "<topic>",<n> byte,``, ``+HTTPREAD: <n>``) is followed by n raw
-bytes: kept after the header when they fit in the line buffer (``_INPLACE``), else read into
-their own bytearray up to ``data_max`` (``_BIG``), else skipped (``_DROP``, ``EV_DATA_DROPPED``).
+bytes: copied out once when they fit after the header in the line buffer (``_INPLACE``), else
+read into a bytearray of their own up to ``data_max``, handed over as it is (``_BIG``), else
+skipped (``_DROP``, ``EV_DATA_DROPPED``).
 
 A counted read has a deadline. The module sends a payload at line speed, so when no byte came
 for ``gap_ms`` the count was a lie (a miscounted or truncated header) and the read is abandoned
@@ -41,11 +42,13 @@ class Counted:
     _mode: int
     _count: int
     _bigpos: int
-    _big: "memoryview | None"
+    _big: "bytearray | None"
+    _bigmv: "memoryview | None"
     _ctarget: object
-    _head: memoryview
+    _hs: int
+    _he: int
     data_max: int
-    _counted: "Callable[[memoryview], None]"
+    _counted: "Callable[[bytearray | None], None]"
     _own_dropped: "Callable[[], None]"
     _emit: "Callable[[int, object], None]"
     _scan: "Callable[[], None]"
@@ -75,11 +78,11 @@ class Counted:
     def _abandon(self, n):
         # Give up the counted read; the n bytes just written into space() start a line.
         if self._mode == _BIG:
-            big = self._big
+            big = self._bigmv
             pos = self._bigpos
             missing = len(big) - pos  # pyright: ignore[reportArgumentType] - set in _BIG
             self._mv[0:n] = big[pos : pos + n]  # pyright: ignore[reportOptionalSubscript]
-            self._big = None
+            self._big = self._bigmv = None
             self._start = 0
             self._end = n
         else:
@@ -99,15 +102,14 @@ class Counted:
         if self._end - s < n:
             return False
         self._mode = _LINE
-        self._start = s + n
-        self._counted(self._mv[s : s + n])
+        self._start = s + n  # a copy (the buffer is reused), none for a command that is gone
+        self._counted(self._buf[s : s + n] if self._ctarget is not False else None)
         return True
 
     def _drop(self):
         s = self._start
-        left = self._end - s
-        if left < self._count:
-            self._count -= left
+        if self._end - s < self._count:
+            self._count -= self._end - s
             self._start = self._end = 0
             return False
         self._mode = _LINE
@@ -115,26 +117,28 @@ class Counted:
         return True
 
     def _begin(self, hs, he, ps, n, target):
-        """Start a counted read: header buf[hs:he], n payload bytes from buf[ps]."""
+        # A counted read: header buf[hs:he] (hs -1: an inline rule's), n bytes from buf[ps].
         self._ctarget = target
         self._count = n
         size = len(self._buf)
-        if ps + n > size and hs:  # move the header to the front: more room for the payload
-            self._mv[0 : self._end - hs] = self._mv[hs : self._end]
-            self._end -= hs
-            ps -= hs
-            he -= hs
-            hs = 0
-        self._head = self._mv[hs:he]
+        cut = he if hs < 0 else hs
+        if ps + n > size and cut:  # move what is left to the front: more room for the payload
+            self._mv[0 : self._end - cut] = self._mv[cut : self._end]
+            self._end -= cut
+            ps -= cut
+            he -= cut
+            hs = -1 if hs < 0 else 0
+        self._hs = hs
+        self._he = he
         self._start = ps
         if ps + n <= size:
             self._mode = _INPLACE
             return
         if n <= self.data_max:
-            big = bytearray(n)
+            big = self._big = bytearray(n)
             have = self._end - ps
             big[0:have] = self._mv[ps : self._end]
-            self._big = memoryview(big)
+            self._bigmv = memoryview(big)
             self._bigpos = have
             self._mode = _BIG
             return

@@ -1,13 +1,14 @@
 """LineScanner: the receive side of the AT engine, synchronous, fed bytes by the reader task.
 
 Bytes land in one buffer (``space()``: where the next read goes; ``received(n)`` scans them;
-``feed(data)`` does both) and are cut into lines in place (memoryviews, no copy). Lines end in
-CR, LF or CR LF (air724-at.md §2); blank lines and boot noise (0x00/0xFF) between lines are
-skipped; a line longer than the buffer is dropped (``EV_OVERFLOW``). A data prompt (``>`` with
-no line end, or ``DOWNLOAD``) is found as it arrives. Counted reads: a header found by a rule
-is followed by n raw bytes, kept after the header when they fit, else in their own bytearray
+``feed(data)`` does both), cut into lines in place (memoryviews). Lines end in CR, LF or CR LF
+(air724-at.md §2); blank lines and boot noise (0x00/0xFF) between lines are skipped; a line
+longer than the buffer is dropped (``EV_OVERFLOW``). A data prompt (``>`` with no line end, or
+``DOWNLOAD``) is found as it arrives. Counted reads: a header found by a rule is followed by n
+raw bytes, copied out when they fit after the header, else read into a bytearray of their own
 (up to ``data_max``), else skipped (``EV_DATA_DROPPED``), and abandoned when the bytes stop
-(``atmodem.counted``). One method per reader mode. What lines mean is ``atmodem.pending``'s.
+(``atmodem.counted``). A partial line is searched once: the next read looks for a line end,
+and asks a header rule, only past what was seen. Meanings: ``atmodem.pending``.
 """
 
 from micropython import const
@@ -60,17 +61,16 @@ def tail_int(buf, s, e) -> int:
 
 class LineScanner(Counted):
     """Cuts received bytes into lines, counted payloads and prompts (see the module doc).
-
     ``bufsize`` bounds a line (and a counted header); ``data_max`` a counted payload read into
-    its own buffer. ``on_event(kind, data)`` receives the ``EV_*`` events.
-    """
+    its own buffer. ``on_event(kind, data)`` receives the ``EV_*`` events."""
 
-    # What lines mean, from atmodem.pending (annotations only: no code on the board): a line
-    # buf[s:e]; the prompt arrived; a counted read is complete; _cprefix's is over data_max.
+    # From atmodem.pending (annotations: no code on the board): a line buf[s:e]; the prompt
+    # arrived; a counted read is complete; _cprefix's is over data_max; EV_* out.
     _line: "Callable[[int, int], None]"
     _prompted: "Callable[[], None]"
-    _counted: "Callable[[memoryview], None]"
+    _counted: "Callable[[bytearray | None], None]"
     _own_dropped: "Callable[[], None]"
+    _emit: "Callable[[int, object], None]"
 
     def __init__(self, bufsize: int = 1024, data_max: int = 8192):
         self._buf = bytearray(bufsize)
@@ -85,20 +85,20 @@ class LineScanner(Counted):
         self._urcs = []
         self._eolc = []
         self._inline = []
-        # Unread bytes are buf[_start:_end]; a counted read has its header in _head, its length
-        # in _count (left to skip in _DROP), its buffer in _big (_BIG mode) and its target in
-        # _ctarget: a URC handler, None (the pending command) or False (that command is gone).
-        self._start = self._end = self._mode = self._count = self._bigpos = 0
-        self._head = self._mv
-        self._big = self._ctarget = None
-        self._cprefix = None  # the pending command's counted header prefix, if any
-        self._prompt = None  # the data prompt a pending command waits for, if any
+        # Unread: buf[_start:_end], of a partial line buf[_start:_seen] searched. A counted read:
+        # header buf[_hs:_he] (_hs -1: an inline rule's, which kept what it needs), length
+        # _count (left to skip in _DROP), buffer _big/_bigmv (_BIG), target _ctarget: a URC
+        # handler, None (the pending command) or False (that command is gone).
+        self._start = self._end = self._mode = self._count = self._bigpos = self._seen = 0
+        self._hs = self._he = 0
+        self._big = self._bigmv = self._ctarget = None
+        self._cprefix = self._prompt = None  # the pending command's counted prefix, data prompt
 
     def space(self) -> memoryview:
-        """Where the next received bytes go (never empty)."""
-        big = self._big
+        """Where the next received bytes go (never empty; no new memoryview when empty)."""
+        big = self._bigmv
         if big is None:
-            return self._mv[self._end :]
+            return self._mv[self._end :] if self._end else self._mv
         # At most a line buffer: what comes after a silence moves there (Counted._abandon).
         return big[self._bigpos : self._bigpos + len(self._buf)]
 
@@ -114,7 +114,7 @@ class LineScanner(Counted):
             return
         self._bigpos += n
         if self._bigpos == len(big):  # _BIG mode: the payload's own buffer is full
-            self._big = None
+            self._big = self._bigmv = None
             self._mode = _LINE
             self._start = self._end = 0
             self._counted(big)
@@ -169,38 +169,45 @@ class LineScanner(Counted):
         buf = self._buf
         s = self._start
         end = self._end
+        seen = self._seen  # set by _partial for this same line, else 0
+        self._seen = 0
         if s >= end:
             self._start = self._end = 0
             return False
         c = buf[s]
-        # Blank lines and boot noise (0x00/0xFF) between lines.
         if c == _CR or c == _LF or c == 0 or c == 0xFF:
-            self._start = s + 1
+            self._start = s + 1  # blank lines and boot noise (0x00/0xFF) between lines
             return True
-        # Data prompt: '>' with no line end after it (MPUBEX, air724-at.md §2), or the
-        # DOWNLOAD line (AT+HTTPDATA).
+        # Data prompt: '>' with no line end (MPUBEX, air724-at.md §2), or DOWNLOAD (HTTPDATA).
         prompt = self._prompt
         if prompt is not None and starts(buf, prompt, s, end - s):
             self._start = s + len(prompt)
             self._mode = _PROMPT
             self._prompted()
             return True
-        e = _eol(buf, s, end)
-        if self._inline and self._inline_header(s, e if e >= 0 else end):
+        k = seen if seen > s else s  # buf[s:k] has no line end and no header's last comma
+        e = _eol(buf, k, end)
+        stop = e if e >= 0 else end
+        if self._inline and self._inline_header(s, k, stop):
             return True
         if e >= 0 and self._complete(s, e, end):
             return True
-        return self._partial(s, end)
+        return self._partial(s, end, stop)
 
-    def _inline_header(self, s, stop):
-        # A counted header with the count inside the line; the payload follows at once.
+    def _inline_header(self, s, k, stop):
+        # A header with its count inside, ending in a comma, the payload at once: its rule is
+        # asked once per new comma, with the line up to that comma.
+        buf = self._buf
         for rule in self._inline:
-            if starts(self._buf, rule[0], s, stop - s):
-                r = rule[2](self._mv[s:stop])
-                if r is None:
-                    return False
-                self._begin(s, s + r[0], s + r[0], r[1], rule[1])
-                return True
+            if starts(buf, rule[0], s, stop - s):
+                c = buf.find(b",", k, stop)
+                while c >= 0:
+                    n = rule[2](buf, s, c + 1)
+                    if n >= 0:
+                        self._begin(-1, c + 1, c + 1, n, rule[1])
+                        return True
+                    c = buf.find(b",", c + 1, stop)
+                break
         return False
 
     def _complete(self, s, e, end):
@@ -209,8 +216,7 @@ class LineScanner(Counted):
         buf = self._buf
         n = e - s
         target = False
-        cp = self._cprefix
-        if cp is not None and starts(buf, cp, s, n):
+        if self._cprefix is not None and starts(buf, self._cprefix, s, n):
             target = None
         else:
             for rule in self._eolc:
@@ -222,8 +228,7 @@ class LineScanner(Counted):
             self._start = e + 1
             self._line(s, e)
             return True
-        # CR LF ends the header and the payload starts after the LF: after a CR that ends the
-        # data, wait for the next byte.
+        # CR LF ends the header, the payload starts after the LF: after a CR, wait for a byte.
         ps = e + 1
         if ps < end or buf[e] != _CR:
             if ps < end and buf[e] == _CR and buf[ps] == _LF:
@@ -232,26 +237,20 @@ class LineScanner(Counted):
             return True
         return False
 
-    def _partial(self, s, end):
-        # A partial line: keep buf[s:end] and make room to read more.
+    def _partial(self, s, end, seen):
+        # A partial line: keep buf[s:end] (searched up to seen) and make room to read more.
         mv = self._mv
         if end < len(mv):
+            self._seen = seen
             return False
         if s:  # move it to the front
             mv[0 : end - s] = mv[s:end]
             self._start = 0
             self._end = end - s
+            self._seen = seen - s
             return False
         self.overflows += 1
         self._mode = _SKIP
         self._start = self._end = 0
         self._emit(_EV_OVERFLOW, None)
         return False
-
-    def _emit(self, kind, data):
-        cb = self.on_event
-        if callable(cb):  # None when nobody listens
-            try:
-                cb(kind, data)
-            except Exception:  # an observer must not stop the reader
-                pass

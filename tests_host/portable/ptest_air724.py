@@ -6,8 +6,9 @@ MPUB lines and the console's "Hello World" downlink.
 """
 
 import asyncio
+import gc
 
-from fakes import Delay, Read, Rig, Wait, wait_ms
+from fakes import Delay, FakeStream, Read, Rig, Wait, wait_ms
 from ptest import raises
 
 from air724 import Air724, check_publish
@@ -556,6 +557,35 @@ async def test_incoming_messages_arrive_intact_to_callback_and_queue():
             assert await mq.message(100) == ("q", b"2")
             with raises(ATTimeoutError):
                 await mq.message(10)
+
+
+async def test_a_4k_downlink_is_handed_over_in_its_own_buffer_not_copied():
+    # The payload over the line buffer is read into a bytearray of its own and handed over as
+    # it is: on the VM the delivery allocates that buffer once (a copy would double it).
+    body = bytes(range(256)) * 16
+    line = b'\r\n+MSUB: "%s",4096 byte,%s\r\n' % (GET_TOPIC.encode(), body)
+    stream = FakeStream()
+    stream.feed(b"\r\n")  # the FakeStream's buffer grows once, before the measurement
+    stream.feed(line)
+    stream._pos = stream._len = 0
+    modem = Air724(stream)
+    got = []
+    modem.mqtt.on_message(lambda topic, payload: got.append((topic, payload)))
+    modem.start()
+    await asyncio.sleep(0)
+    measure = getattr(gc, "mem_alloc", None)  # MicroPython's heap counter
+    gc.collect()
+    before = measure() if measure else 0
+    stream.feed(line)
+    for _ in range(100):  # bounded: the reader needs a few turns
+        if got:
+            break
+        await asyncio.sleep(0)
+    used = measure() - before if measure else 0
+    await modem.close()
+    assert got == [(GET_TOPIC, body)] and type(got[0][1]) is bytearray
+    if measure:
+        assert len(body) <= used < 2 * len(body), used  # one 4 KB buffer, not two
 
 
 async def test_cache_mode_fetch_and_other_msub_forms():

@@ -23,7 +23,11 @@ class Recorder(LineScanner):
         self._prompt = None
 
     def _counted(self, payload):
-        self.seen.append((bytes(self._head), bytes(payload)))
+        head = self.rule_head if self._hs < 0 else bytes(self._mv[self._hs : self._he])
+        self.seen.append((head, bytes(payload)))
+
+    def _emit(self, kind, data):  # atmodem.pending's
+        self.events.append(kind)
 
     def _own_dropped(self):
         self.seen.append("dropped")
@@ -66,14 +70,24 @@ def test_counted_reads_in_place_in_their_own_buffer_and_skipped():
 def test_inline_counted_header_and_the_data_prompt():
     sc = Recorder(bufsize=64)
 
-    def header(head):  # '+MSUB: "t",<n>,' then n bytes at once
-        h = bytes(head)
-        j = h.find(b",", 11)
-        return None if j < 0 else (j + 1, int(h[11:j]))
+    asked = []
+
+    def header(buf, s, e):  # '+MSUB: "t",<n>,' then n bytes at once; asked at each comma
+        h = bytes(buf[s:e])
+        asked.append(h)
+        if len(h) < 12:
+            return -1
+        sc.rule_head = h
+        return int(h[11:-1])
 
     sc._inline.append((b"+MSUB:", "urc", header))  # as atmodem.pending.add_urc files it
     feed_bytewise(sc, b'+MSUB: "t",3,a\r\n\r\nOK\r\n')
     assert sc.seen == [(b'+MSUB: "t",3,', b"a\r\n"), b"OK"]
+    assert asked == [b'+MSUB: "t",', b'+MSUB: "t",3,']  # once per comma, not once per byte
+    sc.seen = []
+    asked.clear()
+    sc.feed(b'+MSUB: "t",2,a,b,c\r\n')  # at once: the first complete header wins
+    assert sc.seen == [(b'+MSUB: "t",2,', b"a,"), b"b,c"] and len(asked) == 2
     sc.seen = []
     sc._prompt = b">"
     sc.feed(b"\r\n> ")  # '>' with no line end, and the space after it
