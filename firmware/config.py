@@ -109,7 +109,7 @@ def _carryable(config: dict) -> None:
     """What validates must go into the module's commands at every bring-up: checked here by
     the driver's own rules (air724.text.quote), so no bring-up refuses it later."""
     from air724.text import APN_MAX, HOST_MAX, quote
-    from aliyun.sign import mqtt_host
+    from aliyun import mqtt_host
     from atmodem.errors import ArgumentError
 
     host = config["endpoint"] or mqtt_host(config["product_key"], config["region"])

@@ -6,12 +6,12 @@ chosen after the last failure (``aliyun.recovery.LADDER``), then walks the state
 timeout, and raises on the first step that fails; the session subscribes next. ``kept``
 (``aliyun.Kept``) carries what one bring-up leaves to the next.
 
-RAM: this module, the driver's module-check code and everything needed to log in (signing,
-HTTPS auth, registration, the HTTP client) are loaded only while bringing the link up, and in
-stages: the module checks are dropped before the login, the login code before the MQTT connect.
-The MQTT client is closed first and created again at the connect step; its code is unloaded only
-for a login that makes an HTTPS request (the first HTTPS auth or registration, an expired
-token), which needs that RAM. Unloading and re-importing it at every bring-up was measured to
+RAM: this module, the module checks (``aliyun.checks`` and the driver's) and everything needed
+to log in (signing, HTTPS auth, registration, the HTTP client) are loaded only while bringing the
+link up, and in stages: the module checks are dropped before the login, the login code before
+the MQTT connect. The MQTT client is closed first and created again at the connect step; its
+code is unloaded only for a login that makes an HTTPS request (the first HTTPS auth or
+registration, an expired token), which needs that RAM. Unloading and re-importing it at every bring-up was measured to
 leave old copies of it referenced now and then (10-20 KB, for several reconnects). The session
 unloads what remains (``LOADED_FOR_BRING_UP``) before it goes online.
 """
@@ -21,23 +21,18 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from aliyun import AUTH, BEARER, CONNECT, NETWORK, SIM, PermanentError, unload
+from aliyun import AUTH, BEARER, CONNECT, SIM, PermanentError, unload
 from aliyun.recovery import LADDER, STEPS
-from atmodem.errors import ATTimeoutError, CommandError
+from atmodem.errors import CommandError
 
-_SYNC_MS = const(10000)
-_BOOT_MS = const(30000)  # power-on until AT is answered: "about 20 s" (air724-at.md §10)
-_SIM_MS = const(30000)
-_REGISTER_MS = const(120000)  # "normally < 2 min" (air724-at.md §10)
-_ATTACH_MS = const(20000)  # registered but no PDP context for this long: recover (§5.3)
 _BEARER_MS = const(60000)
 _CONNECT_MS = const(40000)
-_LIMITS = (_SIM_MS, _REGISTER_MS, _ATTACH_MS)
-_POLL_MS = const(1000)  # state polls during bring-up only; online the session waits on events
 _REFUSALS_PERMANENT = const(3)  # CONNACK refusals in a row that mean "wrong credentials"
 _REBOOTS = ("reset", "power")  # remedies after which the module boots again
+_CONNECTS = const(5)  # CONNECTs per device in any 60 s (Aliyun: the 6th gets CONNACK 3)
+_MINUTE_MS = const(61000)  # a minute, and a margin: the clocks of device and cloud differ
 
-_CHECKS = ("air724.module",)
+_CHECKS = ("aliyun.checks", "air724.module")
 _LOGIN = (
     "aliyun.login",
     "aliyun.dynreg",
@@ -66,11 +61,13 @@ async def bring_up(modem, board, config: dict, kept, remedy, set_state, log) -> 
         if row[2]:
             kept.pdp_lost = False  # this step brings the default PDP context back (§5.3)
         await row[4](modem, board)
-    await _identify(modem.module, kept, log, first or remedy in _REBOOTS)
+    from aliyun.checks import close_stale, identify, network
+
+    await identify(modem.module, kept, log, first or remedy in _REBOOTS)
     if first:
-        await _close_stale(modem)
+        await close_stale(modem.channel)
     set_state(SIM)
-    await _network(modem.module, board, kept, set_state, log)
+    await network(modem.module, board, kept, set_state, log)
     modem.release()
     unload(_CHECKS)
     try:
@@ -80,75 +77,6 @@ async def bring_up(modem, board, config: dict, kept, remedy, set_state, log) -> 
         unload(_LOGIN)
     set_state(CONNECT)
     await _connect(modem.mqtt, board, kept, creds, log)
-
-
-async def _identify(module, kept, log, booting) -> None:
-    """Autobaud (a module that is booting may take its time: a normal state, said once), echo
-    and numbered errors (both reset by every (re)boot, §3.2), firmware once, IMEI if needed."""
-    try:
-        await module.sync(2000)
-    except ATTimeoutError:
-        log("info", "waiting for the module")
-        await module.sync(_BOOT_MS if booting else _SYNC_MS)
-    await module.echo_off()
-    await module.numbered_errors()
-    if kept.firmware is None:
-        version = await module.version()
-        kept.firmware = version.raw
-        # Before V907: no AT+MPUBEX (binary and long payloads) and, before V838, no CLOSED.
-        log("info", "module firmware " + version.raw + (" (before V907)" if version.old else ""))
-    if not kept.device_name:
-        kept.device_name = await module.imei()
-
-
-async def _close_stale(modem) -> None:
-    """The MCU (re)started, the module may not have: close the MQTT session it may still
-    hold (AT+MDISCONNECT, AT+MIPCLOSE), so the connect step starts clean. Nothing open is
-    fine (767, or a bare ERROR)."""
-    mqtt = modem.mqtt
-    for step in (mqtt.disconnect, mqtt.close):
-        try:
-            await step()
-        except CommandError:
-            pass
-    await modem.close_mqtt()
-
-
-async def _network(module, board, kept, set_state, log, limits=_LIMITS) -> None:
-    """SIM ready, then registered and attached, each within its ``limits`` (ms); the signal
-    figure when the module gives it."""
-
-    said = []
-
-    async def sim_ready():
-        state = await module.sim_state()
-        if state != "READY" and state not in said:  # each state once: BUSY at boot is normal
-            said.append(state)
-            log("info", "SIM " + state.lower())
-        return state == "READY"
-
-    async def registered():
-        return await module.registration() in (1, 5)  # home or roaming
-
-    await _until(board, sim_ready, limits[0], "SIM not ready")
-    set_state(NETWORK)
-    await _until(board, registered, limits[1], "not registered")
-    await _until(board, module.attached, limits[2], "not attached")
-    try:
-        kept.signal_dbm = await module.signal_dbm()
-    except Exception:  # a missing signal figure is no reason to fail
-        kept.signal_dbm = None
-
-
-async def _until(board, check, timeout_ms: int, what: str) -> None:
-    """Poll ``await check()`` once a second until it is true; ``ATTimeoutError(what)`` after
-    ``timeout_ms``."""
-    start = ticks_ms()
-    while not await check():
-        if ticks_diff(ticks_ms(), start) > timeout_ms:
-            raise ATTimeoutError(what)
-        board.feed()
-        await asyncio.sleep_ms(_POLL_MS)
 
 
 async def _log_in(modem, cfg, kept, set_state, log) -> tuple:
@@ -177,6 +105,15 @@ async def _log_in(modem, cfg, kept, set_state, log) -> tuple:
         raise
 
 
+def connect_wait_ms(times: list, now) -> int:
+    """How long the next CONNECT must wait (0: now) so that at most 5 fall in any minute;
+    ``times``: when the last ones went out (``Kept.connects``, a sliding window)."""
+    if len(times) < _CONNECTS:
+        return 0
+    left = _MINUTE_MS - ticks_diff(now, times[0])
+    return left if left > 0 else 0
+
+
 async def _connect(mqtt, board, kept, creds, log) -> None:
     from air724.mqtt import MQTTRefusedError
 
@@ -188,14 +125,17 @@ async def _connect(mqtt, board, kept, creds, log) -> None:
     except CommandError:  # refused before a connect: set again after it (the session)
         pass
     await mqtt.configure(client_id, username, password)
-    wait = kept.connects.wait_ms(ticks_ms())
+    wait = connect_wait_ms(kept.connects, ticks_ms())
     if wait:
         log("info", "next CONNECT in %d ms (at most 5 a minute)" % wait)
         while wait > 0:  # fed: the watchdog sees a deliberate wait
             board.feed()
             await asyncio.sleep_ms(min(wait, 20000))
             wait -= 20000
-    kept.connects.sent(ticks_ms())
+    times = kept.connects
+    times.append(ticks_ms())
+    if len(times) > _CONNECTS:
+        times.pop(0)
     try:
         await mqtt.connect(host, port, tls, True, keepalive, _CONNECT_MS)
     except MQTTRefusedError:

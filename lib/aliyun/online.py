@@ -155,7 +155,7 @@ class Online:
 
     async def _serve(self) -> None:
         """Online: publish the outbox, dispatch downlinks, check health; until the link fails."""
-        self.outbox.sending = False  # a pump cancelled mid-publish left it set
+        self.outbox.held = False  # a pump cancelled mid-publish left it set
         pump = asyncio.create_task(self._supervised(self._pump))
         inbox = asyncio.create_task(self._supervised(self._dispatch))
         self._heard = ticks_ms()
@@ -197,11 +197,11 @@ class Online:
                 self._wake_outbox.clear()
                 await self._wake_outbox.wait()
                 continue
-            self.outbox.sending = True
+            self.outbox.held = True
             try:
                 await mqtt.publish(message[0], message[1], 1)
             except Exception as exc:
-                self.outbox.sending = False
+                self.outbox.held = False
                 self._link_failed(exc)
                 return  # stays in the outbox: sent again after recovery
             self.outbox.pop()

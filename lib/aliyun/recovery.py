@@ -13,24 +13,22 @@ tried ``tries`` times before the next; after ``power`` the ladder starts over. D
 exponentially from ``base_ms`` to ``cap_ms`` with "equal jitter" (half fixed, half random), so a
 fleet that lost its cell together does not reconnect together. A permanent fault (the cloud
 refuses the credentials) never climbs the ladder (resetting the module does not repair a wrong
-secret); its waits grow in steps, ``PERMANENT_MIN`` minutes (1, 2, 5, 15, then 60 each time),
+secret); its waits grow in steps, ``permanent_ms`` (1, 2, 5, 15, then 60 each time),
 each between 3/4 and all of its step: a device disabled and re-enabled in the console is back
 within minutes. ``succeeded()`` resets everything.
 
-``Connects`` spaces the MQTT CONNECTs: Aliyun accepts at most 5 per device in any 60 s and
-refuses the next with CONNACK 3, which the module reports as a plain refused connect.
+The bring-up spaces the MQTT CONNECTs (``aliyun.bringup.connect_wait_ms``): Aliyun accepts at
+most 5 per device in any 60 s and refuses the next with CONNACK 3, which the module reports as a
+plain refused connect.
 """
 
 import random
-from time import ticks_diff
 
 from micropython import const
 
 _MAX_SHIFT = const(16)
-PERMANENT_MIN = (1, 2, 5, 15, 60)  # the waits after permanent faults in a row, in minutes
-CONNECTS_PER_MINUTE = const(5)  # Aliyun's limit per device (aliyun-iot.md, CONNACK 3)
-_MINUTE_MS = const(60000)
-_CONNECT_MARGIN_MS = const(1000)  # clocks of device and cloud differ a little
+# The waits after permanent faults in a row: 1, 2, 5, 15, then 60 minutes.
+_PERMANENT_MS = (60000, 120000, 300000, 900000, 3600000)
 
 
 async def _quietly(aw) -> None:
@@ -78,31 +76,6 @@ PDP_STEP = [row[0] for row in LADDER if row[2]][0]  # the cheapest step after a 
 DEAF_STEP = [row[0] for row in LADDER if row[3]][0]  # the cheapest after no answer to AT
 
 
-def rebuilds(remedy) -> bool:
-    """True if ``remedy`` starts with a new AT channel on a reopened UART."""
-    return remedy is not None and LADDER[STEPS.index(remedy)][3]
-
-
-class Connects:
-    """The times of the last ``CONNECTS_PER_MINUTE`` MQTT CONNECTs (a sliding window, so at
-    most that many fall in any 60 s)."""
-
-    def __init__(self):
-        self._times = []
-
-    def wait_ms(self, now: int) -> int:
-        """How long to wait before the next CONNECT may go out (0: now)."""
-        if len(self._times) < CONNECTS_PER_MINUTE:
-            return 0
-        left = _MINUTE_MS + _CONNECT_MARGIN_MS - ticks_diff(now, self._times[0])
-        return left if left > 0 else 0
-
-    def sent(self, now: int) -> None:
-        self._times.append(now)
-        if len(self._times) > CONNECTS_PER_MINUTE:
-            self._times.pop(0)
-
-
 class Recovery:
     """``step`` is the remedy the next ``failed()`` prescribes unless the ladder climbs;
     ``failures`` counts the failures since the last success."""
@@ -117,7 +90,7 @@ class Recovery:
     ):
         self.base_ms = base_ms
         self.cap_ms = cap_ms
-        self.permanent_ms = permanent_ms or tuple(m * _MINUTE_MS for m in PERMANENT_MIN)
+        self.permanent_ms = permanent_ms or _PERMANENT_MS
         self.permanent = 0  # permanent faults in a row
         self.tries = tries or tuple(row[1] for row in LADDER)
         self._rand = rand or random.getrandbits

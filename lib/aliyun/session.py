@@ -28,21 +28,16 @@ from micropython import const
 from air724.events import DOWN, PDP_DEACT
 from aliyun import BACKOFF, MQTT_UP, ONLINE, SUBSCRIBE, SYNC, Kept, PermanentError, unload
 from aliyun.online import Online, describe
-from aliyun.recovery import DEAF_STEP, PDP_STEP, Recovery, rebuilds
-from atmodem import EV_COUNTED_ABANDONED, EV_DATA_DROPPED, EV_HANDLER_ERROR, EV_OVERFLOW
+from aliyun.recovery import DEAF_STEP, LADDER, PDP_STEP, STEPS, Recovery
+from atmodem import EV_HANDLER_ERROR
 from atmodem.errors import ATTimeoutError, CommandError
 
 _WATCHDOG_MS = const(120000)
 _INBOX = const(16)
-# What the AT engine reports when a downlink (or a line) could not be delivered, as the reason
-# logged and counted in ``downlinks_dropped`` (a handler error: the +MSUB handler raised, e.g.
-# a MemoryError for a large payload).
-_DROPS = {
-    EV_DATA_DROPPED: "over data_max",
-    EV_COUNTED_ABANDONED: "truncated",
-    EV_HANDLER_ERROR: "handler error",
-    EV_OVERFLOW: "line over the buffer",
-}
+# What the AT engine reports when a downlink (or a line) could not be delivered, by EV_* value,
+# as the reason logged and counted in ``downlinks_dropped`` (a handler error: the +MSUB handler
+# raised, e.g. a MemoryError for a large payload).
+_DROPS = (None, "line over the buffer", "over data_max", "handler error", None, None, "truncated")
 
 
 class Session(Online):
@@ -108,7 +103,7 @@ class Session(Online):
         self._lost.clear()
         self._lost_reason = None
         self.set_state(SYNC)
-        if rebuilds(remedy) and self.modem is not None:
+        if remedy is not None and LADDER[STEPS.index(remedy)][3] and self.modem is not None:
             await self.modem.close()  # a new channel on a reopened UART (_open)
         await self._open()
         kept = self.kept
@@ -146,6 +141,8 @@ class Session(Online):
         from air724 import Air724
 
         if self.modem is not None:
+            # Its buffers go before the new channel's are allocated.
+            self.modem = None  # pyright: ignore[reportAttributeAccessIssue]
             self.board.close_uart()
         reader, writer = await self.board.open_uart()
         gc.collect()
@@ -157,7 +154,7 @@ class Session(Online):
     def _on_engine_event(self, kind, data) -> None:
         # Called from the reader task: a downlink the engine could not deliver is logged and
         # counted with its reason.
-        reason = _DROPS.get(kind)
+        reason = _DROPS[kind] if kind < len(_DROPS) else None
         if reason is None:
             return
         if kind == EV_HANDLER_ERROR:

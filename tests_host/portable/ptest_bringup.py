@@ -152,7 +152,7 @@ async def test_refused_connects_clear_the_token_then_become_permanent():
 async def test_sim_network_and_attach_waits_end_in_the_typed_timeout():
     # Issue "never stranded", defect 4: TimeoutError does not exist on MicroPython (a
     # NameError there); each of the three waits ends in ATTimeoutError naming what it waited for.
-    from aliyun.bringup import _network
+    from aliyun.checks import network as _network
     from atmodem.errors import ATTimeoutError
 
     for what, answers in (
@@ -215,8 +215,8 @@ async def test_closed_during_mconnect_is_the_link_not_a_refusal():
         m.on(START, b"\r\nCONNECT OK\r\n", repeat=True)
         m.on(MCONNECT, OK + b"\r\nCLOSED\r\n", repeat=True)
         run = Run(rig.obj)
-        run.kept.connects.wait_ms = lambda now: 0  # the spacing has its own test
         for _ in range(5):
+            run.kept.connects.clear()  # the spacing has its own test
             with raises(LinkClosedError):
                 await run()
         assert run.kept.refusals == 0
@@ -236,8 +236,8 @@ async def test_refusals_after_an_accepted_connect_are_not_bad_credentials():
         run = Run(rig.obj)
         await run()
         assert run.kept.passed
-        run.kept.connects.wait_ms = lambda now: 0
         for _ in range(5):
+            run.kept.connects.clear()
             with raises(MQTTRefusedError):
                 await run()
         assert run.kept.refusals == 0
@@ -251,9 +251,20 @@ async def test_a_connect_over_the_minutes_budget_waits_for_its_slot():
         run = Run(rig.obj)
         now = ticks_ms()
         for _ in range(5):  # five CONNECTs just under a minute ago
-            run.kept.connects.sent(ticks_add(now, -60000 + 200))
+            run.kept.connects.append(ticks_add(now, -60000 + 200))
         await run()
         waited = [msg for level, msg in run.logs if msg.startswith("next CONNECT in")]
         assert waited, run.logs
         # It went out only once the oldest of the five was a minute (and the margin) old.
-        assert ticks_diff(run.kept.connects._times[-1], now) >= 1000
+        assert ticks_diff(run.kept.connects[-1], now) >= 1000
+
+
+def test_connects_are_spaced_at_most_five_in_any_minute():
+    from aliyun.bringup import connect_wait_ms
+
+    times = []
+    for t in (0, 1000, 2000, 3000, 4000):
+        assert connect_wait_ms(times, t) == 0
+        times.append(t)
+    assert connect_wait_ms(times, 5000) == 56000  # the 6th only 60 s (and a margin) after the 1st
+    assert connect_wait_ms(times, 70000) == 0

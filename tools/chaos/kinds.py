@@ -37,16 +37,17 @@ def firmware_timeouts():
     if lib not in sys.path:
         sys.path.insert(0, lib)
     import tools  # noqa: F401 - the ``micropython`` stand-in
-    from aliyun import bringup, recovery, session
+    from aliyun import bringup, checks, recovery, session
 
     ladder = recovery.Recovery()
     return {
         "base_ms": ladder.base_ms,
         "cap_ms": ladder.cap_ms,
-        "sync_ms": 10000,  # module.sync(10000) at the start of every bring-up
-        "sim_ms": bringup._SIM_MS,
-        "register_ms": bringup._REGISTER_MS,
-        "attach_ms": bringup._ATTACH_MS,
+        # A first try of 2 s, then checks.SYNC_MS (checks.BOOT_MS after a reset or power cycle).
+        "sync_ms": 2000 + checks.SYNC_MS,
+        "sim_ms": checks.SIM_MS,
+        "register_ms": checks.REGISTER_MS,
+        "attach_ms": checks.ATTACH_MS,
         "connect_ms": bringup._CONNECT_MS,
         "health_ms": session._HEALTH_MS,
     }
