@@ -11,9 +11,9 @@ to log in (signing, HTTPS auth, registration, the HTTP client) are loaded only w
 link up, and in stages: the module checks are dropped before the login, the login code before
 the MQTT connect. The MQTT client is closed first and created again at the connect step; its
 code is unloaded only for a login that makes an HTTPS request (the first HTTPS auth or
-registration, an expired token), which needs that RAM. Unloading and re-importing it at every bring-up was measured to
-leave old copies of it referenced now and then (10-20 KB, for several reconnects). The session
-unloads what remains (``LOADED_FOR_BRING_UP``) before it goes online.
+registration, an expired token), which needs that RAM. Unloading and re-importing it at every
+bring-up was measured to leave old copies of it referenced now and then (10-20 KB, for several
+reconnects). The session unloads what remains (``LOADED_FOR_BRING_UP``) before it goes online.
 """
 
 import asyncio
