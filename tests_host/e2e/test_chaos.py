@@ -8,6 +8,8 @@ fails); each joins this list when its device fix lands. ``make chaos`` always ru
 
 import threading
 
+import pytest
+
 from tools.chaos import kinds, report
 from tools.chaos.cli import run_chaos
 from tools.emulator.faults import FAULTS
@@ -93,6 +95,7 @@ def test_bounds_follow_the_ladder_and_the_keepalive():
     assert sim == 8 + 1 + 2 + 4 + 3 * t["sim_ms"] / 1000 + 8 + 10 + 4
 
 
+@pytest.mark.timeout(900)  # about 2 minutes alone; a loaded machine stretches every wait
 def test_short_chaos_run_of_the_survived_kinds(tmp_path):
     result = run_chaos(tmp_path / "chaos", SHORT_FAULTS, SEED, SURVIVED, out=lambda text: None)
     assert not result["problems"], result["table"]
