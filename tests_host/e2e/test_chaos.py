@@ -103,3 +103,22 @@ def test_short_chaos_run_of_the_survived_kinds(tmp_path):
     assert injected >= SHORT_FAULTS // 2, result["table"]  # most were applicable
     m = result["messages"]
     assert m["delivered"] > 0 and m["lost"] == 0, result["table"]
+
+
+def test_fault_downlinks_count_what_reached_the_application():
+    records = [
+        {
+            "kind": "cache_mode",
+            "recovered": False,
+            "echo": "must",
+            "downlinks": ["cm-1-0", "cm-1-1"],
+        },
+        {"kind": "downlink", "recovered": True, "echo": "must", "downlinks": ["dl-2-"]},
+    ]
+    downs = [
+        "  9.000 I down user/get 1360 B: dl-2-dl-2-dl-2-...",
+        "  9.1 I down user/get 6 B: cm-1-1",
+    ]
+    result = report.downlinks(records, downs, {"cm-1-1"})
+    assert result["cache_mode"] == {"sent": 2, "received": 1, "echoed": 1, "must": True}
+    assert result["downlink"]["received"] == 1 and result["downlink"]["echoed"] == 0
