@@ -76,15 +76,17 @@ class Kind:
         self.failures = failures
         self.step = step  # the timeout a failed attempt dies by
         self.duration = duration  # params key holding the fault's own duration (s), if any
-        # Downlinks the fault delivers (payload "{tag}<i>", i < count): "must" come back as the
-        # application's echo, or are only "report"ed.
+        # Downlinks the fault delivers (payload "{tag}<i>" for i < count, or "{tag}..." once):
+        # each "must" reach the application (its "down" log line), or is only "report"ed.
         self.echo = echo
 
     def downlinks(self, steps, tag):
         if not self.echo:
             return []
-        count = max(int(s[2].get("count", 0)) for s in steps if s[0] == "ctl")
-        return ["%s%d" % (tag, i) for i in range(count)]
+        params = [s[2] for s in steps if s[0] == "ctl"][0]
+        if "count" not in params:
+            return [tag]
+        return ["%s%d" % (tag, i) for i in range(int(params["count"]))]
 
     def failures_for(self, steps):
         """Failed attempts allowed: a number, or the parameter giving it (an armed count)."""
@@ -178,10 +180,15 @@ KINDS = {
                 (
                     "ctl",
                     "downlink",
-                    {"topic": "{user_get}", "size": rng.choice([1, 200, 1360, 3800, 4900])},
+                    {
+                        "topic": "{user_get}",
+                        "size": rng.choice([20, 200, 1360, 3800, 4900]),
+                        "payload": "{tag}",  # repeated up to size; the module truncates it
+                    },
                 )
             ],
             detect="none",
+            echo="must",
         ),
         Kind("urc", lambda rng: [("ctl", "urc", {"text": _urc_text(rng)})], detect="health"),
         # -- faults that strand devices (issue: never stranded) --

@@ -45,6 +45,7 @@ class Device:
         self.notable = []  # (monotonic, boot, line): errors, permanent faults, MemoryError
         self.drops = []  # (monotonic, line): warnings that name a loss
         self.online = []  # monotonic times of "state online"
+        self.downs = []  # the application's "down <topic> <n> B: <preview>" lines
         self.stats = None
         self._log = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
@@ -63,6 +64,8 @@ class Device:
                 m = _HEAP.search(text)
                 healthy = m.group(2) is not None  # a post the cloud answered: online and well
                 self.heap.append((boot, now, int(m.group(1) or m.group(2)), healthy))
+            elif " I down " in text:
+                self.downs.append(text)
             elif " I state online" in text:
                 self.online.append(now)
             elif _FAILED.search(text):
