@@ -96,10 +96,9 @@ class MQTTClient:
         return self._inbox.dropped
 
     def _header(self, buf, s, e):
-        # Counted header rule, asked at each comma (atmodem.pending.add_urc), for '+MSUB:
-        # "<topic>",<len> byte,' (§7.3), the form without ' byte' (quoted topic) and the unquoted
-        # topic of the MQTTMSGGET example (§12.5): the length once buf[s:e] is the header, else
-        # -1; the topic decoded in _topic. ('+MSUB: <slot>', cache mode, has no comma.)
+        # Header rule, asked at each comma (atmodem.pending.add_urc): '+MSUB: "<topic>",<len>
+        # byte,' (§7.3), without ' byte' (quoted topic), unquoted (MQTTMSGGET, §12.5); the length
+        # once buf[s:e] is the header, else -1; the topic in _topic. ('+MSUB: <slot>': no comma.)
         j = e - 1  # the count ends at the comma, or at " byte,"
         byte = starts(buf, b" byte,", j - 5, 6)
         if byte:
@@ -119,29 +118,26 @@ class MQTTClient:
             b -= 1
         elif not byte:  # without " byte" the topic must be quoted
             return -1
-        self._topic = self._topic_of(buf, a, b)
+        # The last few topics are kept: a known one is found in the buffer, no allocation.
+        topic = None
+        for known in self._topics:
+            if len(known[0]) == b - a and buf.startswith(known[0], a):
+                topic = known[1]
+        if topic is None:
+            raw = bytes(buf[a:b])
+            try:
+                topic = raw.decode()
+                if len(self._topics) >= _TOPICS:
+                    self._topics.pop(0)
+                self._topics.append((raw, topic))
+            except UnicodeError:
+                pass  # None: counted in _on_msub
+        self._topic = topic
         n = 0
         while i < j:
             n = n * 10 + buf[i] - 48
             i += 1
         return n
-
-    def _topic_of(self, buf, a, b):
-        # Topics repeat (replies, property sets): the last few decoded are kept; a known one is
-        # found in the buffer, no allocation.
-        for known in self._topics:
-            k = known[0]
-            if len(k) == b - a and buf.startswith(k, a):
-                return known[1]
-        raw = bytes(buf[a:b])
-        try:
-            topic = raw.decode()
-        except UnicodeError:
-            return None
-        if len(self._topics) >= _TOPICS:
-            self._topics.pop(0)
-        self._topics.append((raw, topic))
-        return topic
 
     def _on_msub(self, head, payload):
         # payload: a bytearray of its own, handed over as it is.
@@ -163,16 +159,17 @@ class MQTTClient:
 
     # -- commands --
 
-    async def _cmd(self, cmd, timeout_ms, ok, abort=DOWN_LINES, prompt=None, payload=None):
+    async def _cmd(self, cmd, timeout_ms, ok, abort=DOWN_LINES):
         try:
-            return await self.ch.command(
-                cmd, timeout_ms, ok=ok, abort=abort, prompt=prompt, payload=payload
-            )
+            return await self.ch.command(cmd, timeout_ms, ok, abort)
         except AbortError as exc:
-            if exc.line.startswith(b"CONNECT FAIL"):
-                raise MQTTError("connect failed", exc.line) from None
-            self.connected = False
-            raise LinkClosedError("link lost", exc.line) from None
+            raise self._aborted(exc) from None
+
+    def _aborted(self, exc):  # the error for an abort token: CONNECT FAIL, else link lost
+        if exc.line.startswith(b"CONNECT FAIL"):
+            return MQTTError("connect failed", exc.line)
+        self.connected = False
+        return LinkClosedError("link lost", exc.line)
 
     async def configure(
         self,
@@ -241,20 +238,24 @@ class MQTTClient:
         message must be acked before the next one; the channel stays held meanwhile). Text goes
         escaped in ``AT+MPUB``; binary or long payloads go raw, with their exact length, in
         ``AT+MPUBEX`` (Air724 firmware V907+)."""
-        t = topic_arg(topic)
+        t = topic_arg(topic)  # quoted once per topic (air724.text)
         if isinstance(payload, str):
             payload = payload.encode()
         ok = _ACKS[_qos(qos)]
-        r = 1 if retain else 0
+        flags = b",%d,%d," % (qos, 1 if retain else 0)
+        cmd = prompt = None
         if is_text(payload):
-            msg = escape(payload)
-            if len(msg) <= self.mpub_max:
-                await self._cmd(b'AT+MPUB=%s,%d,%d,"%s"' % (t, qos, r, msg), timeout_ms, ok)
-                return
-        n = len(payload)
-        check_size(n)
-        cmd = b"AT+MPUBEX=%s,%d,%d,%d" % (t, qos, r, n)
-        await self._cmd(cmd, timeout_ms, ok, DOWN_LINES, b">", payload)
+            msg = escape(payload)  # the payload itself when nothing needs an escape
+            if len(msg) <= self.mpub_max:  # one allocation: the command
+                cmd = b"".join((b"AT+MPUB=", t, flags, b'"', msg, b'"'))
+        if cmd is None:
+            check_size(len(payload))
+            cmd = b"AT+MPUBEX=%s%s%d" % (t, flags, len(payload))
+            prompt = b">"
+        try:  # no coroutine of its own (as _cmd): a publish is the hot path
+            await self.ch.command(cmd, timeout_ms, ok, DOWN_LINES, (), None, prompt, payload)
+        except AbortError as exc:
+            raise self._aborted(exc) from None
 
     async def set_push(self, timeout_ms: int = 2000) -> None:
         """``AT+MQTTMSGSET=0``: each message is pushed as a ``+MSUB`` URC (§7.2)."""
@@ -269,22 +270,20 @@ class MQTTClient:
         """``AT+MQTTSTATU`` -> 0 offline, 1 connected, 2 TCP up but MCONNECT needed. The
         answer is ``+MQTTSTATU :<n>`` (space before the colon, §7.2); ``: <n>`` also works."""
         lines = await self.ch.command(b"AT+MQTTSTATU", timeout_ms, resp=b"+MQTTSTATU")
-        text = after(lines, b"+MQTTSTATU").lstrip(b" :")
-        state = int(text)
+        state = int(after(lines, b"+MQTTSTATU").lstrip(b" :"))
         self.connected = state == 1
         return state
 
     async def disconnect(self, timeout_ms: int = 5000) -> None:
         """``AT+MDISCONNECT``; ``+CME ERROR: 767`` (nothing connected, §7.2) is no error."""
-        self.connected = False
         await self._tolerant(b"AT+MDISCONNECT", timeout_ms)
 
     async def close(self, timeout_ms: int = 5000) -> None:
         """``AT+MIPCLOSE``; ``+CME ERROR: 767`` (already closed, §7.2) is no error."""
-        self.connected = False
         await self._tolerant(b"AT+MIPCLOSE", timeout_ms)
 
     async def _tolerant(self, cmd, timeout_ms):
+        self.connected = False
         try:
             await self.ch.command(cmd, timeout_ms)
         except CMEError as exc:

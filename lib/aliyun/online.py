@@ -2,17 +2,16 @@
 
 ``Online`` is the half of ``aliyun.session.Session`` that the application talks to (publish,
 thing-model requests, subscriptions, handlers, counters) and that runs while the MQTT link is
-up: the outbox pump (QoS1 in order, each after its PUBACK), the downlink dispatch and a health
-check (``AT+MQTTSTATU``) every minute, or every quarter keepalive if that is shorter. A fault is
-only noted (``_link_failed``); the supervisor acts on it. The online tasks are supervised: one
-that ends by an error is a link fault, so the session recovers instead of serving half.
+up: the outbox pump (QoS1 in order, each after its PUBACK) and the downlink dispatch (the
+session, ``aliyun.session``, runs and supervises them). A fault is only noted (``_link_failed``);
+the supervisor acts on it.
+The thing model (``use_model``: the table made by ``tools.tsl_table``) checks every set, service
+call and post (``AlinkError`` 460 naming the field and the rule). After each connect the desired
+values are fetched, applied as a property set and deleted (``aliyun.services``). A refused
+subscription (SUBACK 0x80) is a ``SubscribeError`` logged with its topic, kept in ``refused``.
 
 An application callback that raises is logged, counted (``app_errors``) and, for a service or
-property set, answered with code 400; dispatch goes on. A silent half-open link (the module
-says connected, nothing passes) is found from the application protocol: when nothing came down
-for half a keepalive the health check sends an NTP request, and when nothing has come down half
-a keepalive after that either, the link is taken as lost: at most 1.5 keepalives of silence
-(the broker's own rule, aliyun-iot.md §1.5).
+property set, answered with code 500; dispatch goes on.
 """
 
 import asyncio
@@ -25,19 +24,23 @@ from aliyun import alink
 from aliyun.outbox import Outbox
 from aliyun.thing import Thing
 from atmodem import wait_ms
-from atmodem.errors import ArgumentError, ATTimeoutError
+from atmodem.errors import ArgumentError, ATTimeoutError, CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
     from air724 import Air724
     from aliyun.alink import Topics
 
-_HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
-_CODE_APP_ERROR = const(400)  # "request error (internal)", device side (aliyun-iot.md §4.4)
+_IDLE_MS = const(60000)  # the dispatch's wait for a message, per round
+_CODE_APP_ERROR = const(500)  # a failed request, as aliyun.services answers it
 
 
-class LinkLostError(Exception):
-    """The link went down (event name in ``args[0]``)."""
+class SubscribeError(Exception):
+    """The broker refused a subscription (SUBACK 0x80); ``topic`` is its filter."""
+
+    def __init__(self, topic: str):
+        super().__init__(topic)
+        self.topic = topic
 
 
 class Online:
@@ -52,6 +55,7 @@ class Online:
         # Set by name_known() (config.json or the IMEI) before any message goes out.
         self.topics: "Topics" = None  # pyright: ignore[reportAttributeAccessIssue]
         self.outbox = Outbox()
+        self.refused = []  # filters the broker refused (SUBACK 0x80)
         # Its topics are set by name_known(), before any message can arrive or leave.
         self.thing = Thing(None, self.log, ticks_ms)  # pyright: ignore[reportArgumentType]
         # Counters behind ``stats``.
@@ -62,11 +66,8 @@ class Online:
         self.qos0_dropped = 0
         self.app_errors = 0  # application callbacks that raised, replies that could not go
         self.downlinks_dropped = {}  # reason -> count (see aliyun.session)
-        keepalive_ms = config.get("keepalive_s", 300) * 1000
-        self._health_ms = min(_HEALTH_MS, keepalive_ms // 4)
-        self._quiet_ms = keepalive_ms // 2  # silence that earns a probe, and a probe's wait
         self._heard = 0  # when the last downlink came
-        self._probed = None  # when the probe went out, if one is unanswered
+        self._probed = None  # when the session's probe went out, if one is unanswered
         self._online_since = None
         self._time_to_online = None
         self.modem: "Air724" = None  # pyright: ignore[reportAttributeAccessIssue] - Session
@@ -78,23 +79,6 @@ class Online:
 
     # -- application API --
 
-    @property
-    def stats(self) -> dict:
-        """Counters for logs and summaries (``dropped``: outbox overflow, QoS0 while offline,
-        downlinks lost to a full queue)."""
-        inbox_dropped = self.modem.inbox.dropped if self.modem is not None else 0
-        return {
-            "online_since_ms": self._online_since,
-            "time_to_online_ms": self._time_to_online,
-            "reconnects": self.reconnects,
-            "published": self.published,
-            "received": self.received,
-            "dropped": self.outbox.dropped + self.qos0_dropped + inbox_dropped,
-            "downlinks_dropped": sum(self.downlinks_dropped.values()),
-            "app_errors": self.app_errors,
-            "state_changes": self.state_changes,
-        }
-
     def subscribe(self, topic_filter: str, callback) -> None:
         """Deliver messages matching ``topic_filter`` to ``callback(topic, payload)``; the
         subscription is renewed after every reconnect. A filter the module cannot carry raises
@@ -103,13 +87,19 @@ class Online:
         if self.thing.subscribe(topic_filter, callback) and self.online:
             asyncio.create_task(self._subscribe_now(topic_filter))
 
-    def on_property_set(self, schema: dict, callback) -> None:
-        """Property sets are checked against ``schema`` (see ``alink.check_properties``) and
-        answered by the session; ``callback(accepted: dict)`` applies them."""
+    def use_model(self, table) -> None:
+        """Check sets, calls and posts against the thing model (see ``Thing.use_model``)."""
+        self.thing.use_model(table)
+
+    def on_property_set(self, schema, callback) -> None:
+        """Property sets are checked against the thing model (``schema`` None) or ``schema``
+        (see ``alink.check_properties``) and answered by the session; ``callback(accepted)``
+        applies them (desired values too)."""
         self.thing.on_property_set(schema, callback)
 
     def on_service(self, identifier: str, callback) -> None:
-        """``callback(params: dict) -> dict``: the data of the service reply."""
+        """``callback(params: dict) -> dict`` (or ``async def``): the data of the reply; a
+        sync service (RRPC) must answer within ``services.SYNC_DEADLINE_MS``."""
         self.thing.on_service(identifier, callback)
 
     async def publish(self, topic: str, payload, qos: int = 0) -> bool:
@@ -136,15 +126,34 @@ class Online:
         return True
 
     async def post_properties(self, params: dict, timeout_ms: int = 10000):
-        """Post thing-model properties (QoS1); the ``post_reply`` code, or None on timeout."""
+        """Post thing-model properties (QoS1); the ``post_reply`` code, or None on timeout.
+        ``AlinkError`` when they break the thing model (nothing is sent)."""
+        params = self.thing.check_post(params)
         return await self._request(
             self.topics.property_post, "thing.event.property.post", params, timeout_ms
         )
 
-    async def post_event(self, identifier: str, params: dict, timeout_ms: int = 10000):
-        """Post a thing-model event (QoS1); the reply code, or None on timeout."""
+    async def post_event(self, identifier: str, values: dict, timeout_ms: int = 10000, at=None):
+        """Post event ``identifier``: its output ``values``, its time ``at`` (epoch ms; else the
+        NTP clock); the reply code, None on timeout; ``AlinkError`` if the model refuses them."""
+        params: dict = {"value": self.thing.check_event(identifier, values)}
+        at = self.time_ms() if at is None else at
+        if at is not None:
+            params["time"] = at
         method = "thing.event." + identifier + ".post"
         return await self._request(self.topics.event_post(identifier), method, params, timeout_ms)
+
+    async def post_batch(self, properties: dict, events: dict, timeout_ms: int = 10000):
+        """Batch post: ``{id: [{"value", "time"}, …]}`` of properties and of events."""
+        for name in properties:
+            for item in properties[name]:
+                self.thing.check_post({name: item})
+        for name in events:
+            for item in events[name]:
+                self.thing.check_event(name, item.get("value"))
+        params = {"properties": properties, "events": events}
+        method = "thing.event.property.batch.post"
+        return await self._request(self.topics.batch_post, method, params, timeout_ms)
 
     def time_ms(self):
         """Epoch milliseconds once NTP over /ext/ntp answered (after each connect), else None."""
@@ -153,40 +162,23 @@ class Online:
 
     # -- online tasks --
 
-    async def _serve(self) -> None:
-        """Online: publish the outbox, dispatch downlinks, check health; until the link fails."""
-        self.outbox.held = False  # a pump cancelled mid-publish left it set
-        pump = asyncio.create_task(self._supervised(self._pump))
-        inbox = asyncio.create_task(self._supervised(self._dispatch))
-        self._heard = ticks_ms()
-        self._probed = None
-        self._sync_clock()
-        try:
-            while True:
-                try:
-                    await wait_ms(self._lost.wait(), self._health_ms)
-                except ATTimeoutError:
-                    self.board.feed()
-                    await self._health()
-                    continue
-                raise LinkLostError(self._lost_reason)
-        finally:
-            pump.cancel()
-            inbox.cancel()
-
-    async def _supervised(self, task) -> None:
-        # A long-lived task that ends by an error would leave the session online but deaf.
-        try:
-            await task()
-        except Exception as exc:
-            self.log("error", "%s died: %s" % (task.__name__, describe(exc)))
-            self._link_failed(exc)
-
     async def _subscribe_now(self, topic_filter: str) -> None:
         try:
-            await self.modem.mqtt.subscribe(topic_filter, 1)
+            await self.subscribe_one(topic_filter)
+        except SubscribeError:
+            pass  # logged and kept in ``refused``; the link is fine
         except Exception as exc:
             self._link_failed(exc)
+
+    async def subscribe_one(self, topic_filter: str) -> None:
+        """``AT+MSUB``; ``SubscribeError`` on a refusal (``ERROR`` after its OK)."""
+        try:
+            await self.modem.mqtt.subscribe(topic_filter, 1)
+        except CommandError:
+            if topic_filter not in self.refused:
+                self.refused.append(topic_filter)
+            self.log("error", "subscribe refused (SUBACK 0x80): " + topic_filter)
+            raise SubscribeError(topic_filter) from None
 
     async def _pump(self) -> None:
         """Publish the outbox in order, one QoS1 message at a time (§7.1: PUBACK first)."""
@@ -214,20 +206,27 @@ class Online:
         mqtt = self.modem.mqtt
         while True:
             try:
-                topic, payload = await mqtt.message(_HEALTH_MS)
+                topic, payload = await mqtt.message(_IDLE_MS)
             except ATTimeoutError:  # no message within the period: wait again
                 continue
             self.received += 1
             self._heard = ticks_ms()
             self._probed = None
-            reply = self._answer(topic, payload)
-            if reply is not None:
-                try:
-                    await self.publish(reply[0], reply[1], 0)
-                except ArgumentError as exc:  # e.g. a reply topic over the module's limit
-                    self._app_error("reply on " + reply[0], exc)
+            reply = self._reply_for(topic, payload)
+            if reply is None:
+                continue
+            if hasattr(reply[1], "send"):  # a coroutine service: answered when it is done
+                asyncio.create_task(self._answer(reply[0], reply[1]))
+            else:
+                await self._send_reply(reply[0], reply[1])
 
-    def _answer(self, topic: str, payload) -> "tuple | None":
+    async def _send_reply(self, topic: str, payload) -> None:
+        try:
+            await self.publish(topic, payload, 0)
+        except ArgumentError as exc:  # e.g. a reply topic over the module's limit
+            self._app_error("reply on " + topic, exc)
+
+    def _reply_for(self, topic: str, payload) -> "tuple | None":
         try:
             return self.thing.dispatch(topic, payload)
         except Exception as exc:  # an application callback raised: dispatch goes on
@@ -243,17 +242,18 @@ class Online:
         self.app_errors += 1
         self.log("error", "%s: %s" % (where, describe(exc)))
 
-    async def _health(self) -> None:
-        if await self.modem.mqtt.status() != 1:
-            self._link_failed("mqtt status")
+    async def _answer(self, topic: str, reply) -> None:
+        try:
+            payload = await reply
+        except Exception as exc:  # the coroutine service raised: logged and counted
+            self._app_error(topic, exc)
             return
-        now = ticks_ms()
-        probed = self._probed
-        if probed is not None and ticks_diff(now, probed) >= self._quiet_ms:
-            self._link_failed("no answer from the cloud (half-open link)")
-        elif probed is None and ticks_diff(now, self._heard) >= self._quiet_ms:
-            self._probed = now  # nothing came down for a while: ask for something
-            self._sync_clock()
+        await self._send_reply(topic, payload)
+
+    async def _desired(self) -> None:
+        from aliyun.services import apply_desired  # released again by the thing model
+
+        await apply_desired(self.thing, self._ask, self.topics)
 
     def _sync_clock(self) -> None:
         payload = alink.ntp_request(ticks_ms())
@@ -261,15 +261,19 @@ class Online:
 
     # -- helpers --
 
-    async def _request(self, topic: str, method: str, params: dict, timeout_ms: int):
+    async def _request(self, topic: str, method: str, params, timeout_ms: int):
+        return (await self._ask(topic, method, params, timeout_ms))[0]
+
+    async def _ask(self, topic: str, method: str, params, timeout_ms: int) -> tuple:
+        """A request (QoS1); ``(code, data)`` of its reply, ``(None, None)`` on timeout."""
         msg_id = self.thing.ids()
         waiter = self.thing.expect_reply(msg_id)
         try:
             await self.publish(topic, alink.encode_request(msg_id, method, params), 1)
             await wait_ms(waiter.event.wait(), timeout_ms)
-            return waiter.code
+            return waiter.code, waiter.data
         except ATTimeoutError:
-            return None
+            return None, None
         finally:
             self.thing.forget(msg_id)
 

@@ -24,6 +24,7 @@ _EV_OVERFLOW = const(1)  # the value of atmodem.EV_OVERFLOW (__init__.py)
 _CR = const(13)
 _LF = const(10)
 _SP = const(32)
+_SCRATCH = const(32)  # reads shorter than this go through the scratch buffer (space())
 # Reader modes (the counted ones are also atmodem.counted's).
 _LINE = const(0)  # cutting lines
 _INPLACE = const(1)  # counted payload that fits in the line buffer, after its header
@@ -93,17 +94,38 @@ class LineScanner(Counted):
         self._hs = self._he = 0
         self._big = self._bigmv = self._ctarget = None
         self._cprefix = self._prompt = None  # the pending command's counted prefix, data prompt
+        self._scratch = memoryview(bytearray(_SCRATCH))  # see space()
+        self._trickle = self._into = False
 
     def space(self) -> memoryview:
-        """Where the next received bytes go (never empty; no new memoryview when empty)."""
+        """Where the next received bytes go (never empty). No new memoryview when the buffer is
+        empty, nor while bytes trickle in (fewer than _SCRATCH a read): a scratch buffer then,
+        copied on by ``received``."""
         big = self._bigmv
         if big is None:
-            return self._mv[self._end :] if self._end else self._mv
-        # At most a line buffer: what comes after a silence moves there (Counted._abandon).
-        return big[self._bigpos : self._bigpos + len(self._buf)]
+            at = self._end
+            if not at:
+                return self._mv
+            room = len(self._buf) - at
+        else:  # at most a line buffer: what comes after a silence moves there (Counted._abandon)
+            at = self._bigpos
+            room = min(len(big) - at, len(self._buf))
+        if self._trickle and room >= _SCRATCH:
+            self._into = True
+            return self._scratch
+        return self._mv[at:] if big is None else big[at : at + room]
 
     def received(self, n: int) -> None:
         """``n`` bytes were written into ``space()``: scan them."""
+        if self._into:  # from the scratch buffer, byte by byte (a slice would allocate)
+            self._into = False
+            big = self._big
+            dst = self._buf if big is None else big
+            at = self._end if big is None else self._bigpos
+            src = self._scratch
+            for i in range(n):
+                dst[at + i] = src[i]
+        self._trickle = n < _SCRATCH
         if self._late():  # a counted read that got no byte for gap_ms: given up
             self._abandon(n)
             return

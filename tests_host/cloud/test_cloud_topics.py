@@ -10,10 +10,12 @@ FAILURE = 0x80  # SUBACK failure code
 def own_subscribe_filters(pk, dn):
     return [
         "/%s/%s/user/get" % (pk, dn),
-        "/sys/%s/%s/thing/#" % (pk, dn),
         "/sys/%s/%s/thing/service/property/set" % (pk, dn),
         "/sys/%s/%s/thing/service/+" % (pk, dn),
         "/sys/%s/%s/thing/event/+/post_reply" % (pk, dn),
+        "/sys/%s/%s/thing/event/property/batch/post_reply" % (pk, dn),
+        "/sys/%s/%s/thing/property/desired/get_reply" % (pk, dn),
+        "/sys/%s/%s/thing/property/desired/delete_reply" % (pk, dn),
         "/sys/%s/%s/rrpc/request/+" % (pk, dn),
         "/ext/ntp/%s/%s/response" % (pk, dn),
         "/ota/device/upgrade/%s/%s" % (pk, dn),
@@ -31,6 +33,9 @@ def forbidden_subscribe_filters(pk, dn, other):
         "/%s/#" % pk,
         "#",
         "/sys/%s/%s/#" % (pk, dn),
+        "/sys/%s/%s/thing/#" % (pk, dn),  # no documented grant: the stricter reading
+        "/sys/%s/%s/thing/event/#" % (pk, dn),
+        "/sys/%s/%s/thing/event/+/post" % (pk, dn),  # uplinks: publish-only
         "/%s/%s/user/get" % (pk, other),  # another device
         "/sys/%s/%s/thing/#" % (pk, other),
         "/sys/%s/+/thing/#" % pk,
@@ -67,6 +72,8 @@ def test_publish_permissions(cloud, online):
         "/%s/%s/user/update" % (pk, dn),
         "/%s/%s/user/update/error" % (pk, dn),
         "/sys/%s/%s/thing/event/alarm/post" % (pk, dn),
+        "/sys/%s/%s/thing/service/Reboot_reply" % (pk, dn),
+        "/sys/%s/%s/thing/property/desired/get" % (pk, dn),
         "/sys/%s/%s/rrpc/response/42" % (pk, dn),
         "/ota/device/progress/%s/%s" % (pk, dn),
         "/shadow/update/%s/%s" % (pk, dn),
@@ -76,6 +83,7 @@ def test_publish_permissions(cloud, online):
         "/%s/%s/user/get" % (pk, dn),  # subscribe-only class
         "/%s/%s/user/update" % (pk, odn),  # another device
         "/sys/%s/%s/thing/event/property/post" % (pk, odn),
+        "/sys/%s/%s/thing/service/Reboot" % (pk, dn),  # a call, not a reply
         "/%s/%s/user/custom" % (pk, dn),
         "/ext/ntp/%s/%s/response" % (pk, dn),
         "/broadcast/%s/all" % pk,
@@ -124,7 +132,7 @@ def test_uplinks_do_not_loop_back(cloud, online):
     device = cloud.device()
     pk, dn = device["productKey"], device["deviceName"]
     dev = online(device)
-    assert dev.subscribe("/sys/%s/%s/thing/#" % (pk, dn)) == 1
+    assert dev.subscribe("/sys/%s/%s/thing/event/+/post_reply" % (pk, dn)) == 1
     post = {"id": "1", "version": "1.0", "params": {"A": 1}}
     dev.publish("/sys/%s/%s/thing/event/property/post" % (pk, dn), post)
     topic, _ = dev.expect()  # the first message back is the reply, not the echo

@@ -297,3 +297,13 @@ def test_realistic_network_latencies_are_lower_bounds(start_sim, resolve_args):
     at.ok("AT+HTTPINIT")
     at.ok('AT+HTTPPARA="URL","http://plain.example.com/bytes/1"')
     assert timed("AT+HTTPACTION=0", rb"\+HTTPACTION: 0,200,1\r\n") >= 0.3
+
+
+def test_refused_subscribe_prints_error_after_ok(port, broker):
+    """A SUBACK failure (0x80) ends AT+MSUB with ERROR after its OK (§7.2, §11); the link stays
+    up and the next MSUB succeeds."""
+    connect(port)
+    port.ok('AT+MSUB="refused/topic",1')  # the test broker answers SUBACK 0x80
+    port.expect(rb"\r\nERROR\r\n")
+    subscribe(port, "good/topic", 1)
+    assert "+MQTTSTATU :1" in port.command("AT+MQTTSTATU")[0]

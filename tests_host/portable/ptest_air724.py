@@ -16,6 +16,7 @@ from air724 import events as ev
 from air724.http import HTTPError
 from air724.module import FirmwareVersion, parse_cclk
 from air724.mqtt import LinkClosedError, MQTTError, MQTTRefusedError
+from air724.text import escape, topic_arg
 from atmodem import ArgumentError, ATTimeoutError, CMEError
 
 CHUNKS = (0, 1, (1, 9))
@@ -531,7 +532,27 @@ async def test_binary_and_long_payloads_use_mpubex():
                 check_publish('a"b', "x")
             check_publish("t", b"\x00" * 4100)
             check_publish("t", "x")
+            check_publish("t", "x" * 4100)  # a str: its UTF-8 bytes count, not its characters
+            with raises(ArgumentError):
+                check_publish("t", "\u4e2d" * 1367)  # 1367 characters, 4101 bytes
             assert len(m.commands) == 3
+
+
+def test_a_topic_is_quoted_once_and_a_payload_with_nothing_to_escape_is_not_copied():
+    topic = "/sys/a/b/thing/event/property/post"
+    first = topic_arg(topic)
+    assert first == b'"' + topic.encode() + b'"'
+    assert topic_arg("/sys/a/b/thing/event/" + "property/post") is first  # kept, not rebuilt
+    with raises(ArgumentError):
+        topic_arg('a"b')  # refused every time: a bad topic is never kept
+    with raises(ArgumentError):
+        topic_arg('a"b')
+    for i in range(20):  # the kept topics stay bounded; each is still quoted right
+        assert topic_arg("t/%d" % i) == b'"t/%d"' % i
+    plain = b"{'a': 1}"
+    assert escape(plain) is plain
+    assert escape(b'a\\b"c\r\nd') == b"a\\5Cb\\22c\\0D\\0Ad"
+    assert escape(bytearray(b'"')) == b"\\22"
 
 
 async def test_incoming_messages_arrive_intact_to_callback_and_queue():

@@ -150,3 +150,30 @@ def test_a_payload_that_keeps_coming_is_never_abandoned():
         sc.clock.now += 900  # slow, but never silent for gap_ms
         sc.feed(b"0123456789")
     assert sc.abandoned == 0 and sc.seen == [(b"+HTTPREAD: 3000", b"0123456789" * 300)]
+
+
+def test_bytes_that_trickle_in_cost_no_allocation_per_read():
+    # One byte per read into a partial line: space() hands the scratch buffer, not a new
+    # memoryview at the read position (on the VM: measured; CPython has no heap counter).
+    import gc
+
+    class Quiet(LineScanner):
+        lines = 0
+
+        def _line(self, s, e):
+            self.lines += 1
+
+    sc = Quiet(bufsize=256)
+    data = b"+CSQ: " + b"9" * 150 + b"\r\n"
+    measure = getattr(gc, "mem_alloc", None)
+    gc.collect()
+    gc.disable()
+    before = measure() if measure else 0
+    for c in data:
+        dst = sc.space()  # as the reader does ('sc.space()[0] = c' allocates on the VM)
+        dst[0] = c
+        sc.received(1)
+    used = measure() - before if measure else 0
+    gc.enable()
+    assert sc.lines == 1 and bytes(sc._buf[6:156]) == b"9" * 150
+    assert used < 256, used  # the first read only; a memoryview per read: 32 B each, 5 KB

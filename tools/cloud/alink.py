@@ -26,8 +26,9 @@ import re
 from amqtt.plugins.base import BasePlugin
 
 from tools.cloud import registry as reg
-from tools.cloud import topics
+from tools.cloud import topics, tsl
 from tools.cloud.broker_auth import VERDICT
+from tools.cloud.thingmodel import BATCH_POST, CallError, ThingModel
 from tools.cloud.topics import _CloudConfig
 
 log = logging.getLogger("aliyun-local.alink")
@@ -42,6 +43,10 @@ _SERVICE_ID = re.compile(r"^(property/set|[A-Za-z0-9_]{1,50})$")
 # (topic template, handler name), first match wins.
 UPLINKS = (
     ("/sys/{pk}/{dn}/thing/event/property/post", "_property_post"),
+    ("/sys/{pk}/{dn}/thing/event/property/batch/post", "_batch_post"),
+    ("/sys/{pk}/{dn}/thing/property/desired/get", "_desired_get"),
+    ("/sys/{pk}/{dn}/thing/property/desired/delete", "_desired_delete"),
+    ("/sys/{pk}/{dn}/rrpc/response/+", "_rrpc_response"),
     ("/sys/{pk}/{dn}/thing/event/+/post", "_event_post"),
     ("/sys/{pk}/{dn}/thing/service/#", "_service_reply"),
     ("/ext/ntp/{pk}/{dn}/request", "_ntp"),
@@ -135,6 +140,8 @@ class Alink:
         self.cloud = cloud
         self.pending = {}  # (pk, dn, id) → future of the device's reply
         self._ids = itertools.count(1)
+        self.things = ThingModel(self)
+        self.decimal_id = _decimal_id
 
     @property
     def registry(self):
@@ -215,22 +222,47 @@ class Alink:
             body = encode_reply(err.msg_id, err.code, method, "request parameter error: %s" % err)
             return err.code, [(topic + "_reply", body)]
         if store is not None:
-            store(params)
+            try:
+                store(params)
+            except tsl.TslError as err:  # the product's TSL refuses it: nothing stored
+                body = encode_reply(msg_id, err.code, method, "request parameter error: %s" % err)
+                return err.code, [(topic + "_reply", body)]
         if not wants_reply:
             return CODE_OK, []
         return CODE_OK, [(topic + "_reply", encode_reply(msg_id, CODE_OK, method))]
 
     def _property_post(self, ident, topic, data, received):
-        pk, dn = ident.product_key, ident.device_name
+        method = "thing.event.property.post"
 
         def store(params):
-            self.registry.merge_properties(pk, dn, property_values(params, received))
+            self.things.check_post(ident, method, params)
+            self.things.record(ident, property_values(params, received))
 
-        return self._alink_request(topic, data, "thing.event.property.post", store)
+        return self._alink_request(topic, data, method, store)
 
     def _event_post(self, ident, topic, data, received):
-        identifier = topic.split("/")[6]
-        return self._alink_request(topic, data, "thing.event.%s.post" % identifier)
+        method = "thing.event.%s.post" % topic.split("/")[6]
+
+        def store(params):
+            self.things.check_post(ident, method, params)
+
+        return self._alink_request(topic, data, method, store)
+
+    def _batch_post(self, ident, topic, data, received):
+        def store(params):
+            self.things.check_post(ident, BATCH_POST, params)
+            self.things.record_batch(ident, params, received)
+
+        return self._alink_request(topic, data, BATCH_POST, store)
+
+    def _desired_get(self, ident, topic, data, received):
+        return self.things.desired_get(ident, topic, data, received)
+
+    def _desired_delete(self, ident, topic, data, received):
+        return self.things.desired_delete(ident, topic, data, received)
+
+    def _rrpc_response(self, ident, topic, data, received):
+        return self.things.rrpc_response(ident, topic, data, received)
 
     def _service_reply(self, ident, topic, data, received):
         """A device's reply to a service call or property set (§4.3)."""
@@ -293,21 +325,35 @@ class Alink:
     def next_id(self) -> str:
         return str(next(self._ids) % ID_MAX)
 
-    async def set_property(self, pk, dn, params: dict, timeout: float) -> dict:
+    async def set_property(self, pk, dn, params: dict, timeout: float, check=True) -> dict:
         """thing.service.property.set (§4.3); wait for the device's set_reply."""
-        return await self.call_service(pk, dn, "property/set", params, timeout)
+        return await self.call_service(pk, dn, "property/set", params, timeout, check)
 
-    async def call_service(self, pk, dn, identifier, params: dict, timeout: float) -> dict:
+    async def call_service(self, pk, dn, identifier, params, timeout: float, check=True) -> dict:
         """Call service ``identifier`` (``property/set`` or a thing-model service, §4.3) and
-        wait for the device's ``…_reply``."""
+        wait for the device's ``…_reply``; a sync service (TSL ``callType``) goes over RRPC.
+
+        With the product's TSL, ``params`` are checked first (``check=False`` sends them
+        unchecked, as a verification-free product does, so the device's own check answers)."""
         if self.registry.device(pk, dn) is None:
             raise CloudError("no device %s/%s" % (pk, dn))
         if not isinstance(params, dict) or (identifier == "property/set" and not params):
             raise CloudError("params must be a non-empty object")
         if not isinstance(identifier, str) or not _SERVICE_ID.match(identifier):
             raise CloudError("service identifier %r: letters, digits and _" % (identifier,))
+        call_type = self.things.call_type(pk, identifier)
+        if check:
+            try:
+                call_type = self.things.check_call(pk, identifier, params)
+            except CallError as exc:
+                raise CloudError("%s: %s" % (exc.code, exc)) from None
         if not self.cloud.broker.session_connected(pk + "&" + dn):
             raise CloudError("device %s/%s is offline" % (pk, dn))
+        if call_type == "sync":
+            try:
+                return await self.things.call_sync(pk, dn, identifier, params, timeout)
+            except CallError as exc:
+                raise CloudError("%s: %s" % (exc.code, exc)) from None
         msg_id = self.next_id()
         topic = "/sys/%s/%s/thing/service/%s" % (pk, dn, identifier)
         method = "thing.service." + identifier.replace("/", ".")

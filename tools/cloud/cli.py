@@ -18,7 +18,7 @@ from pathlib import Path
 
 from amqtt.errors import BrokerError
 
-from tools.cloud import certs
+from tools.cloud import certs, thing_cli
 from tools.cloud import registry as reg
 from tools.cloud.limits import Limits
 from tools.cloud.server import (
@@ -367,6 +367,7 @@ def cmd_set_property(args):
         "deviceName": device["deviceName"],
         "params": params,
         "timeout": args.timeout,
+        "check": not getattr(args, "no_check", False),
     }
     reply = control_ok(server_info(args), "POST", "/set-property", body, args.timeout + 10)
     code = reply["reply"].get("code")
@@ -525,12 +526,14 @@ def build_parser():
     p.add_argument("assignments", nargs="+", metavar="key=value", help="value parsed as JSON")
     p.add_argument("--product", help="productKey, when the name is ambiguous")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for set_reply")
+    p.add_argument("--no-check", action="store_true", help="send without the TSL check")
 
     p = command(sub, "log", cmd_log, "show the message log", as_json)
     p.add_argument("--device", help="DeviceName or ProductKey/DeviceName")
     p.add_argument("--product", help="productKey")
     p.add_argument("--limit", type=int, default=50, help="rows to show first (default 50)")
     p.add_argument("--follow", action="store_true", help="keep printing new rows")
+    thing_cli.register(command, sub, as_json)
     return parser
 
 

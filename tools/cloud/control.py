@@ -15,6 +15,7 @@ from tools.cloud import registry as reg
 from tools.cloud import topics
 from tools.cloud.alink import CloudError
 from tools.cloud.https import HTTPError, Response, json_response
+from tools.cloud.thingmodel import CallError
 
 
 def _device_fields(body) -> tuple:
@@ -37,6 +38,8 @@ class ControlAPI:
             ("GET", "/status"): self._guard(self.status),
             ("POST", "/pub"): self._guard(self.pub),
             ("POST", "/set-property"): self._guard(self.set_property),
+            ("POST", "/invoke-service"): self._guard(self.invoke_service),
+            ("POST", "/set-desired"): self._guard(self.set_desired),
             ("POST", "/kick"): self._guard(self.kick),
             ("GET", "/log"): self._guard(self.log),
         }
@@ -51,7 +54,14 @@ class ControlAPI:
                 raise HTTPError(401)
             try:
                 return await handler(request)
-            except (CloudError, reg.RegistryError, ValueError, KeyError, TypeError) as err:
+            except (
+                CloudError,
+                CallError,
+                reg.RegistryError,
+                ValueError,
+                KeyError,
+                TypeError,
+            ) as err:
                 return json_response({"ok": False, "error": str(err)}, 400)
 
         return guarded
@@ -89,8 +99,33 @@ class ControlAPI:
         body = request.json()
         pk, dn = _device_fields(body)
         timeout = float(body.get("timeout", 10))
-        reply = await self.cloud.alink.set_property(pk, dn, body["params"], timeout)
+        check = bool(body.get("check", True))
+        reply = await self.cloud.alink.set_property(pk, dn, body["params"], timeout, check)
         return json_response({"ok": True, "reply": reply})
+
+    async def invoke_service(self, request):
+        """InvokeThingService (async ``…_reply``, or RRPC for sync services)."""
+        body = request.json()
+        pk, dn = body["productKey"], body["deviceName"]
+        alink = self.cloud.alink
+        identifier, params = body["identifier"], body.get("params", {})
+        timeout, check = float(body.get("timeout", 10)), bool(body.get("check", True))
+        if body.get("sync"):
+            if check:
+                alink.things.check_call(pk, identifier, params)
+            if not self.cloud.broker.session_connected(pk + "&" + dn):
+                raise CloudError("device %s/%s is offline" % (pk, dn))
+            reply = await alink.things.call_sync(pk, dn, identifier, params, timeout)
+        else:
+            reply = await alink.call_service(pk, dn, identifier, params, timeout, check)
+        return json_response({"ok": True, "reply": reply})
+
+    async def set_desired(self, request):
+        body = request.json()
+        result = await self.cloud.alink.things.set_desired(
+            body["productKey"], body["deviceName"], body["params"]
+        )
+        return json_response({"ok": True, **result})
 
     async def kick(self, request):
         body = request.json()

@@ -101,6 +101,11 @@ class MqttService:
             entry = self._pending.pop(args[0], None)
             if entry:
                 started, latency, texts = entry
+                if kind == "suback" and len(args) > 1 and args[1]:
+                    # A refused SUBSCRIBE (SUBACK 0x80): MSUB's failure token after its OK
+                    # (reference §7.2, §11: "OK then SUBACK", "ERROR on failure").
+                    self.m.log("SUBACK failure (0x80) for the last AT+MSUB")
+                    texts = ("ERROR",)
                 for text in texts:
                     self._emit(started, latency, text)
         elif kind == "message":

@@ -101,7 +101,11 @@ class MqttLink:
             client.will_set(will["topic"], will["message"], will["qos"], will["retain"])
         client.on_connect = self._on_connect
         client.on_socket_register_write = _queue_only
-        client.on_subscribe = lambda _c, _u, mid, _rc, _p: self._post("suback", mid)
+        client.on_subscribe = lambda _c, _u, mid, rcs, _p: self._post(
+            "suback",
+            mid,
+            any(rc.is_failure for rc in rcs),  # 0x80: refused by the broker
+        )
         client.on_unsubscribe = lambda _c, _u, mid, _rc, _p: self._post("unsuback", mid)
         client.on_publish = lambda _c, _u, mid, _rc, _p: self._post("puback", mid)
         client.on_message = lambda _c, _u, msg: self._post(
