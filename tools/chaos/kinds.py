@@ -24,7 +24,7 @@ or stalled AT engine at the latest by the health poll (one AT+MQTTSTATU per ``_H
 
 import sys
 
-from tools.simkit import ROOT
+from tools.sim.proc import ROOT
 
 KEEPALIVE_S = 60  # the chaos run's keepalive_s (config.json)
 # Emulator faults that are the second half of a chaos kind (its duration ends them).

@@ -1,4 +1,4 @@
-"""One chaos run: cloud, emulator and firmware (tools/simkit.py), a seeded sequence of faults,
+"""One chaos run: cloud, emulator and firmware (tools/sim), a seeded sequence of faults,
 and the evidence of recovery after each.
 
 The firmware is the .mpy build of firmware/ and lib/ on the MicroPython VM (``-X heapsize=128k``)
@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from tools import simkit
+from tools.chaos import parts as simkit
 
 from . import kinds as kinds_mod
 
