@@ -87,7 +87,8 @@ class MQTTClient:
         self._cb = callback
 
     async def message(self, timeout_ms: int):
-        """The oldest queued ``(topic, payload)``; ``ATTimeoutError`` if none comes."""
+        """The oldest queued ``(topic, payload)``, ``(None, None)`` for a ``+MSUB: <slot>``
+        notice (cache mode: ``fetch()``); ``ATTimeoutError`` if none comes."""
         return await self._inbox.get(timeout_ms)
 
     @property
@@ -150,8 +151,10 @@ class MQTTClient:
         else:
             self._inbox.put((topic, payload))
 
-    def _on_slot(self, line):
+    def _on_slot(self, line):  # cache mode on (a module's boot default, §7.2): see message()
         self.cached += 1
+        if self._cb is None:
+            self._inbox.put((None, None))
 
     def _on_link(self, name, line):
         if name in DOWN:

@@ -10,8 +10,7 @@ call and post (``AlinkError`` 460 naming the field and the rule). After each con
 values are fetched, applied as a property set and deleted (``aliyun.services``). A refused
 subscription (SUBACK 0x80) is a ``SubscribeError`` logged with its topic, kept in ``refused``.
 
-An application callback that raises is logged, counted (``app_errors``) and, for a service or
-property set, answered with code 500; dispatch goes on.
+A raising application callback is logged and answered 500; dispatch goes on.
 """
 
 import asyncio
@@ -209,6 +208,10 @@ class Online:
                 topic, payload = await mqtt.message(_IDLE_MS)
             except ATTimeoutError:  # no message within the period: wait again
                 continue
+            if topic is None:  # "+MSUB: <slot>": cache mode is on, fetch what it holds
+                await mqtt.set_push()
+                await mqtt.fetch()
+                continue
             self.received += 1
             self._heard = ticks_ms()
             self._probed = None
@@ -231,12 +234,10 @@ class Online:
             return self.thing.dispatch(topic, payload)
         except Exception as exc:  # an application callback raised: dispatch goes on
             self._app_error(topic, exc)
-            if topic.startswith(self.topics.thing_prefix + "service/"):  # it has a reply
-                reply = alink.encode_reply(
-                    alink.request_id(payload), _CODE_APP_ERROR, None, str(exc)
-                )
-                return topic + "_reply", reply
-            return None
+            if not topic.startswith(self.topics.thing_prefix + "service/"):  # no reply
+                return None
+            msg_id = alink.request_id(payload)
+            return topic + "_reply", alink.encode_reply(msg_id, _CODE_APP_ERROR, None, str(exc))
 
     def _app_error(self, where: str, exc) -> None:
         self.app_errors += 1
