@@ -622,6 +622,7 @@ async def test_cache_mode_fetch_and_other_msub_forms():
         m.on(b"AT", OK)
         await rig.obj.channel.command(b"AT", 1000)
         assert mq.cached == 1
+        assert await mq.message(100) == (None, None)  # the notice: the reader should fetch
         await mq.fetch()
         assert mq.cached == 0
         assert await mq.message(100) == ("mqtt/topic", b"SSSSddddd")

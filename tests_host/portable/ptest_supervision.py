@@ -172,3 +172,11 @@ async def test_downlinks_the_engine_cannot_deliver_are_logged_and_counted_with_a
     assert session.stats["downlinks_dropped"] == 2
     assert len([m for level, m in session.logs if "downlink dropped" in m]) == 2
     await modem.close()
+
+
+async def test_a_cache_mode_notice_while_online_sets_push_mode_and_fetches():
+    mqtt = StubMQTT()
+    session = make_session(mqtt)
+    mqtt.inbox.put((None, None))  # "+MSUB: 0": the module is back in cache mode
+    await serve_briefly(session, lambda: mqtt.fetched)
+    assert mqtt.fetched == 1 and session.received == 0
