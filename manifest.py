@@ -27,6 +27,7 @@ package(
         "alink.py",
         "auth.py",
         "bringup.py",
+        "checks.py",
         "digest.py",
         "dynreg.py",
         "login.py",

@@ -101,7 +101,24 @@ def validate(raw) -> dict:
         raise ConfigError("product_secret", "required for auth dynreg")
     if mode == "http" and not config["tls"]:
         raise ConfigError("tls", "auth http connects over TLS only (reference §2)")
+    _carryable(config)
     return config
+
+
+def _carryable(config: dict) -> None:
+    """What validates must go into the module's commands at every bring-up: checked here by
+    the driver's own rules (air724.text.quote), so no bring-up refuses it later."""
+    from air724.text import APN_MAX, HOST_MAX, quote
+    from aliyun import mqtt_host
+    from atmodem.errors import ArgumentError
+
+    host = config["endpoint"] or mqtt_host(config["product_key"], config["region"])
+    field = "region" if not config["endpoint"] else "endpoint"
+    for name, value, limit in (("apn", config["apn"], APN_MAX), (field, host, HOST_MAX)):
+        try:
+            quote(value, "the MQTT host" if name != "apn" else "the APN", limit)
+        except ArgumentError as exc:
+            raise ConfigError(name, str(exc)) from None
 
 
 def load(path: str = "config.json") -> dict:

@@ -10,7 +10,7 @@ import asyncio
 
 from micropython import const
 
-from air724.text import quote
+from air724.text import header_arg, quote
 from atmodem import wait_ms
 from atmodem.errors import ATError, CommandError, DataError, ResponseError
 
@@ -82,7 +82,7 @@ class HTTPClient:
         # Every argument is quoted before the first command: nothing half-sent on bad input.
         cmds = [b'AT+HTTPPARA="CID",%d' % self.cid, b'AT+HTTPPARA="URL",' + quote(url, "URL", 500)]
         for h in headers:  # one header per command; they accumulate (§6.1)
-            cmds.append(b'AT+HTTPPARA="USER_DEFINED",' + quote(h, "header", 500))
+            cmds.append(b'AT+HTTPPARA="USER_DEFINED",' + header_arg(h))
         if url.startswith("https:"):
             cmds.append(b"AT+HTTPSSL=1")
         ch = self.ch

@@ -69,6 +69,11 @@ class Module:
     async def echo_off(self) -> None:
         await self.ch.command(b"ATE0", 2000)
 
+    async def numbered_errors(self) -> None:
+        """``AT+CMEE=1``: errors as ``+CME ERROR: <n>`` (767: nothing to close...) rather than
+        a bare ``ERROR``; lost on every (re)boot like echo (§3.2, §9)."""
+        await self.ch.command(b"AT+CMEE=1", 2000)
+
     async def _query(self, cmd: bytes, timeout_ms: int = 2000) -> bytes:
         """``AT+X`` or ``AT+X?`` -> the text after ``+X:`` in its answer, stripped."""
         prefix = (cmd[2:-1] if cmd[-1] == 63 else cmd[2:]) + b":"  # without a trailing "?" (63)
@@ -118,6 +123,8 @@ class Module:
         except CMEError as exc:
             if exc.code == 10:
                 return "NOT INSERTED"
+            if exc.code == 14:  # SIM busy: still starting (§9), a normal state at boot
+                return "BUSY"
             raise
 
     async def registration(self) -> int:

@@ -10,7 +10,7 @@ a PDP deactivation, RDY, SIM removed) arrives while it waits.
 from micropython import const
 
 from air724.events import DOWN, DOWN_LINES
-from air724.text import TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
+from air724.text import HOST_MAX, TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
 from atmodem import Ring
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
 from atmodem.scanner import starts
@@ -37,9 +37,11 @@ class LinkClosedError(MQTTError):
 
 
 class MQTTRefusedError(MQTTError):
-    """The link came up but ``AT+MCONNECT`` got ``ERROR``, ``+CME ERROR`` or ``CLOSED``, not
-    ``CONNACK OK``: most often the broker refused the credentials and closed the link. ``code``
-    is the CME code, or -1 (767 also: the server closed a link that waited too long, §7.2)."""
+    """The TCP/TLS link came up but ``AT+MCONNECT`` got ``ERROR`` or ``+CME ERROR`` instead of
+    ``CONNACK OK``: the broker refused the CONNECT (§7.2). ``code`` is the CME code, or -1.
+    (767 can also mean the server closed a TCP link that waited too long for MCONNECT, §7.2.)
+    ``CLOSED`` alone is the TCP/TLS link lost (``LinkClosedError``: a flaky cell), no
+    refusal."""
 
     def __init__(self, msg: str, line: bytes = b"", code: int = -1):
         super().__init__(msg, line)
@@ -85,7 +87,8 @@ class MQTTClient:
         self._cb = callback
 
     async def message(self, timeout_ms: int):
-        """The oldest queued ``(topic, payload)``; ``ATTimeoutError`` if none comes."""
+        """The oldest queued ``(topic, payload)``, ``(None, None)`` for a ``+MSUB: <slot>``
+        notice (cache mode: ``fetch()``); ``ATTimeoutError`` if none comes."""
         return await self._inbox.get(timeout_ms)
 
     @property
@@ -148,8 +151,10 @@ class MQTTClient:
         else:
             self._inbox.put((topic, payload))
 
-    def _on_slot(self, line):
+    def _on_slot(self, line):  # cache mode on (a module's boot default, §7.2): see message()
         self.cached += 1
+        if self._cb is None:
+            self._inbox.put((None, None))
 
     def _on_link(self, name, line):
         if name in DOWN:
@@ -203,7 +208,7 @@ class MQTTClient:
         if not 0 < keepalive_s < 65536:
             raise ArgumentError("keepalive 1..65535 s")
         start = b"AT+SSLMIPSTART=" if tls else b"AT+MIPSTART="
-        cmd = start + quote(host, "host", 256) + b",%d" % port
+        cmd = start + quote(host, "host", HOST_MAX) + b",%d" % port
         # Nothing may run between CONNECT OK and MCONNECT: servers drop a TCP link that stays
         # silent (5 s on some, §7.1 "立即").
         async with self.ch.exclusive():
@@ -212,12 +217,8 @@ class MQTTClient:
             mconnect = b"AT+MCONNECT=%d,%d" % (1 if clean else 0, keepalive_s)
             try:
                 await self._cmd(mconnect, timeout_ms, (b"CONNACK OK",))
-            except CommandError as exc:  # ERROR, +CME ERROR
+            except CommandError as exc:  # ERROR, +CME ERROR: refused (§7.2); CLOSED: the link
                 raise MQTTRefusedError("CONNECT refused", exc.line, exc.code) from None
-            except LinkClosedError as exc:
-                if exc.line != b"CLOSED":  # another link loss (PDP, RDY): the link, not the login
-                    raise
-                raise MQTTRefusedError("CONNECT refused", exc.line) from None
         self.connected = True
         return fresh
 

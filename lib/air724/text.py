@@ -11,10 +11,11 @@ from micropython import const
 from atmodem.errors import ArgumentError, ResponseError
 
 TOPIC_MAX = const(256)  # MQTT topic bytes (air724-at.md §7.4)
+HOST_MAX = const(256)  # AT+(SSL)MIPSTART host (§7.2)
+APN_MAX = const(50)  # AT+SAPBR APN, user and password (§5.1)
 _MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
 _QUOTED_MAX = const(4)  # topics kept quoted: a device publishes to a few (each ~150 B)
 _QUOTED = {}  # topic -> its quoted argument
-
 
 
 def quote(value: "bytes | str", what: str = "argument", max_len: int = 256) -> bytes:
@@ -31,6 +32,18 @@ def quote(value: "bytes | str", what: str = "argument", max_len: int = 256) -> b
         if c < 32 or c == 34 or c == 127:
             raise ArgumentError(what + " has a quote or control char")
     return b'"' + value + b'"'
+
+
+def header_arg(header: "bytes | str", max_len: int = 500) -> bytes:
+    """An HTTP header ``"Name: value"`` as the quoted argument of ``AT+HTTPPARA="USER_DEFINED"``.
+
+    The module decodes ``\\HH`` in it (``\\0D\\0A`` becomes CR LF: a header injected, ``\\22`` a
+    quote), so on top of ``quote``'s rules a backslash is rejected with ``ArgumentError``.
+    """
+    arg = quote(header, "header", max_len)
+    if b"\\" in arg:
+        raise ArgumentError("header has a backslash (the module decodes \\HH escapes)")
+    return arg
 
 
 def is_text(payload: bytes) -> bool:

@@ -27,16 +27,25 @@ class Kept:
     CONNACK ``refusals`` in a row, ``pdp_lost`` (the default PDP context went down: an MQTT
     retry cannot help), the module's ``firmware`` string once read, ``signal_dbm``, the
     ``device_name`` (config.json's, else the IMEI once read) and the ``store_path`` of the
-    secret a dynamic registration obtained."""
+    secret a dynamic registration obtained; ``passed``: a CONNECT was accepted in this boot,
+    ``connects``: the times of the last CONNECTs (``aliyun.bringup.connect_wait_ms``)."""
 
     def __init__(self, device_name: str, store_path: str):
         self.device_name = device_name
         self.store_path = store_path
         self.token = None
         self.refusals = 0
+        self.passed = False
+        self.connects = []
         self.pdp_lost = False
         self.firmware = None
         self.signal_dbm = None
+
+
+def mqtt_host(product_key: str, region: str = "cn-shanghai") -> str:
+    """Legacy public-instance MQTT host ``${pk}.iot-as-mqtt.${region}.aliyuncs.com`` (§1.1;
+    here, light to import, as config.json's check needs it too)."""
+    return product_key + ".iot-as-mqtt." + region + ".aliyuncs.com"
 
 
 class PermanentError(Exception):

@@ -2,12 +2,15 @@
 
 ``Online`` is the half of ``aliyun.session.Session`` that the application talks to (publish,
 thing-model requests, subscriptions, handlers, counters) and that runs while the MQTT link is
-up: the outbox pump (QoS1 in order, each after its PUBACK), the downlink dispatch, one health
-check per minute. A fault is only noted (``_link_failed``); the supervisor acts on it.
+up: the outbox pump (QoS1 in order, each after its PUBACK) and the downlink dispatch (the
+session, ``aliyun.session``, runs and supervises them). A fault is only noted (``_link_failed``);
+the supervisor acts on it.
 The thing model (``use_model``: the table made by ``tools.tsl_table``) checks every set, service
 call and post (``AlinkError`` 460 naming the field and the rule). After each connect the desired
 values are fetched, applied as a property set and deleted (``aliyun.services``). A refused
 subscription (SUBACK 0x80) is a ``SubscribeError`` logged with its topic, kept in ``refused``.
+
+A raising application callback is logged and answered 500; dispatch goes on.
 """
 
 import asyncio
@@ -15,23 +18,20 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from air724.text import check_publish
+from air724.text import check_publish, topic_arg
 from aliyun import alink
 from aliyun.outbox import Outbox
 from aliyun.thing import Thing
 from atmodem import wait_ms
-from atmodem.errors import ATTimeoutError, CommandError
+from atmodem.errors import ArgumentError, ATTimeoutError, CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
     from air724 import Air724
     from aliyun.alink import Topics
 
-_HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
-
-
-class LinkLostError(Exception):
-    """The link went down (event name in ``args[0]``)."""
+_IDLE_MS = const(60000)  # the dispatch's wait for a message, per round
+_CODE_APP_ERROR = const(500)  # a failed request, as aliyun.services answers it
 
 
 class SubscribeError(Exception):
@@ -63,6 +63,10 @@ class Online:
         self.reconnects = 0
         self.state_changes = 0
         self.qos0_dropped = 0
+        self.app_errors = 0  # application callbacks that raised, replies that could not go
+        self.downlinks_dropped = {}  # reason -> count (see aliyun.session)
+        self._heard = 0  # when the last downlink came
+        self._probed = None  # when the session's probe went out, if one is unanswered
         self._online_since = None
         self._time_to_online = None
         self.modem: "Air724" = None  # pyright: ignore[reportAttributeAccessIssue] - Session
@@ -74,24 +78,11 @@ class Online:
 
     # -- application API --
 
-    @property
-    def stats(self) -> dict:
-        """Counters for logs and summaries (``dropped``: outbox overflow, QoS0 while offline,
-        downlinks lost to a full queue)."""
-        inbox_dropped = self.modem.inbox.dropped if self.modem is not None else 0
-        return {
-            "online_since_ms": self._online_since,
-            "time_to_online_ms": self._time_to_online,
-            "reconnects": self.reconnects,
-            "published": self.published,
-            "received": self.received,
-            "dropped": self.outbox.dropped + self.qos0_dropped + inbox_dropped,
-            "state_changes": self.state_changes,
-        }
-
     def subscribe(self, topic_filter: str, callback) -> None:
         """Deliver messages matching ``topic_filter`` to ``callback(topic, payload)``; the
-        subscription is renewed after every reconnect."""
+        subscription is renewed after every reconnect. A filter the module cannot carry raises
+        ``atmodem.ArgumentError`` at once, and nothing is stored."""
+        topic_arg(topic_filter)
         if self.thing.subscribe(topic_filter, callback) and self.online:
             asyncio.create_task(self._subscribe_now(topic_filter))
 
@@ -144,7 +135,7 @@ class Online:
     async def post_event(self, identifier: str, values: dict, timeout_ms: int = 10000, at=None):
         """Post event ``identifier``: its output ``values``, its time ``at`` (epoch ms; else the
         NTP clock); the reply code, None on timeout; ``AlinkError`` if the model refuses them."""
-        params = {"value": self.thing.check_event(identifier, values)}
+        params: dict = {"value": self.thing.check_event(identifier, values)}
         at = self.time_ms() if at is None else at
         if at is not None:
             params["time"] = at
@@ -169,26 +160,6 @@ class Online:
         return None if clock is None else clock[0] + ticks_diff(ticks_ms(), clock[1])
 
     # -- online tasks --
-
-    async def _serve(self) -> None:
-        """Online: publish the outbox, dispatch downlinks, check health; until the link fails."""
-        pump = asyncio.create_task(self._pump())
-        inbox = asyncio.create_task(self._dispatch())
-        self._sync_clock()
-        desired = asyncio.create_task(self._desired())
-        try:
-            while True:
-                try:
-                    await wait_ms(self._lost.wait(), _HEALTH_MS)
-                except ATTimeoutError:
-                    self.board.feed()
-                    await self._health()
-                    continue
-                raise LinkLostError(self._lost_reason)
-        finally:
-            pump.cancel()
-            inbox.cancel()
-            desired.cancel()
 
     async def _subscribe_now(self, topic_filter: str) -> None:
         try:
@@ -217,9 +188,11 @@ class Online:
                 self._wake_outbox.clear()
                 await self._wake_outbox.wait()
                 continue
+            self.outbox.held = True
             try:
                 await mqtt.publish(message[0], message[1], 1)
             except Exception as exc:
+                self.outbox.held = False
                 self._link_failed(exc)
                 return  # stays in the outbox: sent again after recovery
             self.outbox.pop()
@@ -232,29 +205,56 @@ class Online:
         mqtt = self.modem.mqtt
         while True:
             try:
-                topic, payload = await mqtt.message(_HEALTH_MS)
+                topic, payload = await mqtt.message(_IDLE_MS)
             except ATTimeoutError:  # no message within the period: wait again
                 continue
+            if topic is None:  # "+MSUB: <slot>": cache mode is on, fetch what it holds
+                await mqtt.set_push()
+                await mqtt.fetch()
+                continue
             self.received += 1
-            reply = self.thing.dispatch(topic, payload)
+            self._heard = ticks_ms()
+            self._probed = None
+            reply = self._reply_for(topic, payload)
             if reply is None:
                 continue
             if hasattr(reply[1], "send"):  # a coroutine service: answered when it is done
                 asyncio.create_task(self._answer(reply[0], reply[1]))
             else:
-                await self.publish(reply[0], reply[1], 0)
+                await self._send_reply(reply[0], reply[1])
+
+    async def _send_reply(self, topic: str, payload) -> None:
+        try:
+            await self.publish(topic, payload, 0)
+        except ArgumentError as exc:  # e.g. a reply topic over the module's limit
+            self._app_error("reply on " + topic, exc)
+
+    def _reply_for(self, topic: str, payload) -> "tuple | None":
+        try:
+            return self.thing.dispatch(topic, payload)
+        except Exception as exc:  # an application callback raised: dispatch goes on
+            self._app_error(topic, exc)
+            if not topic.startswith(self.topics.thing_prefix + "service/"):  # no reply
+                return None
+            msg_id = alink.request_id(payload)
+            return topic + "_reply", alink.encode_reply(msg_id, _CODE_APP_ERROR, None, str(exc))
+
+    def _app_error(self, where: str, exc) -> None:
+        self.app_errors += 1
+        self.log("error", "%s: %s" % (where, describe(exc)))
 
     async def _answer(self, topic: str, reply) -> None:
-        await self.publish(topic, await reply, 0)
+        try:
+            payload = await reply
+        except Exception as exc:  # the coroutine service raised: logged and counted
+            self._app_error(topic, exc)
+            return
+        await self._send_reply(topic, payload)
 
     async def _desired(self) -> None:
         from aliyun.services import apply_desired  # released again by the thing model
 
         await apply_desired(self.thing, self._ask, self.topics)
-
-    async def _health(self) -> None:
-        if await self.modem.mqtt.status() != 1:
-            self._link_failed("mqtt status")
 
     def _sync_clock(self) -> None:
         payload = alink.ntp_request(ticks_ms())

@@ -9,7 +9,7 @@ is tools/aliyun_sign.py, built on this module.
 
 from collections import namedtuple
 
-from aliyun import digest
+from aliyun import digest, mqtt_host
 
 SIGN_METHODS = ("hmacmd5", "hmacsha1", "hmacsha256")
 
@@ -61,11 +61,6 @@ def sign(params: dict, secret: str, signmethod: str = "hmacsha256", field: str =
         raise SignError("clientId", "over 64 characters or contains '|'")
     check_text(field, secret)
     return digest.hmac_hex(signmethod[4:], secret.encode(), content.encode())
-
-
-def mqtt_host(product_key: str, region: str = "cn-shanghai") -> str:
-    """Legacy public-instance MQTT host ``${pk}.iot-as-mqtt.${region}.aliyuncs.com`` (§1.1)."""
-    return product_key + ".iot-as-mqtt." + region + ".aliyuncs.com"
 
 
 def mqtt_credentials(

@@ -8,6 +8,8 @@ fails); each joins this list when its device fix lands. ``make chaos`` always ru
 
 import threading
 
+import pytest
+
 from tools.chaos import kinds, report
 from tools.chaos.cli import run_chaos
 from tools.emulator.faults import FAULTS
@@ -93,6 +95,7 @@ def test_bounds_follow_the_ladder_and_the_keepalive():
     assert sim == 8 + 1 + 2 + 4 + 3 * t["sim_ms"] / 1000 + 8 + 10 + 4
 
 
+@pytest.mark.timeout(900)  # about 2 minutes alone; a loaded machine stretches every wait
 def test_short_chaos_run_of_the_survived_kinds(tmp_path):
     result = run_chaos(tmp_path / "chaos", SHORT_FAULTS, SEED, SURVIVED, out=lambda text: None)
     assert not result["problems"], result["table"]
@@ -100,3 +103,22 @@ def test_short_chaos_run_of_the_survived_kinds(tmp_path):
     assert injected >= SHORT_FAULTS // 2, result["table"]  # most were applicable
     m = result["messages"]
     assert m["delivered"] > 0 and m["lost"] == 0, result["table"]
+
+
+def test_fault_downlinks_count_what_reached_the_application():
+    records = [
+        {
+            "kind": "cache_mode",
+            "recovered": False,
+            "echo": "must",
+            "downlinks": ["cm-1-0", "cm-1-1"],
+        },
+        {"kind": "downlink", "recovered": True, "echo": "must", "downlinks": ["dl-2-"]},
+    ]
+    downs = [
+        "  9.000 I down user/get 1360 B: dl-2-dl-2-dl-2-...",
+        "  9.1 I down user/get 6 B: cm-1-1",
+    ]
+    result = report.downlinks(records, downs, {"cm-1-1"})
+    assert result["cache_mode"] == {"sent": 2, "received": 1, "echoed": 1, "must": True}
+    assert result["downlink"]["received"] == 1 and result["downlink"]["echoed"] == 0

@@ -183,9 +183,10 @@ async def test_identity_signal_sim_network_clock():
         for answer in (b"+CPIN: READY", b"+CPIN: NOT INSERTED", b"+CPIN: SIM REMOVED"):
             m.on(b"AT+CPIN?", b"\r\n" + answer + b"\r\n", OK)
         m.on(b"AT+CPIN?", b"\r\n+CME ERROR: 10\r\n")
-        m.on(b"AT+CPIN?", b"\r\n+CME ERROR: 14\r\n")
-        states = await repeat(mod.sim_state, 4)
-        assert states == ["READY", "NOT INSERTED", "SIM REMOVED", "NOT INSERTED"]
+        m.on(b"AT+CPIN?", b"\r\n+CME ERROR: 14\r\n")  # SIM busy: starting, a normal state
+        m.on(b"AT+CPIN?", b"\r\n+CME ERROR: 13\r\n")
+        states = await repeat(mod.sim_state, 5)
+        assert states == ["READY", "NOT INSERTED", "SIM REMOVED", "NOT INSERTED", "BUSY"]
         with raises(CMEError):
             await mod.sim_state()
 
@@ -316,6 +317,11 @@ async def test_http_failures_are_typed_and_always_terminate():
             await http.post("https://h/p", b"x", ('X: a"\r\nAT+RESET\r',))
         with raises(ArgumentError):
             await http.get('https://h/p"\r\nAT+RESET')
+        # Issue "never stranded", defect 9: the module decodes \HH in USER_DEFINED headers
+        # (\0D\0A: CR LF, a header injected; \22: a quote), so a backslash is refused.
+        for header in ("X: a\\0D\\0AHost: evil", "X: \\22", b"X: \\5C"):
+            with raises(ArgumentError):
+                await http.post("https://h/p", b"x", (header,))
         assert len(rig.stream.written) == n
 
 
@@ -339,10 +345,16 @@ async def test_mqtt_connect_outcomes():
                 await mq.connect("h", 8883, tls=tls)
             assert err.value.code == 767
             m.on(start, OK, b"\r\nCONNECT OK\r\n")
-            m.on(b"AT+MCONNECT=1,300", OK, b"\r\nCLOSED\r\n")
+            m.on(b"AT+MCONNECT=1,300", OK, b"\r\nERROR\r\n")  # refused: ERROR after OK (§7.2)
             with raises(MQTTRefusedError) as err:
                 await mq.connect("h", 8883, tls=tls)
-            assert err.value.line == b"CLOSED"
+            assert err.value.code == -1
+            m.on(start, OK, b"\r\nCONNECT OK\r\n")
+            # CLOSED during MCONNECT: the TCP/TLS link (a flaky cell), not a refusal.
+            m.on(b"AT+MCONNECT=1,300", OK, b"\r\nCLOSED\r\n")
+            with raises(LinkClosedError) as err:
+                await mq.connect("h", 8883, tls=tls)
+            assert err.value.line == b"CLOSED" and not isinstance(err.value, MQTTRefusedError)
             assert not mq.connected
             m.on(start, OK, b"\r\nCONNECT OK\r\n")
             m.on(b"AT+MCONNECT=1,300", OK, b"\r\n+PDP: DEACT\r\n")
@@ -354,7 +366,7 @@ async def test_mqtt_connect_outcomes():
             with raises(LinkClosedError) as err:
                 await mq.connect("h", 8883, tls=tls)
             assert not isinstance(err.value, MQTTRefusedError)
-            assert m.count(b"AT+MCONNECT=1,300") == 3  # none after CONNECT FAIL or CLOSED
+            assert m.count(b"AT+MCONNECT=1,300") == 4  # none after CONNECT FAIL or CLOSED
             with raises(ArgumentError):
                 await mq.connect('h"\r\nAT+RESET', 1883)
             with raises(ArgumentError):
@@ -610,6 +622,7 @@ async def test_cache_mode_fetch_and_other_msub_forms():
         m.on(b"AT", OK)
         await rig.obj.channel.command(b"AT", 1000)
         assert mq.cached == 1
+        assert await mq.message(100) == (None, None)  # the notice: the reader should fetch
         await mq.fetch()
         assert mq.cached == 0
         assert await mq.message(100) == ("mqtt/topic", b"SSSSddddd")

@@ -11,14 +11,14 @@ def fixed_rand(value):
 
 
 def test_ladder_escalates_through_every_remedy_then_restarts():
-    rec = Recovery(tries=(2, 1, 1, 1, 1), rand=fixed_rand(0))
-    remedies = [rec.failed()[0] for _ in range(7)]
-    assert remedies == ["mqtt", "mqtt", "bearer", "cfun", "reset", "power", "mqtt"]
+    rec = Recovery(tries=(2, 1, 1, 1, 1, 1), rand=fixed_rand(0))
+    remedies = [rec.failed()[0] for _ in range(8)]
+    assert remedies == ["mqtt", "mqtt", "bearer", "uart", "cfun", "reset", "power", "mqtt"]
     assert set(STEPS) == set(remedies)
 
 
 def test_success_resets_ladder_and_delay():
-    rec = Recovery(base_ms=100, tries=(1, 1, 1, 1, 1), rand=fixed_rand(0))
+    rec = Recovery(base_ms=100, tries=(1, 1, 1, 1, 1, 1), rand=fixed_rand(0))
     rec.failed()
     rec.failed()
     assert rec.step == "bearer" and rec.failures == 2
@@ -49,11 +49,20 @@ def test_jitter_spreads_a_fleet():
     assert min(delays) >= 2000 and max(delays) <= 4000
 
 
-def test_permanent_failure_waits_long_and_does_not_climb():
-    rec = Recovery(permanent_ms=600000, rand=fixed_rand(0))
-    for _ in range(10):
-        assert rec.failed(permanent=True) == (None, 600000)  # no remedy: only the wait
-    assert rec.step == "mqtt"
+def test_permanent_failure_waits_grow_in_steps_and_do_not_climb():
+    # Issue "never stranded", defect 5: 1, 2, 5, 15, then 60 min, each jittered down by at
+    # most a quarter, instead of an hour at once; no remedy (only the wait), no ladder.
+    minute = 60000
+    for rand, part in ((0, 1), ((1 << 24) - 1, None)):
+        rec = Recovery(rand=fixed_rand(rand))
+        waits = [rec.failed(permanent=True) for _ in range(7)]
+        assert [w[0] for w in waits] == [None] * 7 and rec.step == "mqtt"
+        for (_, wait), step in zip(waits, (1, 2, 5, 15, 60, 60, 60)):
+            assert step * minute * 3 // 4 <= wait <= step * minute, (wait, step)
+            if part:
+                assert wait == step * minute
+    rec.succeeded()
+    assert rec.failed(permanent=True)[1] <= minute  # back to the first step
 
 
 def test_long_outage_does_not_overflow():
@@ -98,7 +107,7 @@ def test_outbox_rejects_zero_capacity():
 
 
 def test_escalate_skips_cheaper_remedies_once():
-    rec = Recovery(tries=(2, 2, 1, 1, 1), rand=fixed_rand(0))
+    rec = Recovery(tries=(2, 2, 1, 1, 1, 1), rand=fixed_rand(0))
     rec.escalate("cfun")
     assert [rec.failed()[0] for _ in range(3)] == ["cfun", "reset", "power"]
     rec.succeeded()
@@ -107,3 +116,26 @@ def test_escalate_skips_cheaper_remedies_once():
     assert rec.step == "mqtt"
     rec.escalate("reset")
     assert rec.failed()[0] == "reset"
+
+
+def test_outbox_full_while_its_oldest_is_in_flight_drops_the_oldest_not_yet_sent():
+    # Issue "never stranded", defect 6: the message in flight may be delivered; dropping it
+    # (and then popping the next, never sent, uncounted) lost the wrong one.
+    box = Outbox(3)
+    for n in (1, 2, 3):
+        box.put("t", n)
+    assert box.peek() == ("t", 1)
+    box.held = True  # the pump handed 1 to the module; its PUBACK is awaited
+    assert box.put("t", 4) is False and box.dropped == 1
+    assert box.peek() == ("t", 1)  # still the one in flight
+    box.pop()  # its PUBACK: 1 leaves, not 3
+    assert not box.held
+    got = []
+    while len(box):
+        got.append(box.peek()[1])
+        box.pop()
+    assert got == [3, 4]  # 2, the oldest never sent, was the one dropped (and counted)
+    one = Outbox(1)
+    one.put("t", "a")
+    one.held = True
+    assert one.put("t", "b") is False and one.dropped == 1 and one.peek() == ("t", "a")

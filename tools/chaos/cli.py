@@ -6,7 +6,7 @@ import random
 import sys
 import time
 
-from tools import simkit
+from tools.chaos import parts as simkit
 
 from . import report
 from .kinds import KINDS

@@ -24,7 +24,7 @@ or stalled AT engine at the latest by the health poll (one AT+MQTTSTATU per ``_H
 
 import sys
 
-from tools.simkit import ROOT
+from tools.sim.proc import ROOT
 
 KEEPALIVE_S = 60  # the chaos run's keepalive_s (config.json)
 # Emulator faults that are the second half of a chaos kind (its duration ends them).
@@ -37,16 +37,17 @@ def firmware_timeouts():
     if lib not in sys.path:
         sys.path.insert(0, lib)
     import tools  # noqa: F401 - the ``micropython`` stand-in
-    from aliyun import bringup, recovery, session
+    from aliyun import bringup, checks, recovery, session
 
     ladder = recovery.Recovery()
     return {
         "base_ms": ladder.base_ms,
         "cap_ms": ladder.cap_ms,
-        "sync_ms": 10000,  # module.sync(10000) at the start of every bring-up
-        "sim_ms": bringup._SIM_MS,
-        "register_ms": bringup._REGISTER_MS,
-        "attach_ms": bringup._ATTACH_MS,
+        # A first try of 2 s, then checks.SYNC_MS (checks.BOOT_MS after a reset or power cycle).
+        "sync_ms": 2000 + checks.SYNC_MS,
+        "sim_ms": checks.SIM_MS,
+        "register_ms": checks.REGISTER_MS,
+        "attach_ms": checks.ATTACH_MS,
         "connect_ms": bringup._CONNECT_MS,
         "health_ms": session._HEALTH_MS,
     }
@@ -75,15 +76,17 @@ class Kind:
         self.failures = failures
         self.step = step  # the timeout a failed attempt dies by
         self.duration = duration  # params key holding the fault's own duration (s), if any
-        # Downlinks the fault delivers (payload "{tag}<i>", i < count): "must" come back as the
-        # application's echo, or are only "report"ed.
+        # Downlinks the fault delivers (payload "{tag}<i>" for i < count, or "{tag}..." once):
+        # each "must" reach the application (its "down" log line), or is only "report"ed.
         self.echo = echo
 
     def downlinks(self, steps, tag):
         if not self.echo:
             return []
-        count = max(int(s[2].get("count", 0)) for s in steps if s[0] == "ctl")
-        return ["%s%d" % (tag, i) for i in range(count)]
+        params = [s[2] for s in steps if s[0] == "ctl"][0]
+        if "count" not in params:
+            return [tag]
+        return ["%s%d" % (tag, i) for i in range(int(params["count"]))]
 
     def failures_for(self, steps):
         """Failed attempts allowed: a number, or the parameter giving it (an armed count)."""
@@ -155,7 +158,7 @@ KINDS = {
         ),
         Kind(
             "sim_lost",
-            lambda rng: [("ctl", "sim_lost", {"duration": rng.choice([3, 8, 20])})],
+            lambda rng: [("ctl", "sim_lost", {"duration": rng.choice([3, 8, 20, 45])})],
             failures=3,
             step="sim_ms",
             duration="duration",
@@ -177,10 +180,15 @@ KINDS = {
                 (
                     "ctl",
                     "downlink",
-                    {"topic": "{user_get}", "size": rng.choice([1, 200, 1360, 3800, 4900])},
+                    {
+                        "topic": "{user_get}",
+                        "size": rng.choice([20, 200, 1360, 3800, 4900]),
+                        "payload": "{tag}",  # repeated up to size; the module truncates it
+                    },
                 )
             ],
             detect="none",
+            echo="must",
         ),
         Kind("urc", lambda rng: [("ctl", "urc", {"text": _urc_text(rng)})], detect="health"),
         # -- faults that strand devices (issue: never stranded) --

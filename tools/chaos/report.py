@@ -13,6 +13,8 @@ there. ``lost`` = gaps no reported overflow explains + what the last boot never 
 import re
 import statistics
 
+# A bring-up step failing with one of these is a bug, not a fault of the module.
+_PROGRAMMING_ERRORS = ("NameError", "AttributeError", "TypeError", "KeyError", "IndexError")
 HEAP_LEAK_BYTES = 4096  # free heap shrinking by more than this over a boot counts as growth
 _MIN_HEAP_SAMPLES = 8
 
@@ -104,15 +106,20 @@ def per_kind(records):
     return table
 
 
-def downlinks(records, texts):
-    """Downlinks the faults delivered, and how many came back as the application's echo."""
+def downlinks(records, downs, texts):
+    """Downlinks the faults delivered: how many the application logged (``downs``: its "down"
+    lines show the payload's start, where the tag is) and how many came back as its echo."""
     result = {}
     for r in records:
         if r.get("recovered") is None or not r.get("downlinks"):
             continue
-        row = result.setdefault(r["kind"], {"sent": 0, "echoed": 0, "must": r["echo"] == "must"})
-        row["sent"] += len(r["downlinks"])
-        row["echoed"] += sum(1 for d in r["downlinks"] if d in texts)
+        row = result.setdefault(
+            r["kind"], {"sent": 0, "received": 0, "echoed": 0, "must": r["echo"] == "must"}
+        )
+        for tag in r["downlinks"]:
+            row["sent"] += 1
+            row["received"] += any(tag in line for line in downs)
+            row["echoed"] += any(text.startswith(tag) for text in texts)
     return result
 
 
@@ -128,7 +135,9 @@ def device_drops(device):
 def verdict(run, drained):
     msgs = messages(run.device, run.cloud_log, run._boot, run.cutoff)
     with run.cloud_log.lock:
-        msgs["fault downlinks"] = downlinks(run.records, set(run.cloud_log.texts))
+        texts = set(run.cloud_log.texts)
+    with run.device.lock:
+        msgs["fault downlinks"] = downlinks(run.records, list(run.device.downs), texts)
     heap = heap_trend(run.device.heap)
     msgs["device"] = device_drops(run.device)
     kinds = per_kind(run.records)
@@ -144,10 +153,18 @@ def verdict(run, drained):
                 "%s: %d failed bring-up attempt(s), none allowed" % (name, row["attempts"])
             )
     for name, row in sorted(msgs["fault downlinks"].items()):
-        if row["must"] and row["echoed"] < row["sent"]:
+        if row["must"] and row["received"] < row["sent"]:
             problems.append(
-                "%s: %d of %d downlinks lost" % (name, row["sent"] - row["echoed"], row["sent"])
+                "%s: %d of %d downlinks never reached the application"
+                % (name, row["sent"] - row["received"], row["sent"])
             )
+    bugs = [
+        "%s #%d: %s failed: %s" % (r["kind"], r["index"], step, why)
+        for r in run.records
+        for step, why in r.get("failed_attempts") or ()
+        if why.startswith(_PROGRAMMING_ERRORS)
+    ]
+    problems += ["programming error in a bring-up step: " + b for b in bugs[:5]]
     if msgs["lost"]:
         problems.append("%d message(s) lost within the outbox's capacity" % msgs["lost"])
     if not drained:
@@ -208,7 +225,8 @@ def table(result, seed, timeouts, bring_up_s):
         )
     for name, row in sorted(m["fault downlinks"].items()):
         lines.append(
-            "downlinks delivered by %s: %d, echoed %d" % (name, row["sent"], row["echoed"])
+            "downlinks delivered by %s: %d, received %d, echoed %d"
+            % (name, row["sent"], row["received"], row["echoed"])
         )
     h = result["heap"]
     worst = h["worst_boot"]

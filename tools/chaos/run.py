@@ -1,4 +1,4 @@
-"""One chaos run: cloud, emulator and firmware (tools/simkit.py), a seeded sequence of faults,
+"""One chaos run: cloud, emulator and firmware (tools/sim), a seeded sequence of faults,
 and the evidence of recovery after each.
 
 The firmware is the .mpy build of firmware/ and lib/ on the MicroPython VM (``-X heapsize=128k``)
@@ -19,11 +19,11 @@ import threading
 import time
 from pathlib import Path
 
-from tools import simkit
+from tools.chaos import parts as simkit
 
 from . import kinds as kinds_mod
 
-PROBE_S = 4.0  # a new downlink probe this often while waiting for a recovery
+PROBE_S = 2.0  # a new downlink probe this often while waiting: the resolution of the times
 RESCUE_S = 240.0  # a power cut that does not bring the device back within this ends the run
 _ACCEPTED = re.compile(r" I chaos accepted (\d+)\.(\d+)( full)?$")
 _HEAP = re.compile(r" I (?:chaos heap (\d+)|up properties: 200 \(heap (\d+) B\))$")
@@ -45,6 +45,7 @@ class Device:
         self.notable = []  # (monotonic, boot, line): errors, permanent faults, MemoryError
         self.drops = []  # (monotonic, line): warnings that name a loss
         self.online = []  # monotonic times of "state online"
+        self.downs = []  # the application's "down <topic> <n> B: <preview>" lines
         self.stats = None
         self._log = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
@@ -63,6 +64,8 @@ class Device:
                 m = _HEAP.search(text)
                 healthy = m.group(2) is not None  # a post the cloud answered: online and well
                 self.heap.append((boot, now, int(m.group(1) or m.group(2)), healthy))
+            elif " I down " in text:
+                self.downs.append(text)
             elif " I state online" in text:
                 self.online.append(now)
             elif _FAILED.search(text):
