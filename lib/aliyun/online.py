@@ -144,7 +144,7 @@ class Online:
     async def post_event(self, identifier: str, values: dict, timeout_ms: int = 10000, at=None):
         """Post event ``identifier``: its output ``values``, its time ``at`` (epoch ms; else the
         NTP clock); the reply code, None on timeout; ``AlinkError`` if the model refuses them."""
-        params = {"value": self.thing.check_event(identifier, values)}
+        params: dict = {"value": self.thing.check_event(identifier, values)}
         at = self.time_ms() if at is None else at
         if at is not None:
             params["time"] = at
