@@ -17,6 +17,10 @@ append-only segment files ``<n>.q`` (n counts up) and a pointer file ``ack``:
 - The files together stay within ``max_bytes``: a new segment that would exceed it deletes the
   oldest segment first, its unsent records counted in ``dropped``.
 
+Flash wear (measured on littlefs, tools/bench/vm_store.py): littlefs is copy-on-write, so each
+durable append copies the segment's last block: about one 4 KB erase per record, whatever the
+segment size; 4096-byte segments (one littlefs block each) hold the most records per KB.
+
 Reading: ``peek(n)`` returns up to ``n`` oldest unsent records (read into a small RAM window);
 ``pop(n)`` acknowledges the first ``n`` of them. Nothing here knows what a record means.
 """
@@ -36,7 +40,7 @@ class Store:
     """The queue in directory ``root`` (created if missing); records are non-empty bytes."""
 
     def __init__(
-        self, root: str, max_bytes: int = 16384, segment_bytes: int = 2048, ack_every: int = 8
+        self, root: str, max_bytes: int = 65536, segment_bytes: int = 4096, ack_every: int = 8
     ):
         if segment_bytes < 64 or max_bytes < 2 * segment_bytes:
             raise ValueError("max_bytes must hold two segments of >= 64 bytes")
