@@ -39,12 +39,28 @@ def _expired(token, now_ms) -> bool:
     return ticks_diff(now_ms, token[4]) > _TOKEN_LIFE_MS
 
 
+def save_secret(path: str, record: dict) -> None:
+    """Save the registration ``record``: a checked backup ``path + ".bak"`` first, then ``path``,
+    each replaced atomically, so a power cut at any point leaves one whole copy (the platform
+    issues the secret once)."""
+    from aliyun.store import write_file
+
+    data = json.dumps(record).encode()
+    write_file(path + ".bak", data)
+    write_file(path, data)
+
+
 def load_secret(path: str, config: dict):
     """The device secret saved by an earlier dynamic registration of this device, or None."""
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
+    for name in (path, path + ".bak"):
+        try:
+            with open(name) as f:
+                saved = json.load(f)
+            if isinstance(saved, dict):
+                break
+        except (OSError, ValueError):
+            pass
+    else:
         return None
     if saved.get("product_key") != config["product_key"]:
         return None  # registered for another product: register again
@@ -120,7 +136,8 @@ class Login:
         )
         status, body = await self._post(http, dynreg.REGISTER_PATH, form)
         secret = dynreg.parse_register_reply(body, status)
-        with open(self.store_path, "w") as f:
-            json.dump({"product_key": pk, "device_name": dn, "device_secret": secret}, f)
+        save_secret(
+            self.store_path, {"product_key": pk, "device_name": dn, "device_secret": secret}
+        )
         self._log("info", "dynreg: device registered, secret saved to " + self.store_path)
         return secret
