@@ -142,9 +142,11 @@ class App:
         return params
 
     async def _telemetry(self) -> None:
-        # Offline a post goes into the session's QoS1 outbox, delivered after recovery: the
-        # app does not wait for its reply then. A failed post must not stop the loop.
-        await self._online.wait()  # the first report once online; from then on, every interval
+        # Offline a post goes into the session's QoS1 outbox (or its store on flash), delivered
+        # after recovery: the app does not wait for its reply then. A failed post must not
+        # stop the loop. With a store the readings start at once, else once online.
+        if getattr(self.session, "backlog", None) is None:
+            await self._online.wait()
         while True:
             self._wake.clear()
             params = self.properties()

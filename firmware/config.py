@@ -75,7 +75,7 @@ def validate(raw) -> dict:
             "signmethod": (str, "hmacsha256", ("hmacmd5", "hmacsha1", "hmacsha256")),
             "keepalive_s": (int, 300, (30, 1200)),  # reference §1.5
             "apn": (str, "", None),
-            "telemetry_interval_s": (int, 60, (5, 86400)),
+            "telemetry_interval_s": (int, 60, (1, 86400)),
             "echo_user_get": (bool, True, None),
             "log_level": (str, "info", ("debug", "info", "warning", "error")),
             "uart": (
@@ -90,6 +90,8 @@ def validate(raw) -> dict:
                 },
             ),
             "pins": (dict, {}, {"pwrkey": (int, None, None), "led": (int, None, None)}),
+            # Readings kept on flash until sent (aliyun.store): 16 littlefs blocks by default.
+            "store": (dict, {}, {"max_bytes": (int, 65536, (8192, 16777216))}),
         },
         raw,
         "",

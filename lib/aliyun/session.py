@@ -10,7 +10,10 @@ Credentials the cloud refuses (auth codes 401/460/5001/6200, repeated CONNACK re
 permanent faults: reported, then retried only after a long wait.
 
 QoS1 messages go through a bounded ``Outbox`` and leave it only after PUBACK, so what the
-application handed over while offline is delivered after recovery, in order. The board's
+application handed over while offline is delivered after recovery, in order. Property posts
+(``store=True``, with a ``store`` section in the config) go to flash instead
+(``aliyun.backlog``): they survive resets and power cuts, carry their measurement time once
+NTP answered, and leave the store after PUBACK, after the outbox's messages. The board's
 watchdog is fed only by this supervisor, at each step and while it waits healthy.
 
 RAM: the bring-up code and what it needs (module checks, signing, HTTPS auth, the HTTP client)
@@ -48,6 +51,7 @@ _WATCHDOG_MS = const(120000)
 _HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
 _INBOX = const(16)
 _LINK_DOWN = ("closed", "pdp_deact", "reboot", "sim_removed")  # air724.events names
+_CLOCK_RETRY_MS = const(10000)  # stored readings wait for NTP: asked again this often
 
 
 class LinkLostError(Exception):
@@ -65,7 +69,14 @@ class Session:
     ``store_path`` keeps the device secret obtained by dynamic registration.
     """
 
-    def __init__(self, board, config: dict, log=None, store_path: str = "device_secret.json"):
+    def __init__(
+        self,
+        board,
+        config: dict,
+        log=None,
+        store_path: str = "device_secret.json",
+        store_dir: str = "store",
+    ):
         self.board = board
         self.config = config
         self.log = log or _no_log
@@ -79,6 +90,9 @@ class Session:
         self.topics: "Topics" = None  # pyright: ignore[reportAttributeAccessIssue]
         self.recovery = Recovery()
         self.outbox = Outbox()
+        self.store_dir = store_dir  # readings on flash (aliyun.backlog), opened by name_known
+        self.backlog = None
+        self._clock_at_online = None  # the clock when the link came up: NTP refreshes it
         # Its topics are set by name_known(), before any message can arrive or leave.
         self.thing = Thing(None, self.log, ticks_ms)  # pyright: ignore[reportArgumentType]
         # Counters behind ``stats``.
@@ -117,6 +131,9 @@ class Session:
             "received": self.received,
             "dropped": self.outbox.dropped + self.qos0_dropped + inbox_dropped,
             "state_changes": self.state_changes,
+            "store": self.backlog.state(self.thing.clock, self.time_ms())
+            if self.backlog
+            else None,
         }
 
     def on_state(self, callback) -> None:
@@ -161,11 +178,29 @@ class Session:
         self.published += 1
         return True
 
-    async def post_properties(self, params: dict, timeout_ms: int = 10000):
-        """Post thing-model properties (QoS1); the ``post_reply`` code, or None on timeout."""
-        return await self._request(
-            self.topics.property_post, "thing.event.property.post", params, timeout_ms
-        )
+    async def post_properties(self, params: dict, timeout_ms: int = 10000, store: bool = True):
+        """Post thing-model properties (QoS1); the ``post_reply`` code, or None on timeout.
+
+        ``store``: the reading goes to flash first, with its measurement time (see module doc);
+        its reply is awaited only while online. OSError if the filesystem refuses it."""
+        if not store or self.backlog is None:
+            return await self._request(
+                self.topics.property_post, "thing.event.property.post", params, timeout_ms
+            )
+        msg_id = self.thing.ids()
+        waiter = self.thing.expect_reply(msg_id)
+        try:
+            if not self.backlog.add(msg_id, params, self.time_ms(), ticks_ms()):
+                self.log("warning", "store full: oldest readings dropped")
+            self._wake_outbox.set()
+            if not self.online or timeout_ms <= 0:
+                return None
+            await _wait_ms(waiter.event.wait(), timeout_ms)
+            return waiter.code
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self.thing.forget(msg_id)
 
     async def post_event(self, identifier: str, params: dict, timeout_ms: int = 10000):
         """Post a thing-model event (QoS1); the reply code, or None on timeout."""
@@ -267,8 +302,16 @@ class Session:
         mqtt = self.modem.mqtt
         while True:
             message = self.outbox.peek()
+            if message is None and self.backlog is not None:
+                message = self._stored()
             if message is None:
                 self._wake_outbox.clear()
+                if self.backlog is not None and self.backlog.store.records:
+                    try:  # readings wait for the clock
+                        await _wait_ms(self._wake_outbox.wait(), _CLOCK_RETRY_MS)
+                    except asyncio.TimeoutError:
+                        self._sync_clock()
+                    continue
                 await self._wake_outbox.wait()
                 continue
             try:
@@ -276,7 +319,10 @@ class Session:
             except Exception as exc:
                 self._link_failed(exc)
                 return  # stays in the outbox: sent again after recovery
-            self.outbox.pop()
+            if len(message) == 3:
+                self.backlog.store.ack(message[2])  # pyright: ignore[reportOptionalMemberAccess]
+            else:
+                self.outbox.pop()
             self.published += 1
             # Let a waiting QoS0 publish (a set_reply, the NTP request) take the channel before
             # the next QoS1 message: the channel's lock is not first-come-first-served.
@@ -297,6 +343,14 @@ class Session:
     async def _health(self) -> None:
         if await self.modem.mqtt.status() != 1:
             self._link_failed("mqtt status")
+
+    def _stored(self):
+        """The next message from the backlog, dated by a clock NTP set since this connect."""
+        clock = self.thing.clock
+        if clock is self._clock_at_online:
+            clock = None  # the cloud's clock may have moved: wait for this link's NTP answer
+        now = self.time_ms() if clock is not None else 0
+        return self.backlog.next(clock, now, self.topics.property_post)  # pyright: ignore
 
     def _sync_clock(self) -> None:
         payload = alink.ntp_request(ticks_ms())
@@ -321,6 +375,16 @@ class Session:
         self.device_name = device_name
         product_key = self.config["product_key"]
         self.topics = self.thing.topics = alink.Topics(product_key, device_name)
+        section = self.config.get("store")
+        if section and self.backlog is None:
+            from aliyun.backlog import Backlog
+
+            self.backlog = Backlog(
+                self.store_dir, section["max_bytes"], product_key, device_name, ticks_diff
+            )
+            # Message ids must differ from those of readings stored by earlier runs (unique per
+            # device per day, reference §4.2): a million per run, counted by the store's runs.
+            self.thing._next_id = 1 + (self.backlog.store.boot % 4000) * 1000000
 
     def _on_link_event(self, name: str, line: bytes) -> None:
         # Called from the reader task: only note it; the supervisor acts. Before the MQTT link
@@ -343,6 +407,7 @@ class Session:
         else:
             self.reconnects += 1
         self._online_since = now
+        self._clock_at_online = self.thing.clock
         self.recovery.succeeded()
         self.online = True
         self.set_state("online")

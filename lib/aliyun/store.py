@@ -22,7 +22,9 @@ durable append copies the segment's last block: about one 4 KB erase per record,
 segment size; 4096-byte segments (one littlefs block each) hold the most records per KB.
 
 Reading: ``peek(n)`` returns up to ``n`` oldest unsent records (read into a small RAM window);
-``pop(n)`` acknowledges the first ``n`` of them. Nothing here knows what a record means.
+``token(k)`` marks the end of the first ``k`` of them, ``ack(token)`` acknowledges them once sent
+(records deleted meanwhile for room do not shift it); ``pop(n)`` is both at once. Nothing here
+knows what a record means.
 """
 
 import os
@@ -57,7 +59,6 @@ class Store:
         self._ack = (0, 0)  # (segment, offset) of the oldest unsent record
         self._unsaved = 0  # records acknowledged since the pointer was last written
         self._window = []  # read-ahead: [(segment, end offset, payload)]
-        self._gone = 0  # records of the last peek deleted since (store full)
         self._next = (0, 0)  # (segment, offset) read next into the window
         self._write = None  # the segment appended to, None until the first append
         self._open()
@@ -90,6 +91,7 @@ class Store:
         self._ack = self._next = (first, off if first == seg else 0)
         # Numbers only grow, past the pointer's too: a new segment never looks already sent.
         self._last = max(numbers[-1] if numbers else 0, seg)
+        self.boot = self._last + 1  # the first segment of this run: tells runs apart
         self._drop_sent()
 
     def _load_pointer(self) -> tuple:
@@ -165,7 +167,6 @@ class Store:
     def peek(self, n: int = 1) -> list:
         """Up to ``n`` of the oldest unsent records (payload bytes), oldest first; ``pop``
         acknowledges them."""
-        self._gone = 0
         window = self._window
         while len(window) < n and self._fill(n - len(window)):
             pass
@@ -196,19 +197,24 @@ class Store:
             return True
         return False
 
-    def pop(self, n: int = 1) -> None:
-        """Acknowledge the first ``n`` records returned by ``peek`` (they were sent)."""
+    def token(self, n: int):
+        """Where the first ``n`` records of the last ``peek`` end: ``ack`` it once they are
+        sent. Records deleted meanwhile (store full) are simply gone; no other is acknowledged."""
+        return self._window[n - 1][:2] if n else self._ack
+
+    def ack(self, token) -> None:
+        """Acknowledge every record up to ``token`` (from ``token``): they were sent."""
         window = self._window
-        gone = min(self._gone, n)  # deleted (store full) since that peek: not in the window
-        self._gone -= gone
-        n = min(n - gone, len(window))
-        if n <= 0:
-            return
-        for seg, _end, _data in window[:n]:
+        n = 0
+        while n < len(window) and window[n][:2] <= token:
+            seg = window[n][0]
             for entry in self._segs:
                 if entry[0] == seg:
                     entry[3] -= 1
                     break
+            n += 1
+        if not n:
+            return
         self._ack = window[n - 1][:2]
         del window[:n]
         self.records -= n
@@ -216,6 +222,11 @@ class Store:
         self._drop_sent()  # deleting a sent segment acknowledges it too
         if self._unsaved >= self.ack_every:
             self.flush()
+
+    def pop(self, n: int = 1) -> None:
+        """Acknowledge the first ``n`` records returned by ``peek`` right before."""
+        if n:
+            self.ack(self.token(min(n, len(self._window))))
 
     def flush(self) -> None:
         """Save the acknowledgement pointer now (``pop`` does every ``ack_every`` records)."""
@@ -241,9 +252,7 @@ class Store:
         self.bytes -= seg[1]
         self.records -= seg[3]
         self._remove(seg[0])
-        kept = [w for w in self._window if w[0] != seg[0]]
-        self._gone += len(self._window) - len(kept)
-        self._window = kept
+        self._window = [w for w in self._window if w[0] != seg[0]]
         if self._ack[0] <= seg[0]:
             self._ack = (self._segs[0][0], 0) if self._segs else (seg[0] + 1, 0)
         if self._next[0] <= seg[0]:

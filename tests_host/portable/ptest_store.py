@@ -143,15 +143,20 @@ def test_drop_while_a_peeked_record_is_in_flight_acknowledges_nothing_else():
     root = _fresh_dir()
     try:
         store = Store(root, max_bytes=256, segment_bytes=128, ack_every=1)
-        for i in range(4):
+        for i in range(8):
             store.append(_rec(i))
         assert store.peek(2) == [_rec(0), _rec(1)]  # being published...
-        for i in range(4, 16):  # ...while the application fills the store
+        sent = store.token(2)
+        for i in range(8, 16):  # ...while the application fills the store
             store.append(_rec(i))
         assert store.dropped >= 4
-        store.pop(2)  # the publish completed: the records it sent are gone already
-        first = store.peek(1)[0]
-        assert first == _rec(store.dropped)  # the oldest kept record was not acknowledged
+        store.peek(3)  # someone looks at the store meanwhile (stats)
+        store.ack(sent)  # the publish completed: the records it sent are gone already
+        assert store.peek(1) == [_rec(store.dropped)]  # the oldest kept one still waits
+        assert store.records == 16 - store.dropped
+        later = store.peek(2)
+        store.ack(store.token(2))
+        assert Store(root, max_bytes=256, segment_bytes=128).peek(1) != later[:1]
     finally:
         _rmtree(root)
 
