@@ -51,6 +51,7 @@ _WATCHDOG_MS = const(120000)
 _HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
 _INBOX = const(16)
 _LINK_DOWN = ("closed", "pdp_deact", "reboot", "sim_removed")  # air724.events names
+_PARKED = const(16)  # readings held in RAM while the store is closed for an HTTPS login
 _CLOCK_RETRY_MS = const(10000)  # stored readings wait for NTP: asked again this often
 
 
@@ -92,6 +93,7 @@ class Session:
         self.outbox = Outbox()
         self.store_dir = store_dir  # readings on flash (aliyun.backlog), opened by name_known
         self.backlog = None
+        self._parked = None  # readings taken while the store is closed for an HTTPS login
         self._clock_at_online = None  # the clock when the link came up: NTP refreshes it
         # Its topics are set by name_known(), before any message can arrive or leave.
         self.thing = Thing(None, self.log, ticks_ms)  # pyright: ignore[reportArgumentType]
@@ -183,6 +185,12 @@ class Session:
 
         ``store``: the reading goes to flash first, with its measurement time (see module doc);
         its reply is awaited only while online. OSError if the filesystem refuses it."""
+        if store and self._parked is not None:  # for the seconds of an HTTPS login
+            if len(self._parked) >= _PARKED:
+                self._parked.pop(0)
+                self.log("warning", "store closed for the login: oldest reading dropped")
+            self._parked.append((self.thing.ids(), params, self.time_ms(), ticks_ms()))
+            return None
         if not store or self.backlog is None:
             return await self._request(
                 self.topics.property_post, "thing.event.property.post", params, timeout_ms
@@ -252,6 +260,7 @@ class Session:
             await bring_up(self, remedy)
         finally:
             self.modem.release()
+            self.reopen_store()
             # Even when the import itself failed (a MemoryError half-way can leave a partial
             # module in sys.modules that every later import would return): the next bring-up
             # loads it afresh.
@@ -344,6 +353,21 @@ class Session:
         if await self.modem.mqtt.status() != 1:
             self._link_failed("mqtt status")
 
+    def park_store(self) -> None:
+        """Close the store and unload its code: RAM for a login's HTTPS request (called by the
+        bring-up). Readings taken meanwhile wait in RAM until ``reopen_store``."""
+        if self.backlog is not None:
+            self.backlog = None
+            self._parked = []
+            unload(("aliyun.backlog", "aliyun.store"))
+
+    def reopen_store(self) -> None:
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            self._open_backlog()
+            for reading in parked:
+                self.backlog.add(*reading)  # pyright: ignore[reportOptionalMemberAccess]
+
     def _stored(self):
         """The next message from the backlog, dated by a clock NTP set since this connect."""
         clock = self.thing.clock
@@ -375,16 +399,20 @@ class Session:
         self.device_name = device_name
         product_key = self.config["product_key"]
         self.topics = self.thing.topics = alink.Topics(product_key, device_name)
+        if self.backlog is None:
+            self._open_backlog()
+            if self.backlog is not None:
+                # Ids must differ from those of readings stored by earlier runs (unique per
+                # device per day, reference §4.2): a million per run, counted by the store.
+                self.thing._next_id = 1 + (self.backlog.store.boot % 4000) * 1000000
+
+    def _open_backlog(self) -> None:
         section = self.config.get("store")
-        if section and self.backlog is None:
+        if section:
             from aliyun.backlog import Backlog
 
-            self.backlog = Backlog(
-                self.store_dir, section["max_bytes"], product_key, device_name, ticks_diff
-            )
-            # Message ids must differ from those of readings stored by earlier runs (unique per
-            # device per day, reference §4.2): a million per run, counted by the store's runs.
-            self.thing._next_id = 1 + (self.backlog.store.boot % 4000) * 1000000
+            pk, dn = self.config["product_key"], self.device_name
+            self.backlog = Backlog(self.store_dir, section["max_bytes"], pk, dn, ticks_diff)
 
     def _on_link_event(self, name: str, line: bytes) -> None:
         # Called from the reader task: only note it; the supervisor acts. Before the MQTT link

@@ -280,23 +280,3 @@ def _read_record(f):
     if len(data) < size or crc32(data, crc32(head[:2])) != crc:
         return None
     return data
-
-
-def write_file(path: str, data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically: written to ``path + ".tmp"``, read back and
-    compared (OSError if it differs), then renamed over ``path``. A power cut leaves the old
-    content or the new, never a mix."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    with open(tmp, "rb") as f:
-        if f.read() != data:
-            raise OSError(5)  # EIO: the flash did not keep what was written
-    try:
-        os.rename(tmp, path)
-    except OSError:  # a filesystem whose rename does not replace (FAT)
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        os.rename(tmp, path)

@@ -5,6 +5,7 @@ acknowledged only once published, surviving a restart."""
 import asyncio
 import json
 import os
+import sys
 from binascii import hexlify
 
 from fakes_session import DEVICE_NAME, PRODUCT_KEY, FakeBoard
@@ -204,5 +205,23 @@ async def test_message_ids_differ_from_those_of_earlier_runs():
         await second.post_properties({"A": 2})
         ids = [json.loads(r)[0] for r in second.backlog.store.peek(2)]
         assert len(set(ids)) == 2, ids
+    finally:
+        _rmtree(root)
+
+
+async def test_readings_taken_while_the_store_is_closed_for_a_login_reach_it_in_order():
+    root = _dir()
+    try:
+        session = _session(root)
+        await session.post_properties({"Seq": 0})
+        session.park_store()  # the bring-up's HTTPS login needs the RAM
+        assert session.backlog is None and "aliyun.store" not in sys.modules
+        for i in range(1, 20):
+            await session.post_properties({"Seq": i})
+        session.reopen_store()
+        got = [json.loads(r)[4]["Seq"] for r in session.backlog.store.peek(20)]
+        assert got == [0] + list(range(4, 20))  # 16 held in RAM: the oldest of them dropped
+        session.reopen_store()  # not parked: nothing happens
+        assert session.backlog.store.records == 17
     finally:
         _rmtree(root)

@@ -1,5 +1,5 @@
 """The dynamic-registration secret on flash (lib/aliyun/login.py ``save_secret``/``load_secret``,
-``aliyun.store.write_file``): a checked backup first, atomic replacement, a power cut at any step
+``write_file``): a checked backup first, atomic replacement, a power cut at any step
 of the save leaves a whole copy once the backup is written."""
 
 import os
@@ -7,7 +7,7 @@ from binascii import hexlify
 
 from ptest import raises
 
-from aliyun import store
+from aliyun import login
 from aliyun.login import load_secret, save_secret
 
 CONFIG = {"product_key": "pk1", "device_name": "dev1"}
@@ -32,7 +32,7 @@ def _read(path):
 
 
 class CutOs:
-    """``os`` for aliyun.store with the power cut at the ``after``-th rename."""
+    """``os`` for aliyun.login with the power cut at the ``after``-th rename."""
 
     def __init__(self, after):
         self.left = after
@@ -78,13 +78,13 @@ def test_a_damaged_file_falls_back_to_the_backup():
 
 def test_power_cut_at_each_step_of_the_save():
     path = _path()
-    saved_os = store.os
+    saved_os = login.os
     try:
         for renames, kept in ((0, False), (1, True)):
-            store.os = CutOs(renames)
+            login.os = CutOs(renames)
             with raises(OSError):
                 save_secret(path, RECORD)
-            store.os = saved_os
+            login.os = saved_os
             with open(path + ".tmp", "wb") as f:
                 f.write(b'{"product_key": "pk1", "dev')  # a torn temporary file
             got = load_secret(path, CONFIG)
@@ -93,16 +93,16 @@ def test_power_cut_at_each_step_of_the_save():
             assert load_secret(path, CONFIG) == RECORD["device_secret"]
             _clean(path)
     finally:
-        store.os = saved_os
+        login.os = saved_os
         _clean(path)
 
 
 def test_write_file_refuses_a_copy_that_does_not_read_back():
     path = _path()
-    real_open = store.__dict__.get("open")
+    real_open = login.__dict__.get("open")
 
     class Forgetful:
-        def __init__(self, name, mode):
+        def __init__(self, name, mode="r"):
             self.f = open(name, mode)
             self.mode = mode
 
@@ -119,13 +119,13 @@ def test_write_file_refuses_a_copy_that_does_not_read_back():
             return self.f.read()
 
     try:
-        store.open = Forgetful
+        login.open = Forgetful
         with raises(OSError):
-            store.write_file(path, b"secret")
+            login.write_file(path, b"secret")
         assert load_secret(path, CONFIG) is None
     finally:
         if real_open is None:
-            del store.open
+            del login.open
         else:
-            store.open = real_open
+            login.open = real_open
         _clean(path)
