@@ -51,6 +51,7 @@ async def bring_up(s, remedy) -> None:
     module = modem.module
     await module.sync(10000)
     await module.echo_off()  # after every (re)boot: echo is on again (§3.2)
+    await s.module_clock(module)  # dates stored readings until NTP answers
     if s.firmware is None:
         version = await module.version()
         s.firmware = version.raw

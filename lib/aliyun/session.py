@@ -53,6 +53,7 @@ _INBOX = const(16)
 _LINK_DOWN = ("closed", "pdp_deact", "reboot", "sim_removed")  # air724.events names
 _PARKED = const(16)  # readings held in RAM while the store is closed for an HTTPS login
 _CLOCK_RETRY_MS = const(10000)  # stored readings wait for NTP: asked again this often
+_CLOCK_VALID_S = const(1577836800)  # 2020-01-01: an unset module clock reads older
 
 
 class LinkLostError(Exception):
@@ -352,6 +353,19 @@ class Session:
     async def _health(self) -> None:
         if await self.modem.mqtt.status() != 1:
             self._link_failed("mqtt status")
+
+    async def module_clock(self, module) -> None:
+        """Until NTP answers, the module's network clock (``AT+CCLK?``, whole seconds) dates
+        readings, if it is set (NITZ); called by the bring-up."""
+        if self.thing.clock is not None or self.backlog is None:
+            return
+        try:
+            seconds = await module.clock()
+        except Exception:  # no clock is no fault
+            return
+        if seconds > _CLOCK_VALID_S:
+            self.thing.clock = (seconds * 1000, ticks_ms())
+            self.log("info", "clock set by the module")
 
     def park_store(self) -> None:
         """Close the store and unload its code: RAM for a login's HTTPS request (called by the

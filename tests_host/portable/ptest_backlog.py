@@ -225,3 +225,33 @@ async def test_readings_taken_while_the_store_is_closed_for_a_login_reach_it_in_
         assert session.backlog.store.records == 17
     finally:
         _rmtree(root)
+
+
+class Module:
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.asked = 0
+
+    async def clock(self):
+        self.asked += 1
+        if self.seconds is None:
+            raise OSError("no answer")
+        return self.seconds
+
+
+async def test_the_module_clock_dates_readings_until_ntp_answers():
+    root = _dir()
+    try:
+        session = _session(root)
+        for unset in (Module(946684800), Module(None)):  # 2000-01-01 (never set), no answer
+            await session.module_clock(unset)
+            assert session.thing.clock is None and unset.asked == 1
+        await session.module_clock(Module(NOW // 1000))
+        assert abs(session.time_ms() - NOW) < 5000
+        await session.post_properties({"A": 1})
+        assert abs(json.loads(session.backlog.store.peek(1)[0])[1] - NOW) < 5000  # dated
+        later = Module(NOW // 1000 + 999)
+        await session.module_clock(later)  # a clock is known: the module is not asked
+        assert later.asked == 0
+    finally:
+        _rmtree(root)
