@@ -158,6 +158,8 @@ class App:
                 elif code == 200:
                     self.reports += 1
                     self.log("info", "up properties: 200 (heap %d B)" % params["FreeHeap"])
+                elif code is None and getattr(self.session, "backlog", None) is not None:
+                    self.log("info", "up properties: stored, sent after the older ones")
                 else:
                     self.log("warning", "up properties: %s" % (code or "no reply"))
             except Exception as exc:

@@ -1,16 +1,17 @@
 """Property posts kept on flash (``aliyun.store``) until the cloud has them, with their time.
 
-A record is the JSON list ``[id, t, boot, ticks, params]``: the Alink message id given when
-the reading was taken, its epoch time in ms (0 while the clock is unknown), the store's
-``boot`` number and the ``ticks_ms`` value at that moment (to date it once NTP answers in the
-same boot). ``next`` turns the oldest records into one message:
+A record is ``b"<id> <t> <boot> <ticks> <params JSON>"``: the Alink message id given when the
+reading was taken, its epoch time in ms (0 while the clock is unknown), the store's ``boot``
+number and the ``ticks_ms`` value then (to date it once the clock is known in the same boot).
+With a time, the params are stored already dated, ``{"P": {"value": v, "time": t}}``, so
+sending them joins stored text instead of decoding it (RAM). ``next`` turns the oldest records
+into one message:
 
-- a normal ``thing.event.property.post`` of one reading, each property as
-  ``{"value": v, "time": t}`` (plain values when its time cannot be known: measured in an
-  earlier boot that never had the clock);
+- a normal ``thing.event.property.post`` of one reading (plain values when its time cannot be
+  known: measured in an earlier boot that never had a clock);
 - readings older than ``HISTORY_AFTER_MS`` (Aliyun takes a device time within 24 h on a normal
   post) go batched into ``thing.event.property.history.post`` (reference §4.3), up to
-  ``_BATCH_VALUES`` values and ``_BATCH_BYTES`` of payload.
+  ``_BATCH_BYTES`` of payload (which keeps a batch far below the platform's 200 values).
 
 ``next`` needs the clock (epoch ms, ticks at that instant) to date and age the readings; the
 caller acknowledges a message it published with ``store.ack(token)``.
@@ -20,43 +21,49 @@ import json
 
 from micropython import const
 
-from aliyun.alink import encode_request
+from aliyun.spool import reading
 from aliyun.store import Store
 
 HISTORY_AFTER_MS = const(23 * 3600 * 1000)  # an hour inside the 24 h rule: clock skew
-_WINDOW = const(16)  # records read ahead (RAM)
-_BATCH_VALUES = const(200)  # values of one history post (the platform's limit of a post)
-_BATCH_BYTES = const(3800)  # payload of one history post (AT+MPUBEX takes 4100 bytes)
-_HISTORY = "thing.event.property.history.post"
+_WINDOW = const(8)  # records read ahead (RAM)
+_BATCH_BYTES = const(1500)  # payload of one history post (AT+MPUBEX takes 4100): RAM
+_HEAD = b'{"id":"'
+_POST = b'","version":"1.0","sys":{"ack":1},"method":"thing.event.property.post","params":'
+_HISTORY = b'","version":"1.0","sys":{"ack":1},"method":"thing.event.property.history.post",'
 
 
 class Backlog:
-    def __init__(self, root: str, max_bytes: int, product_key: str, device_name: str, ticks_diff):
+    def __init__(
+        self, root: str, max_bytes: int, product_key: str, device_name: str, ticks_diff, boot=0
+    ):
         self.store = Store(root, max_bytes)
+        self.boot = boot or self.store.boot  # this run (kept when the store is reopened)
         self._ticks_diff = ticks_diff
-        self.identity = {"productKey": product_key, "deviceName": device_name}
+        identity = {"productKey": product_key, "deviceName": device_name}
+        self._identity = b'"params":[{"identity":' + json.dumps(identity).encode()
         self.errors = 0  # readings the filesystem refused (not kept)
 
     def add(self, msg_id: str, params: dict, epoch_ms, ticks) -> bool:
         """Keep a reading durably; False if older unsent readings were dropped for room.
         ValueError if it could not be sent in one message; OSError (counted in ``errors``)
         when the filesystem fails."""
-        if len(json.dumps(_dated(params, 1 << 42))) > _BATCH_BYTES - 200:
-            raise ValueError("reading too large for one message")
-        record = json.dumps([msg_id, epoch_ms or 0, self.store.boot, ticks, params])
+        record = reading(msg_id, params, epoch_ms, self.boot, ticks)
         try:
-            return self.store.append(record.encode())
+            return self.store.append(record)
         except OSError:
             self.errors += 1
             raise
 
-    def _time(self, record, clock):
-        """Epoch ms of a record, or None when it cannot be known."""
-        if record[1]:
-            return record[1]
-        if clock is not None and record[2] == self.store.boot:
-            return clock[0] + self._ticks_diff(record[3], clock[1])
-        return None
+    def _parse(self, raw, clock):
+        """``(id, epoch ms or None, params text)``: dated text whenever the time is known."""
+        msg_id, t, boot, ticks, text = raw.split(b" ", 4)
+        t = int(t)
+        if t:
+            return msg_id, t, text
+        if clock is not None and int(boot) == self.boot:
+            t = clock[0] + self._ticks_diff(int(ticks), clock[1])
+            return msg_id, t, json.dumps(_dated(json.loads(text), t)).encode()
+        return msg_id, None, text
 
     def next(self, clock, now_ms, topic: str):
         """``(topic, payload, token)`` for the oldest readings, or None when there are none or
@@ -65,35 +72,29 @@ class Backlog:
         raw = self.store.peek(_WINDOW)
         if not raw:
             return None
-        first = json.loads(raw[0])
-        t = self._time(first, clock)
-        if clock is None and (t is not None or first[2] == self.store.boot):
-            return None  # its time is or will be known: wait for NTP to date it
+        if clock is None and (raw[0].split(b" ", 2)[1] != b"0" or self._this_boot(raw[0])):
+            return None  # its time is or will be known: wait for the clock to age it
+        msg_id, t, text = self._parse(raw[0], clock)
         if t is None or now_ms - t < HISTORY_AFTER_MS:
-            params = first[4]
-            if t is not None:
-                params = _dated(params, t)
-            payload = encode_request(first[0], "thing.event.property.post", params)
+            payload = b"".join((_HEAD, msg_id, _POST, text, b"}"))
             return topic, payload, self.store.token(1)
-        return self._history(raw, first, clock, now_ms, topic)
-
-    def _history(self, raw, first, clock, now_ms, topic):
-        values = []
-        count = size = 0
-        for item in raw:
-            record = first if count == 0 else json.loads(item)
-            t = self._time(record, clock)
-            if t is None or now_ms - t < HISTORY_AFTER_MS:
+        parts = [_HEAD, msg_id, _HISTORY, self._identity, b',"properties":[', text]
+        size = len(text) + 200
+        count = 1
+        for item in raw[1:]:
+            _id, t, text = self._parse(item, clock)
+            size += len(text) + 1
+            if t is None or now_ms - t < HISTORY_AFTER_MS or size > _BATCH_BYTES:
                 break
-            entry = _dated(record[4], t)
-            size += len(json.dumps(entry)) + 2
-            if count and (len(values) + len(entry) > _BATCH_VALUES or size > _BATCH_BYTES):
-                break
-            values.append(entry)
+            parts.append(b",")
+            parts.append(text)
             count += 1
-        params = [{"identity": self.identity, "properties": values}]
-        history_topic = topic[: -len("post")] + "history/post"
-        return history_topic, encode_request(first[0], _HISTORY, params), self.store.token(count)
+        parts.append(b"]}]}")
+        history = topic[: -len("post")] + "history/post"
+        return history, b"".join(parts), self.store.token(count)
+
+    def _this_boot(self, raw) -> bool:
+        return int(raw.split(b" ", 3)[2]) == self.boot
 
     def state(self, clock, now_ms) -> dict:
         """For ``stats``: records, bytes, age of the oldest (ms, None if unknown), drops."""
@@ -101,7 +102,7 @@ class Backlog:
         oldest = None
         raw = store.peek(1)
         if raw and now_ms is not None:
-            t = self._time(json.loads(raw[0]), clock)
+            t = self._parse(raw[0], clock)[1]
             oldest = None if t is None else now_ms - t
         return {
             "records": store.records,

@@ -134,7 +134,6 @@ async def _log_in(s, modem) -> tuple:
         request = needs_http(cfg, s.store_path, s.token, ticks_ms())
         if request:
             unload(("air724.mqtt",))  # RAM for the request; imported again at the connect step
-            s.park_store()  # the flash store's code too, until the bring-up ends
             s.set_state("bearer")
             await modem.bearer.ensure(cfg["apn"], _BEARER_MS)
             modem.release()  # the bearer stays open; its code leaves RAM before the request

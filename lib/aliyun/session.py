@@ -51,7 +51,6 @@ _WATCHDOG_MS = const(120000)
 _HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
 _INBOX = const(16)
 _LINK_DOWN = ("closed", "pdp_deact", "reboot", "sim_removed")  # air724.events names
-_PARKED = const(16)  # readings held in RAM while the store is closed for an HTTPS login
 _CLOCK_RETRY_MS = const(10000)  # stored readings wait for NTP: asked again this often
 _CLOCK_VALID_S = const(1577836800)  # 2020-01-01: an unset module clock reads older
 
@@ -94,7 +93,9 @@ class Session:
         self.outbox = Outbox()
         self.store_dir = store_dir  # readings on flash (aliyun.backlog), opened by name_known
         self.backlog = None
-        self._parked = None  # readings taken while the store is closed for an HTTPS login
+        self._parked = (
+            None  # the store closed for a bring-up: [dir, segment, size, max, boot, stats]
+        )
         self._clock_at_online = None  # the clock when the link came up: NTP refreshes it
         # Its topics are set by name_known(), before any message can arrive or leave.
         self.thing = Thing(None, self.log, ticks_ms)  # pyright: ignore[reportArgumentType]
@@ -134,10 +135,13 @@ class Session:
             "received": self.received,
             "dropped": self.outbox.dropped + self.qos0_dropped + inbox_dropped,
             "state_changes": self.state_changes,
-            "store": self.backlog.state(self.thing.clock, self.time_ms())
-            if self.backlog
-            else None,
+            "store": self._store_state(),
         }
+
+    def _store_state(self):
+        if self.backlog is not None:
+            return self.backlog.state(self.thing.clock, self.time_ms())
+        return self._parked[5] if self._parked else None  # as when closed, plus new readings
 
     def on_state(self, callback) -> None:
         """``callback(state: str)`` after every state change."""
@@ -186,12 +190,9 @@ class Session:
 
         ``store``: the reading goes to flash first, with its measurement time (see module doc);
         its reply is awaited only while online. OSError if the filesystem refuses it."""
-        if store and self._parked is not None:  # for the seconds of an HTTPS login
-            if len(self._parked) >= _PARKED:
-                self._parked.pop(0)
-                self.log("warning", "store closed for the login: oldest reading dropped")
-            self._parked.append((self.thing.ids(), params, self.time_ms(), ticks_ms()))
-            return None
+        parked = self._parked
+        if store and parked is not None:  # during a bring-up
+            return self._spool(parked, params)
         if not store or self.backlog is None:
             return await self._request(
                 self.topics.property_post, "thing.event.property.post", params, timeout_ms
@@ -199,11 +200,13 @@ class Session:
         msg_id = self.thing.ids()
         waiter = self.thing.expect_reply(msg_id)
         try:
-            if not self.backlog.add(msg_id, params, self.time_ms(), ticks_ms()):
+            measured = self.time_ms()
+            if not self.backlog.add(msg_id, params, measured, ticks_ms()):
                 self.log("warning", "store full: oldest readings dropped")
+            self.log("debug", "stored %s t=%s" % (msg_id, measured))
             self._wake_outbox.set()
-            if not self.online or timeout_ms <= 0:
-                return None
+            if not self.online or timeout_ms <= 0 or self.backlog.store.records > 1:
+                return None  # offline, or behind older readings: the reply comes much later
             await _wait_ms(waiter.event.wait(), timeout_ms)
             return waiter.code
         except asyncio.TimeoutError:
@@ -254,6 +257,7 @@ class Session:
         self._lost.clear()
         self._lost_reason = None
         self.set_state("sync")
+        self.park_store()
         await self._open()
         try:
             from aliyun.bringup import bring_up
@@ -313,7 +317,11 @@ class Session:
         while True:
             message = self.outbox.peek()
             if message is None and self.backlog is not None:
-                message = self._stored()
+                try:
+                    message = self._stored()
+                except Exception as exc:  # MemoryError building a batch: recover, retry
+                    self._link_failed(exc)
+                    return
             if message is None:
                 self._wake_outbox.clear()
                 if self.backlog is not None and self.backlog.store.records:
@@ -357,7 +365,7 @@ class Session:
     async def module_clock(self, module) -> None:
         """Until NTP answers, the module's network clock (``AT+CCLK?``, whole seconds) dates
         readings, if it is set (NITZ); called by the bring-up."""
-        if self.thing.clock is not None or self.backlog is None:
+        if self.thing.clock is not None or not self.config.get("store"):
             return
         try:
             seconds = await module.clock()
@@ -368,19 +376,39 @@ class Session:
             self.log("info", "clock set by the module")
 
     def park_store(self) -> None:
-        """Close the store and unload its code: RAM for a login's HTTPS request (called by the
-        bring-up). Readings taken meanwhile wait in RAM until ``reopen_store``."""
-        if self.backlog is not None:
+        """Close the store and unload its code for a bring-up (RAM for the login); readings
+        taken meanwhile go to new segment files through ``aliyun.spool``."""
+        backlog = self.backlog
+        if backlog is not None:
+            store = backlog.store
+            state = backlog.state(self.thing.clock, self.time_ms())
+            self._parked = [
+                store.root,
+                store._last + 1,
+                0,
+                store.segment_bytes,
+                backlog.boot,
+                state,
+            ]
             self.backlog = None
-            self._parked = []
             unload(("aliyun.backlog", "aliyun.store"))
 
     def reopen_store(self) -> None:
         parked, self._parked = self._parked, None
         if parked is not None:
-            self._open_backlog()
-            for reading in parked:
-                self.backlog.add(*reading)  # pyright: ignore[reportOptionalMemberAccess]
+            self._open_backlog(parked[4])
+
+    def _spool(self, parked: list, params: dict) -> None:
+        from aliyun import spool  # loaded: the store's own append
+
+        msg_id, measured = self.thing.ids(), self.time_ms()
+        record = spool.reading(msg_id, params, measured, parked[4], ticks_ms())
+        if parked[2] and parked[2] + spool.HEAD + len(record) > parked[3]:
+            parked[1] += 1  # segment full: the next (the store's naming, aliyun.store)
+            parked[2] = 0
+        parked[2] += spool.append("%s/%d.q" % (parked[0], parked[1]), record)
+        parked[5]["records"] += 1
+        self.log("debug", "stored %s t=%s" % (msg_id, measured))
 
     def _stored(self):
         """The next message from the backlog, dated by a clock NTP set since this connect."""
@@ -388,7 +416,12 @@ class Session:
         if clock is self._clock_at_online:
             clock = None  # the cloud's clock may have moved: wait for this link's NTP answer
         now = self.time_ms() if clock is not None else 0
-        return self.backlog.next(clock, now, self.topics.property_post)  # pyright: ignore
+        backlog = self.backlog
+        if backlog is None:
+            return None
+        if backlog.store.records > 1:
+            gc.collect()  # a batch of old readings is the largest message
+        return backlog.next(clock, now, self.topics.property_post)
 
     def _sync_clock(self) -> None:
         payload = alink.ntp_request(ticks_ms())
@@ -420,13 +453,13 @@ class Session:
                 # device per day, reference §4.2): a million per run, counted by the store.
                 self.thing._next_id = 1 + (self.backlog.store.boot % 4000) * 1000000
 
-    def _open_backlog(self) -> None:
+    def _open_backlog(self, boot=0) -> None:
         section = self.config.get("store")
         if section:
             from aliyun.backlog import Backlog
 
             pk, dn = self.config["product_key"], self.device_name
-            self.backlog = Backlog(self.store_dir, section["max_bytes"], pk, dn, ticks_diff)
+            self.backlog = Backlog(self.store_dir, section["max_bytes"], pk, dn, ticks_diff, boot)
 
     def _on_link_event(self, name: str, line: bytes) -> None:
         # Called from the reader task: only note it; the supervisor acts. Before the MQTT link

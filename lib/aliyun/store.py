@@ -4,11 +4,11 @@ The queue is a directory (littlefs on ESP32/RP2040, any directory on the unix po
 append-only segment files ``<n>.q`` (n counts up) and a pointer file ``ack``:
 
 - A record is framed as ``length (u16 LE) | crc32(length bytes + payload) (u32 LE) | payload``
-  and appended to the newest segment in one write, the file closed after it, so it is on flash
-  when ``append`` returns. A record cut short by a power cut (or corrupted) fails its length or
-  CRC check: the next ``Store()`` keeps the records before it and skips the rest of that segment,
-  counted in ``torn``. Every ``Store()`` appends to a new segment, so nothing is ever written after
-  a torn record.
+  (``aliyun.spool``) and appended to the newest segment in one write, the file closed after
+  it, so it is on flash when ``append`` returns. A record cut short by a power cut (or
+  corrupted) fails its length or CRC check: the next ``Store()`` keeps the records before it
+  and skips the rest of that segment, counted in ``torn``. Every ``Store()`` appends to a new
+  segment, so nothing is ever written after a torn record.
 - ``ack`` holds the position of the oldest unsent record (segment, offset, crc32), rewritten
   atomically (written to ``ack.tmp``, then renamed over ``ack``: atomic on littlefs and POSIX) at
   most once per ``ack_every`` acknowledged records. A segment whose records are all sent is
@@ -33,7 +33,9 @@ from struct import pack, unpack
 
 from micropython import const
 
-_HEAD = const(6)  # u16 length + u32 crc32
+from aliyun.spool import HEAD as _HEAD
+from aliyun.spool import append
+
 _MAX_RECORD = const(65535)
 _SUFFIX = ".q"
 
@@ -137,17 +139,15 @@ class Store:
         if self._write is None or seg is None or seg[1] + _HEAD + size > self.segment_bytes:
             kept = self._new_segment()
             seg = self._segs[-1]
-        frame = pack("<HI", size, crc32(data, crc32(pack("<H", size)))) + data
         try:
-            with open(self._path(str(seg[0]) + _SUFFIX), "ab") as f:
-                f.write(frame)
+            written = append(self._path(str(seg[0]) + _SUFFIX), data)
         except OSError:
             self._write = None  # bytes may have reached the file: never append after them
             raise
-        seg[1] += len(frame)
+        seg[1] += written
         seg[2] = seg[1]
         seg[3] += 1
-        self.bytes += len(frame)
+        self.bytes += written
         self.records += 1
         return kept
 

@@ -9,6 +9,7 @@ import sys
 from binascii import hexlify
 
 from fakes_session import DEVICE_NAME, PRODUCT_KEY, FakeBoard
+from ptest import raises
 
 from aliyun.backlog import HISTORY_AFTER_MS, Backlog
 from aliyun.session import Session
@@ -26,6 +27,12 @@ def _rmtree(root):
     for name in os.listdir(root):
         os.remove(root + "/" + name)
     os.rmdir(root)
+
+
+def _fields(raw):
+    """A stored record: (id, epoch ms, boot, ticks, params)."""
+    msg_id, t, boot, ticks, params = raw.split(b" ", 4)
+    return msg_id.decode(), int(t), int(boot), int(ticks), json.loads(params)
 
 
 def _backlog(root):
@@ -104,7 +111,7 @@ def test_history_batches_stay_within_the_value_and_size_limits():
     root = _dir()
     try:
         log = Backlog(root, 65536, PRODUCT_KEY, DEVICE_NAME, ticks_diff)
-        wide = {"P%02d" % k: k for k in range(30)}  # 30 values a reading
+        wide = {"P%02d" % k: k for k in range(10)}  # 10 values a reading
         for i in range(12):
             log.add(str(i + 1), wide, NOW - 48 * HOUR + i, 0)
         sizes = []
@@ -113,10 +120,13 @@ def test_history_batches_stay_within_the_value_and_size_limits():
             if message is None:
                 break
             props = json.loads(message[1])["params"][0]["properties"]
-            assert sum(len(p) for p in props) <= 200 and len(message[1]) <= 4100
+            assert len(message[1]) <= 2000 and sum(len(p) for p in props) <= 200
             sizes.append(len(props))
             log.store.ack(message[2])
         assert sum(sizes) == 12 and len(sizes) >= 2
+        with raises(ValueError):  # could never be sent in one message: refused, not stored
+            log.add("99", {"P%03d" % k: "x" * 20 for k in range(40)}, NOW, 0)
+        assert log.store.records == 0
     finally:
         _rmtree(root)
 
@@ -132,8 +142,8 @@ class Publisher:
         if len(self.sent) == self.fail_at:
             self.fail_at = -1
             raise OSError("link lost")
-        self.sent.append((topic, json.loads(payload)))
         await asyncio.sleep(0)
+        self.sent.append((topic, json.loads(payload)))  # PUBACK: the pump acknowledges next
 
 
 class Inbox:
@@ -146,13 +156,16 @@ class Modem:
         self.inbox = Inbox()
 
 
-def _session(root):
+def _session(root, segment_bytes=False):
     config = {
         "device_name": DEVICE_NAME,
         "product_key": PRODUCT_KEY,
         "store": {"max_bytes": 16384},
     }
-    return Session(FakeBoard(), config, store_dir=root)
+    session = Session(FakeBoard(), config, store_dir=root)
+    if segment_bytes:  # small segments: a few readings each
+        session.backlog.store.segment_bytes = 512
+    return session
 
 
 async def _pump_until(session, count, timeout_ms=3000):
@@ -203,26 +216,32 @@ async def test_message_ids_differ_from_those_of_earlier_runs():
         await first.post_properties({"A": 1})
         second = _session(root)
         await second.post_properties({"A": 2})
-        ids = [json.loads(r)[0] for r in second.backlog.store.peek(2)]
+        ids = [_fields(r)[0] for r in second.backlog.store.peek(2)]
         assert len(set(ids)) == 2, ids
     finally:
         _rmtree(root)
 
 
-async def test_readings_taken_while_the_store_is_closed_for_a_login_reach_it_in_order():
+async def test_readings_taken_while_the_store_is_closed_for_a_bring_up_reach_it_in_order():
     root = _dir()
     try:
-        session = _session(root)
+        session = _session(root, segment_bytes=True)
         await session.post_properties({"Seq": 0})
-        session.park_store()  # the bring-up's HTTPS login needs the RAM
+        session.park_store()  # a bring-up: the store's code leaves RAM
         assert session.backlog is None and "aliyun.store" not in sys.modules
-        for i in range(1, 20):
+        for i in range(1, 40):  # on flash at once, through the small resident writer
             await session.post_properties({"Seq": i})
+        assert session.stats["store"]["records"] == 40
+        session = _session(root)  # a power cut before the store reopened
+        got = [_fields(r)[4]["Seq"] for r in session.backlog.store.peek(40)]
+        assert got == list(range(40))  # no clock: stored plain
+        assert len([n for n in os.listdir(root) if n.endswith(".q")]) > 2  # segments rolled
+        session.park_store()
+        await session.post_properties({"Seq": 40})
         session.reopen_store()
-        got = [json.loads(r)[4]["Seq"] for r in session.backlog.store.peek(20)]
-        assert got == [0] + list(range(4, 20))  # 16 held in RAM: the oldest of them dropped
+        assert session.backlog.store.records == 41
         session.reopen_store()  # not parked: nothing happens
-        assert session.backlog.store.records == 17
+        assert session.backlog.store.records == 41
     finally:
         _rmtree(root)
 
@@ -249,7 +268,7 @@ async def test_the_module_clock_dates_readings_until_ntp_answers():
         await session.module_clock(Module(NOW // 1000))
         assert abs(session.time_ms() - NOW) < 5000
         await session.post_properties({"A": 1})
-        assert abs(json.loads(session.backlog.store.peek(1)[0])[1] - NOW) < 5000  # dated
+        assert abs(_fields(session.backlog.store.peek(1)[0])[1] - NOW) < 5000  # dated
         later = Module(NOW // 1000 + 999)
         await session.module_clock(later)  # a clock is known: the module is not asked
         assert later.asked == 0
