@@ -138,6 +138,11 @@ class Session:
             "store": self._store_state(),
         }
 
+    @property
+    def has_store(self) -> bool:
+        """Property posts go to flash (the config has a ``store`` section)."""
+        return bool(self.config.get("store"))
+
     def _store_state(self):
         if self.backlog is not None:
             return self.backlog.state(self.thing.clock, self.time_ms())
@@ -319,9 +324,13 @@ class Session:
             if message is None and self.backlog is not None:
                 try:
                     message = self._stored()
-                except Exception as exc:  # MemoryError building a batch: recover, retry
-                    self._link_failed(exc)
-                    return
+                except MemoryError:  # a fragmented heap: once more after a collection
+                    gc.collect()
+                    try:
+                        message = self._stored()
+                    except Exception as exc:
+                        self._link_failed(exc)
+                        return
             if message is None:
                 self._wake_outbox.clear()
                 if self.backlog is not None and self.backlog.store.records:

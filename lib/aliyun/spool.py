@@ -13,7 +13,7 @@ from struct import pack
 from micropython import const
 
 HEAD = const(6)  # u16 length + u32 crc32
-_MAX_TEXT = const(1300)  # a reading's params, dated: one message carries it (aliyun.backlog)
+_MAX_TEXT = const(1000)  # a reading's params, dated: one message carries it (aliyun.backlog)
 
 
 def frame(data) -> bytes:
