@@ -11,7 +11,8 @@ import asyncio
 from micropython import const
 
 from air724.text import quote
-from atmodem.errors import ATError, ATTimeoutError, CommandError, DataError, ResponseError
+from atmodem import wait_ms
+from atmodem.errors import ATError, CommandError, DataError, ResponseError
 
 GET = 0
 POST = 1
@@ -27,14 +28,6 @@ class HTTPError(ATError):
         what = "not HTTP,network,no memory,DNS,stack busy,SSL handshake,SSL alert".split(",")
         super().__init__(status, what[status - 600] if 600 <= status <= 606 else "module")
         self.status = status
-
-
-if hasattr(asyncio, "wait_for_ms"):
-    _wait_ms = asyncio.wait_for_ms
-else:  # CPython
-
-    def _wait_ms(aw, timeout: int):
-        return asyncio.wait_for(aw, timeout / 1000)
 
 
 class HTTPClient:
@@ -126,10 +119,7 @@ class HTTPClient:
             # OK only means accepted; the outcome is the +HTTPACTION URC (§6.1, §11).
             await ch.command(b"AT+HTTPACTION=%d" % method, 5000)
             if self._result is None:
-                try:
-                    await _wait_ms(self._ev.wait(), timeout_ms)
-                except asyncio.TimeoutError:
-                    raise ATTimeoutError(b"+HTTPACTION") from None
+                await wait_ms(self._ev.wait(), timeout_ms, b"+HTTPACTION")
             status, length = self._result or (600, 0)  # the URC sets it before the event
         finally:
             self._result = False

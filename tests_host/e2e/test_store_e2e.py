@@ -68,8 +68,6 @@ def wait_stored(stack, count, timeout=90):
 
 
 def test_readings_survive_an_outage_and_power_cuts_and_arrive_in_order_with_their_time(stack):
-    import atexit
-    atexit.register(lambda: open("/tmp/e2e_lines.txt", "w").write("\n".join("%s %s %s" % l for l in stack.lines)))
     stack.start(telemetry_interval_s=1, log_level="debug", emulator_args=("--baud", "115200"))
     stack.wait_device(r" I up properties: 200")
     since = len(stack.rows.rows)

@@ -7,13 +7,13 @@ import json
 import os
 import sys
 from binascii import hexlify
+from time import ticks_diff, ticks_ms
 
 from fakes_session import DEVICE_NAME, PRODUCT_KEY, FakeBoard
 from ptest import raises
 
 from aliyun.backlog import HISTORY_AFTER_MS, Backlog
 from aliyun.session import Session
-from atmodem.channel import ticks_diff, ticks_ms
 
 HOUR = 3600 * 1000
 NOW = 1764600000000  # epoch ms "now" of these tests
@@ -164,7 +164,7 @@ def _session(root, segment_bytes=False):
     }
     session = Session(FakeBoard(), config, store_dir=root)
     if segment_bytes:  # small segments: a few readings each
-        session.backlog.store.segment_bytes = 512
+        session.readings.backlog.store.segment_bytes = 512
     return session
 
 
@@ -196,14 +196,14 @@ async def test_session_stores_offline_readings_and_sends_them_in_order_after_ntp
         assert [body["params"] for _t, body in sent] == [{"Seq": 0}, {"Seq": 1}]  # undatable
         session.thing.clock = (NOW, ticks_ms())  # this link's NTP answer
         await _pump_until(session, 3)  # the fourth publish fails: the link is lost
-        assert session._lost.is_set() and session.backlog.store.records == 2
+        assert session._lost.is_set() and session.readings.backlog.store.records == 2
         session._lost.clear()
         await _pump_until(session, 5)
         seqs = [body["params"]["Seq"] for _topic, body in sent[2:]]
         assert [seq["value"] for seq in seqs] == [2, 3, 4]  # in order, the failed one again
         for _topic, body in sent[2:]:
             assert abs(body["params"]["Seq"]["time"] - NOW) < 60000  # dated by the ticks
-        assert session.backlog.store.records == 0 and session.published == 5
+        assert session.readings.backlog.store.records == 0 and session.published == 5
         assert session.stats["store"]["oldest_age_ms"] is None
     finally:
         _rmtree(root)
@@ -216,7 +216,7 @@ async def test_message_ids_differ_from_those_of_earlier_runs():
         await first.post_properties({"A": 1})
         second = _session(root)
         await second.post_properties({"A": 2})
-        ids = [_fields(r)[0] for r in second.backlog.store.peek(2)]
+        ids = [_fields(r)[0] for r in second.readings.backlog.store.peek(2)]
         assert len(set(ids)) == 2, ids
     finally:
         _rmtree(root)
@@ -227,21 +227,21 @@ async def test_readings_taken_while_the_store_is_closed_for_a_bring_up_reach_it_
     try:
         session = _session(root, segment_bytes=True)
         await session.post_properties({"Seq": 0})
-        session.park_store()  # a bring-up: the store's code leaves RAM
-        assert session.backlog is None and "aliyun.store" not in sys.modules
+        session.readings.park(None, None)  # a bring-up: the store's code leaves RAM
+        assert session.readings.backlog is None and "aliyun.store" not in sys.modules
         for i in range(1, 40):  # on flash at once, through the small resident writer
             await session.post_properties({"Seq": i})
         assert session.stats["store"]["records"] == 40
         session = _session(root)  # a power cut before the store reopened
-        got = [_fields(r)[4]["Seq"] for r in session.backlog.store.peek(40)]
+        got = [_fields(r)[4]["Seq"] for r in session.readings.backlog.store.peek(40)]
         assert got == list(range(40))  # no clock: stored plain
         assert len([n for n in os.listdir(root) if n.endswith(".q")]) > 2  # segments rolled
-        session.park_store()
+        session.readings.park(None, None)
         await session.post_properties({"Seq": 40})
-        session.reopen_store()
-        assert session.backlog.store.records == 41
-        session.reopen_store()  # not parked: nothing happens
-        assert session.backlog.store.records == 41
+        session.readings.reopen()
+        assert session.readings.backlog.store.records == 41
+        session.readings.reopen()  # not parked: nothing happens
+        assert session.readings.backlog.store.records == 41
     finally:
         _rmtree(root)
 
@@ -259,18 +259,18 @@ class Module:
 
 
 async def test_the_module_clock_dates_readings_until_ntp_answers():
+    from aliyun.bringup import _module_clock
+
+    for unset in (Module(946684800), Module(None)):  # 2000-01-01 (never set), no answer
+        assert await _module_clock(unset) is None and unset.asked == 1
+    clock = await _module_clock(Module(NOW // 1000))
+    assert clock[0] == NOW and abs(ticks_diff(ticks_ms(), clock[1])) < 1000
     root = _dir()
     try:
         session = _session(root)
-        for unset in (Module(946684800), Module(None)):  # 2000-01-01 (never set), no answer
-            await session.module_clock(unset)
-            assert session.thing.clock is None and unset.asked == 1
-        await session.module_clock(Module(NOW // 1000))
-        assert abs(session.time_ms() - NOW) < 5000
+        assert session.kept.wants_clock
+        session.thing.clock = clock  # as the session takes it after the bring-up
         await session.post_properties({"A": 1})
-        assert abs(_fields(session.backlog.store.peek(1)[0])[1] - NOW) < 5000  # dated
-        later = Module(NOW // 1000 + 999)
-        await session.module_clock(later)  # a clock is known: the module is not asked
-        assert later.asked == 0
+        assert abs(_fields(session.readings.backlog.store.peek(1)[0])[1] - NOW) < 5000
     finally:
         _rmtree(root)
