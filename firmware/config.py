@@ -90,8 +90,14 @@ def validate(raw) -> dict:
                 },
             ),
             "pins": (dict, {}, {"pwrkey": (int, None, None), "led": (int, None, None)}),
-            # Readings kept on flash until sent (aliyun.store): 16 littlefs blocks by default.
-            "store": (dict, {}, {"max_bytes": (int, 65536, (8192, 16777216))}),
+            # Property posts kept on flash until sent (aliyun.readings): off by default, as its
+            # code needs about 16 KB more heap on the unix port (README "Offline storage");
+            # max_bytes: 16 littlefs blocks.
+            "store": (
+                dict,
+                {},
+                {"enabled": (bool, False, None), "max_bytes": (int, 65536, (8192, 16777216))},
+            ),
         },
         raw,
         "",

@@ -26,7 +26,7 @@ from aliyun.store import Store
 
 HISTORY_AFTER_MS = const(23 * 3600 * 1000)  # an hour inside the 24 h rule: clock skew
 _WINDOW = const(6)  # records read ahead (RAM)
-_BATCH_BYTES = const(1200)  # payload of one history post (AT+MPUBEX takes 4100): RAM
+_BATCH_BYTES = const(900)  # payload of one history post (AT+MPUBEX takes 4100): RAM
 _HEAD = b'{"id":"'
 _POST = b'","version":"1.0","sys":{"ack":1},"method":"thing.event.property.post","params":'
 _HISTORY = b'","version":"1.0","sys":{"ack":1},"method":"thing.event.property.history.post",'

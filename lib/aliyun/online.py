@@ -5,7 +5,7 @@ thing-model requests, subscriptions, handlers, counters) and that runs while the
 up: the outbox pump (QoS1 in order, each after its PUBACK), the downlink dispatch, one health
 check per minute. A fault is only noted (``_link_failed``); the supervisor acts on it.
 
-Property posts (``store=True``, with a ``store`` section in the config) go to flash instead
+Property posts (``store=True``, with ``store.enabled`` in the config) go to flash instead
 (``aliyun.readings``): they survive resets and power cuts, carry their measurement time once a
 clock is known, and leave the store after PUBACK, after the outbox's messages; readings older
 than a day go as batched history posts (``aliyun.backlog``).
@@ -92,7 +92,7 @@ class Online:
     @property
     def has_store(self) -> bool:
         """Property posts go to flash (the config has a ``store`` section)."""
-        return bool(self.config.get("store"))
+        return bool(self.config.get("store", {}).get("enabled"))
 
     def subscribe(self, topic_filter: str, callback) -> None:
         """Deliver messages matching ``topic_filter`` to ``callback(topic, payload)``; the
@@ -283,12 +283,15 @@ class Online:
         self.device_name = device_name
         product_key = self.config["product_key"]
         self.topics = self.thing.topics = alink.Topics(product_key, device_name)
-        section = self.config.get("store")
-        if section and self.readings is None:
+        if self.has_store and self.readings is None:
             from aliyun.readings import Readings
 
             self.readings = Readings(
-                self.store_dir, section["max_bytes"], product_key, device_name, ticks_diff
+                self.store_dir,
+                self.config["store"]["max_bytes"],
+                product_key,
+                device_name,
+                ticks_diff,
             )
             # Ids must differ from those of readings stored by earlier runs (unique per device
             # per day, reference §4.2): a million per run, counted by the store.

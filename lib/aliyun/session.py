@@ -65,6 +65,14 @@ class Session(Online):
         """The signal at the last bring-up, in dBm (None: unknown)."""
         return self.kept.signal_dbm
 
+    def time_ms(self):
+        """Epoch ms: NTP's clock, else the module's network clock once the bring-up read it
+        (taken over at once: a long network wait must not leave readings undated)."""
+        if self.thing.clock is None and self.kept.clock is not None:
+            self.thing.clock = self.kept.clock
+            self.log("info", "clock set by the module")
+        return super().time_ms()
+
     def on_state(self, callback) -> None:
         """``callback(state: str)`` after every state change."""
         self._state_cbs.append(callback)
@@ -123,9 +131,6 @@ class Session(Online):
             # loads it afresh.
             loaded = sys.modules.get("aliyun.bringup")
             unload(getattr(loaded, "LOADED_FOR_BRING_UP", ("aliyun.bringup",)))
-            if kept.clock is not None and self.thing.clock is None:
-                self.thing.clock = kept.clock  # the module's network clock, until NTP
-                self.log("info", "clock set by the module")
             if readings is not None:
                 try:
                     readings.reopen()

@@ -160,7 +160,7 @@ def _session(root, segment_bytes=False):
     config = {
         "device_name": DEVICE_NAME,
         "product_key": PRODUCT_KEY,
-        "store": {"max_bytes": 16384},
+        "store": {"enabled": True, "max_bytes": 16384},
     }
     session = Session(FakeBoard(), config, store_dir=root)
     if segment_bytes:  # small segments: a few readings each

@@ -21,12 +21,19 @@ import sys
 
 import vfs
 
+from aliyun.spool import reading
 from aliyun.store import Store
+
+
+def record(i):
+    PARAMS["Uptime"] = i
+    return reading(str(1000001 + i), PARAMS, 1764600000000 + i * 1000, 1, i * 1000)
+
 
 BLOCK = 4096
 MOUNT = "/flash"
-# A property post as the session stores it: measurement time and the params.
-RECORD = b'{"t":1764600000000,"p":{"Temperature":23.5,"Humidity":41,"Seq":%05d}}'
+# A reading as the session stores it (aliyun.spool.reading): the example app's properties.
+PARAMS = {"Uptime": 0, "FreeHeap": 21920, "DemoValue": 50, "ReportInterval": 60, "LEDSwitch": 1}
 
 
 class PowerCutError(OSError):
@@ -105,7 +112,7 @@ def measure(segment_bytes, count, online):
     store = Store(MOUNT + "/q", max_bytes=768 * 1024, segment_bytes=segment_bytes)
     p0, e0, payload = flash.programmed, flash.erased, 0
     for i in range(count):
-        rec = RECORD % i
+        rec = record(i)
         payload += len(rec)
         store.append(rec)
         if online:
@@ -115,7 +122,7 @@ def measure(segment_bytes, count, online):
     return {
         "segment_bytes": segment_bytes,
         "online": online,
-        "record_bytes": len(RECORD % 0),
+        "record_bytes": len(record(0)),
         "amplification": round((flash.programmed - p0) / payload, 1),
         "erases_per_record": round((flash.erased - e0) / count, 2),
         "records_per_kib_flash": round(count * 1024 / used, 1) if not online else None,
@@ -127,7 +134,7 @@ def figures():
     rows = []
     for seg in (1024, 4096):
         for online in (False, True):
-            rows.append(measure(seg, 2000 if not online else 500, online))
+            rows.append(measure(seg, 600 if not online else 300, online))
     print("store figures " + json.dumps(rows))
 
 
@@ -135,7 +142,7 @@ def workload(store, log):
     """Appends with a send every third one; ``log`` records what was accepted and sent."""
     for i in range(30):
         log["inflight"] = i
-        store.append(RECORD % i)
+        store.append(record(i))
         log["accepted"].append(i)
         log["inflight"] = None
         if i % 3 == 2:
@@ -144,13 +151,13 @@ def workload(store, log):
             store.pop(len(got))
 
 
-def _seq(record):
-    return int(record[-7:-2])
+def _seq(raw):
+    return int(raw.split(b" ", 1)[0]) - 1000001
 
 
 def check(log):
     """After the remount: in order, nothing accepted and unsent missing, nothing invented."""
-    store = Store(MOUNT + "/q", max_bytes=8192, segment_bytes=256, ack_every=4)
+    store = Store(MOUNT + "/q", max_bytes=16384, segment_bytes=1024, ack_every=4)
     got = []
     while True:
         batch = store.peek(4)
@@ -181,7 +188,7 @@ def powercut():
         flash.budget = budget
         log = {"accepted": [], "popped": [], "inflight": None}
         try:
-            workload(Store(MOUNT + "/q", max_bytes=8192, segment_bytes=256, ack_every=4), log)
+            workload(Store(MOUNT + "/q", max_bytes=16384, segment_bytes=1024, ack_every=4), log)
         except OSError:
             cuts += 1
         mount(RamFlash(32, flash.data))  # power back on: what the flash holds
@@ -209,7 +216,7 @@ def _ops_of_workload():
     flash.budget = 1 << 30
     start = flash.budget
     log = {"accepted": [], "popped": [], "inflight": None}
-    workload(Store(MOUNT + "/q", max_bytes=8192, segment_bytes=256, ack_every=4), log)
+    workload(Store(MOUNT + "/q", max_bytes=16384, segment_bytes=1024, ack_every=4), log)
     return start - flash.budget
 
 
