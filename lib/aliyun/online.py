@@ -12,7 +12,6 @@ than a day go as batched history posts (``aliyun.backlog``).
 """
 
 import asyncio
-import gc
 from time import ticks_diff, ticks_ms
 
 from micropython import const
@@ -238,11 +237,7 @@ class Online:
         if clock is self._clock_at_online:
             clock = None  # the cloud's clock may have moved: wait for this link's NTP answer
         now = self.time_ms() if clock is not None else 0
-        try:
-            return readings.next(clock, now, self.topics.property_post)
-        except MemoryError:  # a fragmented heap: once more after a collection
-            gc.collect()
-            return readings.next(clock, now, self.topics.property_post)
+        return readings.next(clock, now, self.topics.property_post)
 
     async def _dispatch(self) -> None:
         mqtt = self.modem.mqtt

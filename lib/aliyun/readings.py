@@ -75,7 +75,11 @@ class Readings:
             return None
         if backlog.store.records > 1:
             gc.collect()  # a batch of old readings is the largest message
-        return backlog.next(clock, now_ms, topic)
+        try:
+            return backlog.next(clock, now_ms, topic)
+        except MemoryError:  # a fragmented heap: once more after a collection
+            gc.collect()
+            return backlog.next(clock, now_ms, topic)
 
     def ack(self, token) -> None:
         if self.backlog is not None:
