@@ -33,12 +33,12 @@ _BEARER_MS = const(60000)
 _CONNECT_MS = const(40000)
 _POLL_MS = const(1000)  # state polls during bring-up only; online the session waits on events
 _REFUSALS_PERMANENT = const(3)  # CONNACK refusals in a row that mean "wrong credentials"
-_CLOCK_VALID_S = const(1577836800)  # 2020-01-01: an unset module clock reads older
 
 _CHECKS = ("air724.module",)
 _LOGIN = (
     "aliyun.login",
     "aliyun.dynreg",
+    "aliyun.secret",
     "aliyun.auth",
     "aliyun.sign",
     "aliyun.digest",
@@ -81,8 +81,8 @@ async def _identify(module, kept, log) -> None:
     """Autobaud, echo off (on again after every (re)boot, §3.2), firmware once, IMEI if needed."""
     await module.sync(_SYNC_MS)
     await module.echo_off()
-    if kept.wants_clock and kept.clock is None:
-        kept.clock = await _module_clock(module)
+    if kept.wants_clock and kept.clock is None:  # dates stored readings until NTP answers
+        kept.clock = await module.network_clock()
     if kept.firmware is None:
         version = await module.version()
         kept.firmware = version.raw
@@ -91,16 +91,6 @@ async def _identify(module, kept, log) -> None:
             log("warning", "old module firmware: MPUBEX and CLOSED may be missing")
     if not kept.device_name:
         kept.device_name = await module.imei()
-
-
-async def _module_clock(module):
-    """``(epoch ms, ticks)`` of the module's network clock (``AT+CCLK?``), None while unset
-    (it reads as a date before 2020) or unanswered: it dates stored readings until NTP."""
-    try:
-        seconds = await module.clock()
-    except Exception:  # no clock is no fault
-        return None
-    return (seconds * 1000, ticks_ms()) if seconds > _CLOCK_VALID_S else None
 
 
 async def _network(module, board, kept, set_state, log) -> None:

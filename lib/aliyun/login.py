@@ -14,7 +14,6 @@ digest), so ``Login.token`` carries the iotToken cache from one login to the nex
 """
 
 import json
-import os
 from time import ticks_diff
 
 from micropython import const
@@ -38,35 +37,6 @@ def _expired(token, now_ms) -> bool:
     # ticks_diff spans +-6.2 days on a board (2**30 ms ticks): a token obtained longer ago can
     # read as fresh; the broker then refuses it, and that clears it (bringup._connect).
     return ticks_diff(now_ms, token[4]) > _TOKEN_LIFE_MS
-
-
-def save_secret(path: str, record: dict) -> None:
-    """Save the registration ``record``: a checked backup ``path + ".bak"`` first, then ``path``,
-    each replaced atomically, so a power cut at any point leaves one whole copy (the platform
-    issues the secret once)."""
-    data = json.dumps(record).encode()
-    write_file(path + ".bak", data)
-    write_file(path, data)
-
-
-def write_file(path: str, data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically: written to ``path + ".tmp"``, read back and
-    compared (OSError if it differs), then renamed over ``path``. A power cut leaves the old
-    content or the new, never a mix."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    with open(tmp, "rb") as f:
-        if f.read() != data:
-            raise OSError(5)  # EIO: the flash did not keep what was written
-    try:
-        os.rename(tmp, path)
-    except OSError:  # a filesystem whose rename does not replace (FAT)
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        os.rename(tmp, path)
 
 
 def load_secret(path: str, config: dict):
@@ -155,6 +125,9 @@ class Login:
         )
         status, body = await self._post(http, dynreg.REGISTER_PATH, form)
         secret = dynreg.parse_register_reply(body, status)
+        del form, body  # RAM for the save
+        from aliyun.secret import save_secret
+
         save_secret(
             self.store_path, {"product_key": pk, "device_name": dn, "device_secret": secret}
         )

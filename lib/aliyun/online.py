@@ -27,9 +27,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
     from air724 import Air724
     from aliyun.alink import Topics
+    from aliyun.readings import Readings
 
 _HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
-_CLOCK_RETRY_MS = const(10000)  # stored readings wait for NTP: asked again this often
 
 
 class LinkLostError(Exception):
@@ -63,7 +63,7 @@ class Online:
         self._lost = asyncio.Event()
         self._lost_reason = None
         self._wake_outbox = asyncio.Event()
-        self.readings = None  # aliyun.readings.Readings, opened by name_known
+        self.readings: "Readings | None" = None  # opened by name_known
         self._clock_at_online = None  # the clock when the link came up: NTP refreshes it
         if self.device_name:
             self.name_known(self.device_name)
@@ -137,27 +137,11 @@ class Online:
         ``store``: the reading goes to flash first, with its measurement time (module doc);
         its reply is awaited only while online with no older reading waiting. ValueError for
         a reading too large for one message, OSError if the filesystem refuses it."""
-        readings = self.readings
-        if not store or readings is None:
-            return await self._request(
-                self.topics.property_post, "thing.event.property.post", params, timeout_ms
-            )
-        msg_id = self.thing.ids()
-        waiter = self.thing.expect_reply(msg_id)
-        try:
-            measured = self.time_ms()
-            if not readings.add(msg_id, params, measured, ticks_ms()):
-                self.log("warning", "store full: oldest readings dropped")
-            self.log("debug", "stored %s t=%s" % (msg_id, measured))
-            self._wake_outbox.set()
-            if not self.online or timeout_ms <= 0 or readings.records > 1:
-                return None  # offline, or behind older readings: the reply comes much later
-            await wait_ms(waiter.event.wait(), timeout_ms)
-            return waiter.code
-        except ATTimeoutError:
-            return None
-        finally:
-            self.thing.forget(msg_id)
+        if store and self.readings is not None:
+            return await self.readings.post(self, params, timeout_ms)
+        return await self._request(
+            self.topics.property_post, "thing.event.property.post", params, timeout_ms
+        )
 
     async def post_event(self, identifier: str, params: dict, timeout_ms: int = 10000):
         """Post a thing-model event (QoS1); the reply code, or None on timeout."""
@@ -203,17 +187,14 @@ class Online:
             message = self.outbox.peek()
             if message is None and readings is not None:
                 try:
-                    message = self._stored(readings)
+                    message = readings.message(self)
                 except Exception as exc:  # MemoryError building a batch: recover, retry
                     self._link_failed(exc)
                     return
             if message is None:
                 self._wake_outbox.clear()
                 if readings is not None and readings.records:
-                    try:  # readings wait for the clock
-                        await wait_ms(self._wake_outbox.wait(), _CLOCK_RETRY_MS)
-                    except ATTimeoutError:
-                        self._sync_clock()
+                    await readings.idle(self)  # they wait for the clock
                     continue
                 await self._wake_outbox.wait()
                 continue
@@ -230,14 +211,6 @@ class Online:
             # Let a waiting QoS0 publish (a set_reply, the NTP request) take the channel before
             # the next QoS1 message: the channel's lock is not first-come-first-served.
             await asyncio.sleep(0)
-
-    def _stored(self, readings):
-        """The next message from the store, dated by a clock NTP set since this connect."""
-        clock = self.thing.clock
-        if clock is self._clock_at_online:
-            clock = None  # the cloud's clock may have moved: wait for this link's NTP answer
-        now = self.time_ms() if clock is not None else 0
-        return readings.next(clock, now, self.topics.property_post)
 
     async def _dispatch(self) -> None:
         mqtt = self.modem.mqtt
@@ -279,18 +252,9 @@ class Online:
         product_key = self.config["product_key"]
         self.topics = self.thing.topics = alink.Topics(product_key, device_name)
         if self.has_store and self.readings is None:
-            from aliyun.readings import Readings
+            from aliyun.readings import attach
 
-            self.readings = Readings(
-                self.store_dir,
-                self.config["store"]["max_bytes"],
-                product_key,
-                device_name,
-                ticks_diff,
-            )
-            # Ids must differ from those of readings stored by earlier runs (unique per device
-            # per day, reference §4.2): a million per run, counted by the store.
-            self.thing._next_id = 1 + (self.readings.boot % 4000) * 1000000
+            attach(self, product_key, device_name)
 
     def _link_failed(self, why) -> None:
         if not self._lost.is_set():

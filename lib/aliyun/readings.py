@@ -8,10 +8,31 @@ network clock until NTP answers.
 """
 
 import gc
+from time import ticks_diff, ticks_ms
+
+from micropython import const
 
 from aliyun import unload
+from atmodem import wait_ms
+from atmodem.errors import ATTimeoutError
 
 _CODE = ("aliyun.backlog", "aliyun.store")
+_CLOCK_RETRY_MS = const(10000)  # stored readings wait for NTP: asked again this often
+
+
+def attach(session, product_key: str, device_name: str) -> None:
+    """Give ``session`` (an ``aliyun.online.Online``) its readings on flash."""
+    readings = Readings(
+        session.store_dir,
+        session.config["store"]["max_bytes"],
+        product_key,
+        device_name,
+        ticks_diff,
+    )
+    session.readings = readings
+    # Ids must differ from those of readings stored by earlier runs (unique per device per
+    # day, reference §4.2): a million per run, counted by the store.
+    session.thing._next_id = 1 + (readings.boot % 4000) * 1000000
 
 
 class Readings:
@@ -67,6 +88,43 @@ class Readings:
             gc.collect()
             self._open()
             self._parked = None
+
+    async def post(self, session, params: dict, timeout_ms: int):
+        """``session.post_properties`` with a store: on flash first; the reply is awaited only
+        while online with no older reading waiting (else None at once)."""
+        thing = session.thing
+        msg_id = thing.ids()
+        waiter = thing.expect_reply(msg_id)
+        try:
+            measured = session.time_ms()
+            if not self.add(msg_id, params, measured, ticks_ms()):
+                session.log("warning", "store full: oldest readings dropped")
+            session.log("debug", "stored %s t=%s" % (msg_id, measured))
+            session._wake_outbox.set()
+            if not session.online or timeout_ms <= 0 or self.records > 1:
+                return None  # offline, or behind older readings: the reply comes much later
+            await wait_ms(waiter.event.wait(), timeout_ms)
+            return waiter.code
+        except ATTimeoutError:
+            return None
+        finally:
+            thing.forget(msg_id)
+
+    def message(self, session):
+        """The pump's next message from the store, dated by a clock NTP set since this
+        connect (the cloud's clock may have moved: wait for this link's NTP answer)."""
+        clock = session.thing.clock
+        if clock is session._clock_at_online:
+            clock = None
+        now = session.time_ms() if clock is not None else 0
+        return self.next(clock, now, session.topics.property_post)
+
+    async def idle(self, session) -> None:
+        """Readings wait for the clock: until woken, asking NTP again now and then."""
+        try:
+            await wait_ms(session._wake_outbox.wait(), _CLOCK_RETRY_MS)
+        except ATTimeoutError:
+            session._sync_clock()
 
     def next(self, clock, now_ms, topic: str):
         """The next message for the pump (see ``Backlog.next``), None when closed."""

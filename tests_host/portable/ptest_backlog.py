@@ -246,7 +246,9 @@ async def test_readings_taken_while_the_store_is_closed_for_a_bring_up_reach_it_
         _rmtree(root)
 
 
-class Module:
+class Clocked:
+    """air724.module.Module's network_clock over a scripted ``clock()``."""
+
     def __init__(self, seconds):
         self.seconds = seconds
         self.asked = 0
@@ -257,13 +259,16 @@ class Module:
             raise OSError("no answer")
         return self.seconds
 
+    async def network_clock(self):
+        from air724.module import Module
+
+        return await Module.network_clock(self)
+
 
 async def test_the_module_clock_dates_readings_until_ntp_answers():
-    from aliyun.bringup import _module_clock
-
-    for unset in (Module(946684800), Module(None)):  # 2000-01-01 (never set), no answer
-        assert await _module_clock(unset) is None and unset.asked == 1
-    clock = await _module_clock(Module(NOW // 1000))
+    for unset in (Clocked(946684800), Clocked(None)):  # 2000-01-01 (never set), no answer
+        assert await unset.network_clock() is None and unset.asked == 1
+    clock = await Clocked(NOW // 1000).network_clock()
     assert clock[0] == NOW and abs(ticks_diff(ticks_ms(), clock[1])) < 1000
     root = _dir()
     try:

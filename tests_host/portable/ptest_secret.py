@@ -1,14 +1,16 @@
-"""The dynamic-registration secret on flash (lib/aliyun/login.py ``save_secret``/``load_secret``,
-``write_file``): a checked backup first, atomic replacement, a power cut at any step
-of the save leaves a whole copy once the backup is written."""
+"""The dynamic-registration secret on flash (``save_secret`` and ``write_file`` in
+lib/aliyun/secret.py, ``load_secret`` in lib/aliyun/login.py): a checked backup first, atomic
+replacement, a power cut at any step of the save leaves a whole copy once the backup is
+written."""
 
 import os
 from binascii import hexlify
 
 from ptest import raises
 
-from aliyun import login
-from aliyun.login import load_secret, save_secret
+from aliyun import secret as login
+from aliyun.login import load_secret
+from aliyun.secret import save_secret
 
 CONFIG = {"product_key": "pk1", "device_name": "dev1"}
 RECORD = {"product_key": "pk1", "device_name": "dev1", "device_secret": "s3cr3t-0123456789"}
@@ -32,7 +34,7 @@ def _read(path):
 
 
 class CutOs:
-    """``os`` for aliyun.login with the power cut at the ``after``-th rename."""
+    """``os`` for aliyun.secret with the power cut at the ``after``-th rename."""
 
     def __init__(self, after):
         self.left = after
