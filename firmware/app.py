@@ -165,9 +165,11 @@ class App:
         return params
 
     async def _telemetry(self) -> None:
-        # Offline a post goes into the session's QoS1 outbox, delivered after recovery: the
-        # app does not wait for its reply then. A failed post must not stop the loop.
-        await self._online.wait()  # the first report once online; from then on, every interval
+        # Offline a post goes into the session's QoS1 outbox (or its store on flash), delivered
+        # after recovery: the app does not wait for its reply then. A failed post must not
+        # stop the loop. With a store the readings start at once, else once online.
+        if not getattr(self.session, "has_store", False):
+            await self._online.wait()
         while True:
             self._wake.clear()
             params = self.properties()
@@ -179,6 +181,8 @@ class App:
                 elif code == 200:
                     self.reports += 1
                     self.log("info", "up properties: 200 (heap %d B)" % params["FreeHeap"])
+                elif code is None and getattr(self.session, "has_store", False):
+                    self.log("info", "up properties: stored, sent after the older ones")
                 else:
                     self.log("warning", "up properties: %s" % (code or "no reply"))
             except AlinkError as exc:  # the thing model refused it before it left

@@ -55,45 +55,53 @@ def _fill(table: dict, given, prefix: str) -> dict:
     return result
 
 
+def _table() -> dict:
+    # field: (type, default, check). Region and endpoint select the MQTT host (reference §1.1).
+    # The uart and pins sections: board defaults fill what is not given (firmware/boards/*).
+    return {
+        "product_key": (str, ..., True),
+        "device_name": (str, "", True),  # empty: the module's IMEI
+        "device_secret": (str, "", True),
+        "product_secret": (str, "", True),
+        "auth": (str, "direct", ("direct", "http", "dynreg")),
+        "region": (str, "cn-shanghai", True),
+        "endpoint": (str, "", True),  # instance endpoint; overrides region
+        "port": (int, 1883, (1, 65535)),
+        "tls": (bool, True, None),
+        "signmethod": (str, "hmacsha256", ("hmacmd5", "hmacsha1", "hmacsha256")),
+        "keepalive_s": (int, 300, (30, 1200)),  # reference §1.5
+        "apn": (str, "", None),
+        "telemetry_interval_s": (int, 60, (1, 86400)),
+        "echo_user_get": (bool, True, None),
+        "log_level": (str, "info", ("debug", "info", "warning", "error")),
+        "uart": (
+            dict,
+            {},
+            {
+                "id": (int, None, None),
+                "tx": (int, None, None),
+                "rx": (int, None, None),
+                "baud": (int, 115200, (9600, 921600)),
+                "url": (str, "", None),  # unix port: tcp://host:port or a pty path
+            },
+        ),
+        "pins": (dict, {}, {"pwrkey": (int, None, None), "led": (int, None, None)}),
+        # Property posts kept on flash until sent (aliyun.readings): off by default, as its
+        # code needs about 16 KB more heap on the unix port (README "Offline storage");
+        # max_bytes: 16 littlefs blocks.
+        "store": (
+            dict,
+            {},
+            {"enabled": (bool, False, None), "max_bytes": (int, 65536, (8192, 16777216))},
+        ),
+    }
+
+
 def validate(raw) -> dict:
     """Return the complete configuration for ``raw`` (a dict), or raise ``ConfigError``."""
     if not isinstance(raw, dict):
         raise ConfigError("(top level)", "a JSON object expected")
-    # field: (type, default, check). Region and endpoint select the MQTT host (reference §1.1).
-    # The uart and pins sections: board defaults fill what is not given (firmware/boards/*).
-    config = _fill(
-        {
-            "product_key": (str, ..., True),
-            "device_name": (str, "", True),  # empty: the module's IMEI
-            "device_secret": (str, "", True),
-            "product_secret": (str, "", True),
-            "auth": (str, "direct", ("direct", "http", "dynreg")),
-            "region": (str, "cn-shanghai", True),
-            "endpoint": (str, "", True),  # instance endpoint; overrides region
-            "port": (int, 1883, (1, 65535)),
-            "tls": (bool, True, None),
-            "signmethod": (str, "hmacsha256", ("hmacmd5", "hmacsha1", "hmacsha256")),
-            "keepalive_s": (int, 300, (30, 1200)),  # reference §1.5
-            "apn": (str, "", None),
-            "telemetry_interval_s": (int, 60, (5, 86400)),
-            "echo_user_get": (bool, True, None),
-            "log_level": (str, "info", ("debug", "info", "warning", "error")),
-            "uart": (
-                dict,
-                {},
-                {
-                    "id": (int, None, None),
-                    "tx": (int, None, None),
-                    "rx": (int, None, None),
-                    "baud": (int, 115200, (9600, 921600)),
-                    "url": (str, "", None),  # unix port: tcp://host:port or a pty path
-                },
-            ),
-            "pins": (dict, {}, {"pwrkey": (int, None, None), "led": (int, None, None)}),
-        },
-        raw,
-        "",
-    )
+    config = _fill(_table(), raw, "")
     mode = config["auth"]
     if mode != "dynreg" and not config["device_secret"]:
         raise ConfigError("device_secret", "required for auth " + mode)

@@ -3,6 +3,8 @@
 Command forms and answers: air724-at.md §2 (serial link) and §4 (module check commands).
 """
 
+from time import ticks_ms
+
 from air724.text import after, ints, unquote
 from atmodem.errors import ATTimeoutError, CMEError, CommandError, ResponseError
 
@@ -162,3 +164,12 @@ class Module:
     async def clock(self) -> int:
         """``AT+CCLK?`` as UTC epoch seconds (1970). Unset clocks read as old dates."""
         return parse_cclk(await self._query(b"AT+CCLK?"))
+
+    async def network_clock(self):
+        """``(epoch ms, ticks_ms())`` from ``AT+CCLK?`` when the clock is set (NITZ), else
+        None: unset, it reads as a date before 2020; no answer is no fault either."""
+        try:
+            seconds = await self.clock()
+        except Exception:
+            return None
+        return (seconds * 1000, ticks_ms()) if seconds > 1577836800 else None

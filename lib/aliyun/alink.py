@@ -67,7 +67,7 @@ class Topics:
         return self.thing_prefix + "event/" + identifier + "/post"
 
 
-def encode_request(msg_id: str, method: str, params: dict, ack: bool = True) -> bytes:
+def encode_request(msg_id: str, method: str, params, ack: bool = True) -> bytes:
     """An Alink request: ``{"id","version":"1.0","sys":{"ack"},"params","method"}``."""
     body = {
         "id": msg_id,

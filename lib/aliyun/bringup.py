@@ -36,6 +36,7 @@ _CHECKS = ("aliyun.checks", "air724.module")
 _LOGIN = (
     "aliyun.login",
     "aliyun.dynreg",
+    "aliyun.secret",
     "aliyun.auth",
     "aliyun.sign",
     "aliyun.digest",

@@ -30,6 +30,8 @@ async def identify(module, kept, log, booting) -> None:
         await module.sync(BOOT_MS if booting else SYNC_MS)
     await module.echo_off()
     await module.numbered_errors()
+    if kept.wants_clock and kept.clock is None:  # dates stored readings until NTP answers
+        kept.clock = await module.network_clock()
     if kept.firmware is None:
         version = await module.version()
         kept.firmware = version.raw

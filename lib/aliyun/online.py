@@ -11,6 +11,9 @@ values are fetched, applied as a property set and deleted (``aliyun.services``).
 subscription (SUBACK 0x80) is a ``SubscribeError`` logged with its topic, kept in ``refused``.
 
 A raising application callback is logged and answered 500; dispatch goes on.
+Property posts go to flash instead with ``store.enabled`` in the config (``aliyun.readings``:
+they survive resets, carry their measurement time, leave the store after PUBACK, after the
+outbox's messages; readings older than a day go as batched history posts, ``aliyun.backlog``).
 """
 
 import asyncio
@@ -20,7 +23,7 @@ from micropython import const
 
 from air724.text import check_publish, topic_arg
 from aliyun import alink
-from aliyun.outbox import Outbox
+from aliyun.outbox import Outbox, pump
 from aliyun.thing import Thing
 from atmodem import wait_ms
 from atmodem.errors import ArgumentError, ATTimeoutError, CommandError
@@ -29,6 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
     from air724 import Air724
     from aliyun.alink import Topics
+    from aliyun.readings import Readings
 
 _IDLE_MS = const(60000)  # the dispatch's wait for a message, per round
 _CODE_APP_ERROR = const(500)  # a failed request, as aliyun.services answers it
@@ -45,9 +49,13 @@ class SubscribeError(Exception):
 class Online:
     """``board`` (fed while healthy), ``config`` (config.json), ``log(level, message)``."""
 
-    def __init__(self, board, config: dict, log=None):
+    def __init__(self, board, config: dict, log=None, store_dir: str = "store"):
         self.board = board
         self.config = config
+        self.store_dir = store_dir  # readings on flash, when the config has them (has_store)
+        self.has_store = bool(config.get("store", {}).get("enabled"))
+        self.readings: "Readings | None" = None  # opened by name_known
+        self._clock_at_online = None  # the clock when the link came up: NTP refreshes it
         self.log = log or _no_log
         self.online = False
         self.device_name = config["device_name"]
@@ -124,10 +132,14 @@ class Online:
         self.published += 1
         return True
 
-    async def post_properties(self, params: dict, timeout_ms: int = 10000):
+    async def post_properties(self, params: dict, timeout_ms: int = 10000, store: bool = True):
         """Post thing-model properties (QoS1); the ``post_reply`` code, or None on timeout.
-        ``AlinkError`` when they break the thing model (nothing is sent)."""
+        ``AlinkError`` when they break the thing model (nothing is sent). ``store``: to flash
+        first (module doc), the reply awaited only while online with no older reading waiting;
+        ValueError for a reading too large for one message, OSError if the filesystem refuses."""
         params = self.thing.check_post(params)
+        if store and self.readings is not None:
+            return await self.readings.post(self, params, timeout_ms)
         return await self._request(
             self.topics.property_post, "thing.event.property.post", params, timeout_ms
         )
@@ -180,26 +192,8 @@ class Online:
             raise SubscribeError(topic_filter) from None
 
     async def _pump(self) -> None:
-        """Publish the outbox in order, one QoS1 message at a time (§7.1: PUBACK first)."""
-        mqtt = self.modem.mqtt
-        while True:
-            message = self.outbox.peek()
-            if message is None:
-                self._wake_outbox.clear()
-                await self._wake_outbox.wait()
-                continue
-            self.outbox.held = True
-            try:
-                await mqtt.publish(message[0], message[1], 1)
-            except Exception as exc:
-                self.outbox.held = False
-                self._link_failed(exc)
-                return  # stays in the outbox: sent again after recovery
-            self.outbox.pop()
-            self.published += 1
-            # Let a waiting QoS0 publish (a set_reply, the NTP request) take the channel before
-            # the next QoS1 message: the channel's lock is not first-come-first-served.
-            await asyncio.sleep(0)
+        """Publish the outbox, then the readings on flash (``aliyun.outbox.pump``)."""
+        await pump(self)
 
     async def _dispatch(self) -> None:
         mqtt = self.modem.mqtt
@@ -283,6 +277,10 @@ class Online:
         self.device_name = device_name
         product_key = self.config["product_key"]
         self.topics = self.thing.topics = alink.Topics(product_key, device_name)
+        if self.has_store and self.readings is None:
+            from aliyun.readings import attach
+
+            attach(self, product_key, device_name)
 
     def _link_failed(self, why) -> None:
         if not self._lost.is_set():

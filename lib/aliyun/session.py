@@ -58,11 +58,14 @@ class Session(Online):
     ``store_path`` keeps the device secret obtained by dynamic registration.
     """
 
-    def __init__(self, board, config: dict, log=None, store_path: str = "device_secret.json"):
-        super().__init__(board, config, log)
+    def __init__(
+        self, board, config: dict, log=None, store_path="device_secret.json", store_dir="store"
+    ):
+        super().__init__(board, config, log, store_dir)
         self.store_path = store_path
         self.state = SYNC
         self.kept = Kept(self.device_name, store_path)  # what one bring-up leaves to the next
+        self.kept.wants_clock = self.has_store
         self.recovery = Recovery()
         self._state_cbs = []
         self._started = ticks_ms()
@@ -87,12 +90,21 @@ class Session(Online):
             "downlinks_dropped": sum(self.downlinks_dropped.values()),
             "app_errors": self.app_errors,
             "state_changes": self.state_changes,
+            "store": self.readings and self.readings.state(self.thing.clock, self.time_ms()),
         }
 
     @property
     def signal_dbm(self) -> "int | None":
         """The signal at the last bring-up, in dBm (None: unknown)."""
         return self.kept.signal_dbm
+
+    def time_ms(self):
+        """Epoch ms: NTP's clock, else the module's network clock once the bring-up read it
+        (taken over at once: a long network wait must not leave readings undated)."""
+        if self.thing.clock is None and self.kept.clock is not None:
+            self.thing.clock = self.kept.clock
+            self.log("info", "clock set by the module")
+        return super().time_ms()
 
     def on_state(self, callback) -> None:
         """``callback(state: str)`` after every state change."""
@@ -135,6 +147,9 @@ class Session(Online):
         self._lost_reason = None
         self.set_state(SYNC)
         self.thing.release_model()  # the checks and serving code: loaded again when needed
+        readings = self.readings
+        if readings is not None:  # its code leaves RAM for the bring-up (aliyun.readings)
+            readings.park(self.thing.clock, self.time_ms())
         if remedy is not None and LADDER[STEPS.index(remedy)][3] and self.modem is not None:
             await self.modem.close()  # a new channel on a reopened UART (_open)
         await self._open()
@@ -154,6 +169,8 @@ class Session(Online):
             # loads it afresh.
             loaded = sys.modules.get("aliyun.bringup")
             unload(getattr(loaded, "LOADED_FOR_BRING_UP", ("aliyun.bringup",)))
+            if readings is not None:
+                readings.reopen(self.log)
         self.set_state(SUBSCRIBE)
         await self._subscribe_all(self.modem.mqtt)
 
@@ -256,6 +273,7 @@ class Session(Online):
         else:
             self.reconnects += 1
         self._online_since = now
+        self._clock_at_online = self.thing.clock
         self.recovery.succeeded()
         self.online = True
         self.set_state(ONLINE)

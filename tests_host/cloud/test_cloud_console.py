@@ -226,12 +226,13 @@ def test_the_history_of_a_property_comes_from_its_posts(cloud, console, online):
     dev = online(device)
     post = "/sys/%s/%s/thing/event/property/post" % (pk, dn)
     dev.subscribe(post + "_reply")
+    t0 = reg.now_ms() - 60000  # a device time must be within 24 h of the cloud's clock
     for n, value in enumerate((5, 7.5, "text", True)):
-        dev.publish(post, {"id": str(n), "params": {"RSSI": {"value": value, "time": 1000 + n}}})
+        dev.publish(post, {"id": str(n), "params": {"RSSI": {"value": value, "time": t0 + n}}})
         dev.expect(post + "_reply")
     history = console.json("GET", "/api/devices/%s/%s/history?identifier=RSSI" % (pk, dn))
     assert history["unit"] == "dBm"
-    assert history["points"] == [[1000, 5.0], [1001, 7.5], [1003, 1.0]]
+    assert history["points"] == [[t0, 5.0], [t0 + 1, 7.5], [t0 + 3, 1.0]]
 
 
 def test_chart_units_come_from_the_products_tsl(cloud, console):

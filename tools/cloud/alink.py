@@ -4,6 +4,8 @@ Uplinks are dispatched by topic (table ``UPLINKS``, reference §4.3–§4.6):
 
 * ``thing/event/property/post`` → ``…/post_reply`` (200; 460 for invalid JSON or envelope),
   latest values stored in the registry;
+* ``thing/event/property/history/post`` → ``…/post_reply``: measurements of the past, each
+  with its ``time`` (see ``check_history``); logged, not merged into the latest values;
 * ``thing/event/<id>/post`` → ``…/post_reply``;
 * ``thing/service/<id>_reply`` (``property/set_reply`` included) → logged with its code, and
   handed to a waiting ``set-property``;
@@ -11,6 +13,12 @@ Uplinks are dispatched by topic (table ``UPLINKS``, reference §4.3–§4.6):
   serverSendTime (§4.5);
 * ``/ota/device/inform/pk/dn`` → the firmware version is stored;
 * anything else a device may publish is logged.
+
+A device-supplied ``time`` (ms) on a normal property post must lie within 24 h of the cloud's
+clock either way (``TIME_WINDOW_MS``; §4.2 states the future side, the past side is what makes
+devices use the history post), else the reply is 460 and nothing is stored. The cloud's clock
+(NTP answers and this rule) can be moved by ``Alink.clock_offset_ms`` (control API ``/clock``),
+so a test can make stored readings look a day old.
 
 Replies honour ``sys.ack`` = 0 (no reply, §4.2). The registration sessions of dynamic
 registration get ``/ext/register`` (``/ext/regnwl``) pushed right after CONNACK (§3.2).
@@ -36,6 +44,8 @@ log = logging.getLogger("aliyun-local.alink")
 MAX_MESSAGE = 256 * 1024  # MQTT message size limit (§4.9)
 ID_MAX = 4294967295  # §4.2
 CODE_OK, CODE_PARAM_ERROR = 200, 460
+TIME_WINDOW_MS = 24 * 3600 * 1000  # a normal post's device-supplied time (§4.2)
+HISTORY_MAX = 200  # properties/events of one history post (the 6106 limit of a post, §4.4)
 PROPERTY_SET = "thing.service.property.set"
 # A thing-model identifier: letters, digits and _, at most 50 (the console's TSL rule).
 _SERVICE_ID = re.compile(r"^(property/set|[A-Za-z0-9_]{1,50})$")
@@ -44,6 +54,7 @@ _SERVICE_ID = re.compile(r"^(property/set|[A-Za-z0-9_]{1,50})$")
 UPLINKS = (
     ("/sys/{pk}/{dn}/thing/event/property/post", "_property_post"),
     ("/sys/{pk}/{dn}/thing/event/property/batch/post", "_batch_post"),
+    ("/sys/{pk}/{dn}/thing/event/property/history/post", "_history_post"),
     ("/sys/{pk}/{dn}/thing/property/desired/get", "_desired_get"),
     ("/sys/{pk}/{dn}/thing/property/desired/delete", "_desired_delete"),
     ("/sys/{pk}/{dn}/rrpc/response/+", "_rrpc_response"),
@@ -84,7 +95,7 @@ def _decimal_id(value):
     return None
 
 
-def parse_request(payload: bytes, method: str) -> tuple:
+def parse_request(payload: bytes, method: str, params_type=dict) -> tuple:
     """Check an Alink request envelope (§4.2); return ``(id, params, wants_reply)``."""
     try:
         body = json.loads(bytes(payload).decode("utf-8"))
@@ -100,8 +111,9 @@ def parse_request(payload: bytes, method: str) -> tuple:
     if body.get("method", method) != method:
         raise AlinkError(msg_id, "method %r does not match the topic" % body.get("method"))
     params = body.get("params")
-    if not isinstance(params, dict) or not params:
-        raise AlinkError(msg_id, "params must be a non-empty object")
+    if not isinstance(params, params_type) or not params:
+        kind = "object" if params_type is dict else "array"
+        raise AlinkError(msg_id, "params must be a non-empty " + kind)
     system = body.get("sys", {})
     if not isinstance(system, dict):
         raise AlinkError(msg_id, "sys must be an object")
@@ -133,6 +145,54 @@ def property_values(params: dict, now: int) -> dict:
     return out
 
 
+def check_times(msg_id, params: dict, now: int) -> None:
+    """A normal post's ``time`` values within ``TIME_WINDOW_MS`` of ``now`` (AlinkError)."""
+    for key, item in params.items():
+        t = item.get("time") if isinstance(item, dict) else None
+        if isinstance(t, int) and abs(t - now) > TIME_WINDOW_MS:
+            raise AlinkError(msg_id, "%s: time %d is not within 24 h (history post)" % (key, t))
+
+
+def check_history(msg_id, params: list, pk: str, dn: str, now: int) -> int:
+    """``thing.event.property.history.post`` params: ``[{"identity": {"productKey",
+    "deviceName"}, "properties": [{id: {"value", "time"}}, …], "events": [{id: {"value",
+    "time"}}, …]}, …]``; a directly connected device reports only its own data. Returns the
+    number of values; AlinkError names the first problem."""
+    count = 0
+    for entry in params:
+        if not isinstance(entry, dict):
+            raise AlinkError(msg_id, "params entries must be objects")
+        identity = entry.get("identity")
+        if not isinstance(identity, dict) or (
+            identity.get("productKey"),
+            identity.get("deviceName"),
+        ) != (pk, dn):
+            raise AlinkError(msg_id, "identity must name this device")
+        for part in ("properties", "events"):
+            items = entry.get(part, [])
+            if not isinstance(items, list):
+                raise AlinkError(msg_id, part + " must be an array")
+            for group in items:
+                if not isinstance(group, dict) or not group:
+                    raise AlinkError(msg_id, part + " entries must be non-empty objects")
+                for key, item in group.items():
+                    _check_value(msg_id, key, item, now)
+                    count += 1
+    if not count or count > HISTORY_MAX:
+        raise AlinkError(msg_id, "1..%d values per history post" % HISTORY_MAX)
+    return count
+
+
+def _check_value(msg_id, key, item, now: int) -> None:
+    if not isinstance(item, dict) or "value" not in item:
+        raise AlinkError(msg_id, "%s: value and time are required" % key)
+    t = item.get("time")
+    if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+        raise AlinkError(msg_id, "%s: time (ms) is required" % key)
+    if t - now > TIME_WINDOW_MS:
+        raise AlinkError(msg_id, "%s: time %d is in the future" % (key, t))
+
+
 class Alink:
     """Cloud-side behaviour; one per server (``cloud`` gives the registry and the broker)."""
 
@@ -142,6 +202,11 @@ class Alink:
         self._ids = itertools.count(1)
         self.things = ThingModel(self)
         self.decimal_id = _decimal_id
+        self.clock_offset_ms = 0  # added to the cloud's clock (NTP, the 24 h rule)
+
+    def now_ms(self) -> int:
+        """The cloud's clock: the host's, moved by ``clock_offset_ms``."""
+        return reg.now_ms() + self.clock_offset_ms
 
     @property
     def registry(self):
@@ -214,19 +279,19 @@ class Alink:
         for reply_topic, body in replies:
             await self.publish_down(reply_topic, body, 0)
 
-    def _alink_request(self, topic, data, method, store=None):
-        """Common request handling: envelope check, reply on ``topic + "_reply"``."""
+    def _alink_request(self, topic, data, method, store=None, params_type=dict):
+        """Common request handling: envelope check, reply on ``topic + "_reply"``; ``store``
+        may raise AlinkError to refuse the params."""
         try:
-            msg_id, params, wants_reply = parse_request(data, method)
+            msg_id, params, wants_reply = parse_request(data, method, params_type)
+            if store is not None:
+                store(msg_id, params)
         except AlinkError as err:
             body = encode_reply(err.msg_id, err.code, method, "request parameter error: %s" % err)
             return err.code, [(topic + "_reply", body)]
-        if store is not None:
-            try:
-                store(params)
-            except tsl.TslError as err:  # the product's TSL refuses it: nothing stored
-                body = encode_reply(msg_id, err.code, method, "request parameter error: %s" % err)
-                return err.code, [(topic + "_reply", body)]
+        except tsl.TslError as err:  # the product's TSL refuses it: nothing stored
+            body = encode_reply(msg_id, err.code, method, "request parameter error: %s" % err)
+            return err.code, [(topic + "_reply", body)]
         if not wants_reply:
             return CODE_OK, []
         return CODE_OK, [(topic + "_reply", encode_reply(msg_id, CODE_OK, method))]
@@ -234,22 +299,32 @@ class Alink:
     def _property_post(self, ident, topic, data, received):
         method = "thing.event.property.post"
 
-        def store(params):
+        def store(msg_id, params):
+            check_times(msg_id, params, self.now_ms())
             self.things.check_post(ident, method, params)
             self.things.record(ident, property_values(params, received))
 
         return self._alink_request(topic, data, method, store)
 
+    def _history_post(self, ident, topic, data, received):
+        pk, dn = ident.product_key, ident.device_name
+
+        def check(msg_id, params):
+            check_history(msg_id, params, pk, dn, self.now_ms())
+
+        method = "thing.event.property.history.post"
+        return self._alink_request(topic, data, method, check, list)
+
     def _event_post(self, ident, topic, data, received):
         method = "thing.event.%s.post" % topic.split("/")[6]
 
-        def store(params):
+        def store(msg_id, params):
             self.things.check_post(ident, method, params)
 
         return self._alink_request(topic, data, method, store)
 
     def _batch_post(self, ident, topic, data, received):
-        def store(params):
+        def store(msg_id, params):
             self.things.check_post(ident, BATCH_POST, params)
             self.things.record_batch(ident, params, received)
 
@@ -295,8 +370,8 @@ class Alink:
             return CODE_PARAM_ERROR, []  # Long or String of ms (§4.5)
         response = {
             "deviceSendTime": str(sent),
-            "serverRecvTime": str(received),
-            "serverSendTime": str(reg.now_ms()),
+            "serverRecvTime": str(received + self.clock_offset_ms),
+            "serverSendTime": str(self.now_ms()),
         }
         reply_topic = "/ext/ntp/%s/%s/response" % (ident.product_key, ident.device_name)
         return CODE_OK, [(reply_topic, json.dumps(response).encode())]

@@ -1,9 +1,10 @@
 """Control API of a running server (loopback HTTP, bearer token from ``server.json``).
 
 The console's actions that need the live broker go through here: 发布消息 (``/pub``), property
-set (``/set-property``), forcing a disabled device offline (``/kick``) and the live log
-(``/log``, JSON lines). Devices cannot reach it: it listens on 127.0.0.1 only and wants the
-token that only the state dir's owner can read.
+set (``/set-property``), forcing a disabled device offline (``/kick``), the live log
+(``/log``, JSON lines) and, for tests, an offset of the cloud's clock (``/clock``). Devices
+cannot reach it: it listens on 127.0.0.1 only and wants the token that only the state dir's
+owner can read.
 """
 
 import asyncio
@@ -42,6 +43,7 @@ class ControlAPI:
             ("POST", "/set-desired"): self._guard(self.set_desired),
             ("POST", "/kick"): self._guard(self.kick),
             ("GET", "/log"): self._guard(self.log),
+            ("POST", "/clock"): self._guard(self.clock),
         }
 
     def _guard(self, handler):
@@ -135,6 +137,13 @@ class ControlAPI:
             raise CloudError("reason must be a string")
         kicked = await self.cloud.broker.kick(pk + "&" + dn, reason)
         return json_response({"ok": True, "kicked": kicked})
+
+    async def clock(self, request):
+        """Move the cloud's clock (NTP answers, the 24 h rule of property posts) by
+        ``offset_ms`` from the host's: a test's way to make stored readings a day old."""
+        offset = int(request.json()["offset_ms"])
+        self.cloud.alink.clock_offset_ms = offset
+        return json_response({"ok": True, "offset_ms": offset})
 
     async def log(self, request):
         """Last ``limit`` rows, then (``follow=1``) every new row, one JSON object a line."""
