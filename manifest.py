@@ -31,6 +31,9 @@ package(
         "dynreg.py",
         "login.py",
         "md5.py",
+        "ota.py",
+        "otaagent.py",
+        "otapkg.py",
         "outbox.py",
         "recovery.py",
         "session.py",
@@ -48,3 +51,4 @@ package(
     ],
     base_path="lib",
 )
+module("otaboot.py", base_path="lib")

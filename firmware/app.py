@@ -15,6 +15,8 @@ import asyncio
 from logger import ticks_diff, ticks_ms
 from micropython import const
 
+VERSION = "1.0.0"  # the application's version, reported as OTA module "app"
+
 # Property identifier -> (type, low, high), as aliyun.alink.check_properties expects.
 SCHEMA = {"ReportInterval": (int, 5, 3600), "LEDSwitch": (int, 0, 1)}
 

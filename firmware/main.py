@@ -14,9 +14,15 @@ import gc
 import json
 import sys
 
-import boards
-import config
-import logger
+import otaboot  # first: it puts the active file set (OTA slot) on sys.path
+
+_OTA_STATE = otaboot.select()
+sys.modules.pop("otaboot", None)  # the agent imports it again, from the active set
+del otaboot
+
+import boards  # noqa: E402 - from the set otaboot selected
+import config  # noqa: E402
+import logger  # noqa: E402
 
 _running = {}  # the application while it runs, for the stats line on Ctrl-C
 
@@ -61,6 +67,11 @@ async def run(board, cfg: dict, log) -> None:
     application = app.App(session, board, cfg, log)
     _running["app"] = application
     application.start()
+    from aliyun.otaagent import OtaAgent  # updates over the air (small; aliyun.ota does it)
+
+    agent = OtaAgent(session, board, log, _OTA_STATE, app.VERSION, cfg["ota_trial_s"] * 1000)
+    agent.start()
+    log("info", "application %s" % agent.version)
     task = asyncio.create_task(application.run())
     try:
         await session.run()

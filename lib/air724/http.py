@@ -76,11 +76,16 @@ class HTTPClient:
         headers: tuple = (),
         timeout_ms: int = 60000,
         data_ms: int = 20000,
+        params: tuple = (),
+        sink=None,
     ) -> tuple:
         """Run one request; returns ``(status, body)``, status being the HTTP status.
 
         ``headers``: ``"Name: value"`` strings, one ``USER_DEFINED`` each ("Content-Type:"
         needs its space, §6.1). ``data_ms``: the module's body input window (1000-120000).
+        ``params``: more ``(tag, int)`` settings, e.g. ``(("BREAK", 0), ("BREAKEND", 4095))``
+        for a byte range (§6.4). ``sink``: called with each piece of the body as it is read
+        (any length; the body is then not kept: ``(status, b"")``).
         Raises ``HTTPError`` for module codes 600-606, ``ArgumentError`` for a URL or header
         that cannot be quoted, and the channel's errors.
         """
@@ -90,6 +95,8 @@ class HTTPClient:
         cmds = [b'AT+HTTPPARA="CID",%d' % self.cid, b'AT+HTTPPARA="URL",' + quote(url, "URL", 500)]
         for h in headers:  # one header per command; they accumulate (§6.1)
             cmds.append(b'AT+HTTPPARA="USER_DEFINED",' + quote(h, "header", 500))
+        for tag, value in params:
+            cmds.append(b'AT+HTTPPARA="%s",%d' % (tag.encode(), value))
         if url.startswith("https:"):
             cmds.append(b"AT+HTTPSSL=1")
         ch = self.ch
@@ -110,7 +117,7 @@ class HTTPClient:
                     # Exactly len(body) bytes after DOWNLOAD, then OK (§6.1, seed errata BRIEF §6).
                     cmd = b"AT+HTTPDATA=%d,%d" % (len(body), data_ms)
                     await ch.command(cmd, data_ms + 2000, prompt=b"DOWNLOAD", payload=body)
-                return await self._run(method, timeout_ms)
+                return await self._run(method, timeout_ms, sink)
             finally:
                 if not ch.closed:
                     try:
@@ -118,7 +125,7 @@ class HTTPClient:
                     except ATError:  # cleanup: any answer will do (§6.1)
                         pass
 
-    async def _run(self, method, timeout_ms):
+    async def _run(self, method, timeout_ms, sink=None):
         ch = self.ch
         self._ev.clear()
         self._result = None
@@ -137,9 +144,11 @@ class HTTPClient:
             raise HTTPError(status)
         if length <= 0 or method == HEAD:
             return status, b""
-        if length > self.max_body:
+        if length > self.max_body and sink is None:
             raise DataError("HTTP body of %d bytes" % length)
-        whole = length <= _READ_CHUNK  # one plain AT+HTTPREAD, else <start>,<size> chunks
+        whole = (
+            length <= _READ_CHUNK and sink is None
+        )  # one plain AT+HTTPREAD, else <start>,<size> chunks
         parts = []
         got = 0
         while got < length:
@@ -154,6 +163,9 @@ class HTTPClient:
                 return status, lines[1]
             if not lines[1]:
                 break
-            parts.append(lines[1])
+            if sink is None:
+                parts.append(lines[1])
+            else:
+                sink(lines[1])
             got += len(lines[1])
         return status, b"".join(parts)

@@ -109,7 +109,9 @@ class Thing:
         log = self._log
         prefix = self.topics.thing_prefix
         if topic.startswith(prefix):
-            if topic.endswith("_reply"):
+            # A reply goes to the waiting request, unless the application subscribed to its
+            # topic itself (e.g. OTA's ota/firmware/get_reply, which carries the job).
+            if topic.endswith("_reply") and not self._subscribed(topic):
                 try:
                     msg_id, code, _data, message = alink.decode_reply(payload)
                 except AlinkError as exc:
@@ -147,6 +149,12 @@ class Thing:
         if not delivered:
             log("warning", "unexpected topic " + topic)
         return None
+
+    def _subscribed(self, topic: str) -> bool:
+        for topic_filter, _ in self.subscriptions:
+            if topic_filter == topic:
+                return True
+        return False
 
     def _serve(self, name: str, payload) -> bytes:
         """Run service ``name`` for a request; encode its reply or its error."""

@@ -31,6 +31,10 @@ class ControlAPI:
             ("GET", "/log"): self._guard(self.log),
         }
 
+    def guard(self, handler):
+        """``handler`` behind the token check, its errors as ``{"ok": false}`` (400)."""
+        return self._guard(handler)
+
     def _guard(self, handler):
         async def guarded(request):
             given = request.headers.get("authorization", "")

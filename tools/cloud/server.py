@@ -24,6 +24,7 @@ from tools.cloud.broker import AliyunBroker
 from tools.cloud.broker_auth import CONNACK_TEXT
 from tools.cloud.control import ControlAPI
 from tools.cloud.https import AuthAPI, HTTPServer
+from tools.cloud.otaserver import OtaService
 from tools.cloud.topics import auto_subscriptions
 
 log = logging.getLogger("aliyun-local")
@@ -73,6 +74,7 @@ class Cloud:
         self.registry = None
         self.broker = None
         self.alink = Alink(self)
+        self.ota = OtaService(self)
         self.info = {}
         self._servers = []
         self._token = secrets.token_hex(16)
@@ -144,8 +146,11 @@ class Cloud:
         bound = self.broker.listener_ports()
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(paths.cert, paths.key)
-        https = HTTPServer(AuthAPI(self).routes(), tls, "https")
-        control = HTTPServer(ControlAPI(self, self._token).routes(), None, "control")
+        self.ota.start()
+        https = HTTPServer({**AuthAPI(self).routes(), **self.ota.routes()}, tls, "https")
+        control_api = ControlAPI(self, self._token)
+        control_routes = {**control_api.routes(), **self.ota.control_routes(control_api.guard)}
+        control = HTTPServer(control_routes, None, "control")
         self._servers = [https, control]
         https_port = await https.start(self.host, self.ports["https"])
         control_port = await control.start("127.0.0.1", self.ports["control"])
@@ -178,6 +183,7 @@ class Cloud:
             await server.close()
         if self.broker is not None and self.broker.transitions.state == "started":
             await self.broker.shutdown()
+        self.ota.close()
         if self.registry is not None:
             self.registry.reset_online()
             self.registry.close()
