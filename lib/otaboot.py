@@ -39,11 +39,20 @@ def load():
 
 
 def save(state) -> None:
-    """Replace the state file atomically: write a temporary file, then rename it."""
-    tmp = STATE + ".tmp"
+    """Replace the state file atomically (see ``write_json``)."""
+    write_json(STATE, state)
+
+
+def write_json(path: str, obj) -> None:
+    """Replace ``path`` (in ``ota/``) atomically: write a temporary file, then rename it."""
+    tmp = path + ".tmp"
+    try:
+        os.mkdir(DIR)
+    except OSError:
+        pass  # exists
     with open(tmp, "w") as f:
-        json.dump(state, f)
-    os.rename(tmp, STATE)
+        json.dump(obj, f)
+    os.rename(tmp, path)
 
 
 def rollback(state, reason: str):

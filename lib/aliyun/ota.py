@@ -35,14 +35,11 @@ def free_bytes(path: str = ".") -> int:
     return st[0] * st[4]
 
 
-def resume_offset(got: int, chunk: int = CHUNK) -> int:
+def resume_offset(got: int, total: int) -> int:
     """Where a download restarts: the last complete chunk the job file and the package file
     both hold (the file may be shorter after a power cut, or longer than the job says)."""
-    try:
-        size = os.stat(PKG)[6]
-    except OSError:
-        return 0
-    return min(got, size) // chunk * chunk
+    held = min(got, _size_of(PKG))
+    return total if held >= total else held // CHUNK * CHUNK
 
 
 def discard() -> None:
@@ -61,7 +58,7 @@ async def run(agent) -> None:
     job = agent.job
     size = job["size"]
     otapkg.make_dirs(PKG)
-    got = resume_offset(job["got"])
+    got = resume_offset(job["got"], size)
     if free_bytes() + _size_of(PKG) < 2 * size + _MARGIN:
         raise PackageError(-4, "no room: %d B package" % size)
     if got < size:

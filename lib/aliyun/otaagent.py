@@ -15,7 +15,6 @@ back (step -1, "not online") and the board resets into the previous set.
 
 import asyncio
 import json
-import os
 import sys
 
 from micropython import const
@@ -42,7 +41,7 @@ class OtaAgent:
         self.trial_ms = trial_ms
         self.job = None
         self.failures = 0
-        self._prefix = None
+        self._prefix = ""  # "pk/dn" once the device name is known
         self._task = None
         self._last = -_PROGRESS_MS
         try:
@@ -64,7 +63,7 @@ class OtaAgent:
 
     def _subscribe(self) -> None:
         topics = self.session.topics
-        if self._prefix is None and topics is not None:
+        if not self._prefix and topics is not None:
             pk_dn = topics.user_prefix[1:-6]
             self._prefix = pk_dn
             self.session.subscribe("/ota/device/upgrade/" + pk_dn, self._on_push)
@@ -137,10 +136,7 @@ class OtaAgent:
         self._run_job()
 
     def save_job(self) -> None:
-        tmp = JOB + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.job, f)
-        os.rename(tmp, JOB)
+        otaboot.write_json(JOB, self.job)
 
     def _run_job(self) -> None:
         if self.job is not None and self._task is None and self.session.online:
