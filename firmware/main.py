@@ -71,7 +71,8 @@ async def run(board, cfg: dict, log) -> None:
 
     agent = OtaAgent(session, board, log, _OTA_STATE, app.VERSION, cfg["ota_trial_s"] * 1000)
     agent.start()
-    log("info", "application %s" % agent.version)
+    slot = _OTA_STATE.get("slot") if _OTA_STATE else None
+    log("info", "application %s (%s)" % (app.VERSION, "slot " + slot if slot else "factory set"))
     task = asyncio.create_task(application.run())
     try:
         await session.run()

@@ -17,6 +17,7 @@ GET = 0
 POST = 1
 HEAD = 2
 _READ_CHUNK = const(2048)  # larger bodies are read with AT+HTTPREAD=<start>,<size>
+_SINK_READ = const(512)  # the pieces handed to a sink (small: a download runs beside MQTT)
 
 
 class HTTPError(ATError):
@@ -154,7 +155,8 @@ class HTTPClient:
         while got < length:
             cmd = b"AT+HTTPREAD"
             if not whole:
-                cmd += b"=%d,%d" % (got, min(_READ_CHUNK, length - got))
+                piece = _READ_CHUNK if sink is None else _SINK_READ
+                cmd += b"=%d,%d" % (got, min(piece, length - got))
             lines = await ch.command(cmd, 10000, counted=b"+HTTPREAD:")
             # [b"+HTTPREAD: n", <n raw bytes>, b"OK"] (atmodem counted read)
             if len(lines) < 3:

@@ -1,117 +1,100 @@
-"""OTA worker: download a job's package in ranged chunks, verify it, install it, switch.
+"""OTA steps (reference §4.6), imported by ``aliyun.otaagent`` for each and unloaded after;
+the download and the switch are ``aliyun.otadl``'s.
 
-Imported by ``aliyun.otaagent`` only while an update runs, and unloaded afterwards.
-
-1. Space: ``os.statvfs`` must show room for the package and the installed set (about twice
-   its size), else step -4.
-2. Download over HTTPS through the module's HTTP client, one ``BREAK``/``BREAKEND`` range of
-   ``CHUNK`` bytes per request (air724-at.md §6.4), each written to ``ota/pkg.bin`` as it is
-   read. After each complete chunk ``ota/job.json`` records the bytes held; a new attempt (after
-   a link loss, a reboot, a power cut) starts again at the last complete chunk.
-3. Verify the whole package against the push's ``sign`` (MD5 or SHA-256), else step -3.
-4. Install the new file set into the free slot, every file checked against its SHA-256
-   (``aliyun.otapkg``), else step -3.
-5. Switch: the new ``otaboot`` state (``trial``) is written last, in one rename; then reset.
+- ``online``: send a rollback's failure report, report the versions (``/ota/device/inform``:
+  the application as module ``app`` unless it is on trial, the module's firmware string as
+  ``air724``), ask for a job (``thing/ota/firmware/get``), resume a job kept in ``ota/job.json``.
+- ``push``: a job from ``/ota/device/upgrade`` or a ``get_reply``; not taken for the running
+  version, for one that was rolled back (never installed again) or for another module.
+- ``trial``: the trial time is over: online, the new version is confirmed and reported;
+  otherwise it is rolled back (step -1) and the board resets into the previous set.
 """
 
-import os
-
-from micropython import const
+import json
 
 import otaboot
-from aliyun import otapkg
-from aliyun.otapkg import PackageError
-
-PKG = "ota/pkg.bin"
-CHUNK = 8192  # bytes per ranged request; the module buffers up to 300 KB (§6.4)
-_MARGIN = const(8192)
-_BEARER_MS = const(60000)
-_GET_MS = const(120000)
+from aliyun.otadl import JOB, MODULE, progress, save_job
 
 
-def free_bytes(path: str = ".") -> int:
-    """Free space of the filesystem holding ``path``."""
-    st = os.statvfs(path)
-    return st[0] * st[4]
+async def step(agent, what: str) -> None:
+    if what == "online":
+        await _online(agent)
+    elif what == "push":
+        _take(agent)
+    elif what == "trial":
+        await _trial(agent)
+    if agent.job is not None and agent.session.online:
+        agent.spawn("download")
 
 
-def resume_offset(got: int, total: int) -> int:
-    """Where a download restarts: the last complete chunk the job file and the package file
-    both hold (the file may be shorter after a power cut, or longer than the job says)."""
-    held = min(got, _size_of(PKG))
-    return total if held >= total else held // CHUNK * CHUNK
-
-
-def discard() -> None:
-    """Forget the job: its package and its job file."""
-    from aliyun.otaagent import JOB
-
-    for path in (PKG, JOB):
+async def _online(agent) -> None:
+    s = agent.session
+    state = agent.state
+    report = state.get("report")
+    if report:
+        await progress(agent, report["step"], report["desc"], True)
+        state["report"] = None
+        otaboot.save(state)
+    if state.get("status") != "trial":
+        await inform(agent, MODULE, agent.version)
+    if s.firmware:
+        await inform(agent, "air724", s.firmware)
+    request = '{"id":"%s","version":"1.0","params":{"module":"app"},'
+    request += '"method":"thing.ota.firmware.get"}'
+    await s.publish(s.topics.thing_prefix + "ota/firmware/get", request % s.thing.ids(), 1)
+    if agent.job is None:
         try:
-            os.remove(path)
-        except OSError:
+            with open(JOB) as f:
+                agent.job = json.load(f)
+        except (OSError, ValueError):
             pass
 
 
-async def run(agent) -> None:
-    """Download, verify and install ``agent.job``, then switch and reset (see module doc)."""
-    job = agent.job
-    size = job["size"]
-    otapkg.make_dirs(PKG)
-    got = resume_offset(job["got"], size)
-    if free_bytes() + _size_of(PKG) < 2 * size + _MARGIN:
-        raise PackageError(-4, "no room: %d B package" % size)
-    if got < size:
-        modem = agent.session.modem
-        await modem.bearer.ensure(agent.session.config["apn"], _BEARER_MS)
-        http = modem.http
-        agent.log("info", "ota: download %s from byte %d of %d" % (job["version"], got, size))
-        while got < size:
-            end = min(got + CHUNK, size)
-            await _fetch(http, job["url"], got, end)
-            got = job["got"] = end
-            agent.save_job()
-            await agent.progress(max(1, got * 99 // size))
-    check = otapkg.check_sign
-    check(PKG, job["signMethod"], job["sign"])
-    agent.log("info", "ota: package verified (%s)" % job["signMethod"])
-    await _switch(agent, job["version"])
+async def inform(agent, module: str, version: str) -> None:
+    params = json.dumps({"version": version, "module": module})
+    body = '{"id":"%s","params":%s}' % (agent.session.thing.ids(), params)
+    await agent.session.publish("/ota/device/inform/" + agent.prefix, body, 1)
 
 
-async def _fetch(http, url: str, start: int, end: int) -> None:
-    """Bytes ``start`` to ``end`` (exclusive) of ``url`` into PKG at ``start``."""
-    with open(PKG, "r+b" if start else "wb") as f:
-        f.seek(start)
-        written = [0]
-
-        def sink(piece):
-            f.write(piece)
-            written[0] += len(piece)
-
-        params = (("BREAK", start), ("BREAKEND", end - 1))
-        status, _ = await http.request(0, url, None, (), _GET_MS, params=params, sink=sink)
-    if status not in (200, 206) or written[0] != end - start:
-        raise OSError("range %d-%d: HTTP %d, %d B" % (start, end - 1, status, written[0]))
-
-
-async def _switch(agent, version: str) -> None:
-    state = agent.state
-    current = state.get("slot")
-    slot = "s1" if current == "s0" else "s0"
-    base = otaboot.DIR + "/" + slot
-    running = None if current is None else otaboot.DIR + "/" + current
-    count = otapkg.install(PKG, version, base, running)
-    new = {"slot": slot, "version": version, "status": "trial", "boots": 0,
-           "prev": [current, state["version"]], "failed": state.get("failed") or [],
-           "report": None}  # fmt: skip
-    otaboot.save(new)  # the switch: the one write that selects the new set
-    discard()
-    agent.log("info", "ota: %d files installed in %s, trial of %s" % (count, base, version))
-    await agent.reset()
-
-
-def _size_of(path: str) -> int:
+def _take(agent) -> None:
+    """Take the job of ``agent.pushed`` (a push or a get_reply), if it is one to install."""
     try:
-        return os.stat(path)[6]
-    except OSError:
-        return 0
+        data = json.loads(agent.pushed)["data"]
+        job = {k: data[k] for k in ("url", "size", "sign", "signMethod", "version")}
+        job["module"] = data.get("module") or MODULE
+    except (ValueError, KeyError, TypeError):
+        return  # a get_reply without a job ({}), or not a push
+    finally:
+        agent.pushed = None
+    version = job["version"]
+    if job["module"] != MODULE or type(job["size"]) is not int or type(version) is not str:
+        agent.log("warning", "ota: push refused (module or fields)")
+        return
+    if version == agent.version or version in (agent.state.get("failed") or ()):
+        agent.log("info", "ota: %s not installed (running or rolled back)" % version)
+        return
+    if agent.job is not None and agent.job.get("version") == version:
+        return  # the same job again (push and get_reply)
+    job["got"] = 0
+    agent.job = job
+    agent.failures = 0
+    save_job(agent)
+    agent.log("info", "ota: job %s, %d B" % (version, job["size"]))
+
+
+async def _trial(agent) -> None:
+    state = agent.state
+    if state.get("status") != "trial":
+        return
+    if agent.session.online:
+        state["status"] = "confirmed"
+        state.pop("boots", None)
+        otaboot.save(state)
+        agent.log("info", "ota: %s confirmed" % agent.version)
+        await progress(agent, 100, "confirmed", True)
+        await inform(agent, MODULE, agent.version)
+        return
+    agent.state = otaboot.rollback(state, "not online within the trial")
+    otaboot.save(agent.state)
+    agent.log("warning", "ota: %s rolled back (not online)" % state["version"])
+    await agent.reset()

@@ -21,7 +21,7 @@ import os
 
 from micropython import const
 
-_PIECE = const(1024)
+_PIECE = const(512)
 _MAX_FILES = const(256)
 _MAX_FILE = const(1048576)
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"

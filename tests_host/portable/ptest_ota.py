@@ -14,8 +14,9 @@ import sys
 from ptest import raises
 
 import otaboot
-from aliyun import ota, otapkg
-from aliyun.otaagent import JOB, OtaAgent
+from aliyun import ota, otadl, otapkg
+from aliyun.otaagent import OtaAgent
+from aliyun.otadl import JOB
 from aliyun.otapkg import PackageError
 
 SCRATCH = "ptest_ota_tmp"
@@ -275,13 +276,19 @@ class ResetError(Exception):
 def agent_for(http, state=None):
     session = FakeSession(http)
     agent = OtaAgent(session, None, lambda level, text: None, state, "1.0.0")
-    agent._prefix = "pk/dn"
+    agent.prefix = "pk/dn"
+    agent.spawn = lambda what: None
 
     async def reset():
         raise ResetError()
 
     agent.reset = reset
     return agent
+
+
+def push_to(agent, body):
+    agent.pushed = json.dumps(body).encode()
+    ota._take(agent)
 
 
 def job_for(blob, method="Md5"):
@@ -297,20 +304,21 @@ def steps(agent):
 async def test_download_resumes_at_the_last_chunk_after_a_cut():
     with Scratch():
         blob = package("1.1.0", NEW)  # about 3 KB: chunks of 1 KB
-        ota.CHUNK = 1024
+        otadl.CHUNK = 1024
         try:
             http = FakeHTTP(blob, cut=1500)
             agent = agent_for(http)
             agent.job = job_for(blob)
-            agent.save_job()
+            otadl.save_job(agent)
             with raises(OSError, "601"):
-                await ota.run(agent)
+                await otadl.run(agent)
             assert agent.job["got"] == 1024 and json.loads(read(JOB))["got"] == 1024
             agent = agent_for(http)  # as after a reboot: the job comes from its file
+            agent.job = json.loads(read(JOB))
             with raises(ResetError):
-                await ota.run(agent)
+                await otadl.run(agent)
         finally:
-            ota.CHUNK = 8192
+            otadl.CHUNK = 8192
         n = len(blob)
         again = [(s, min(s + 1023, n - 1)) for s in range(1024, n, 1024)]
         assert n > 3072 and http.ranges == [(0, 1023), (1024, 2047)] + again
@@ -319,7 +327,7 @@ async def test_download_resumes_at_the_last_chunk_after_a_cut():
         assert state["slot"] == "s0" and state["status"] == "trial" and state["boots"] == 0
         assert state["prev"] == [None, "1.0.0"]
         assert read("ota/s0/lib/a/m.mpy") == NEW[0][2]
-        assert not exists(ota.PKG) and not exists(JOB)
+        assert not exists(otadl.PKG) and not exists(JOB)
         assert 0 < steps(agent)[0] <= 99
 
 
@@ -329,23 +337,23 @@ async def test_a_bad_sign_or_a_bad_file_leaves_the_running_set_in_force():
         agent = agent_for(FakeHTTP(blob))
         agent.job = dict(job_for(blob), sign="00" * 16)
         with raises(PackageError, "sign mismatch"):
-            await ota.run(agent)
+            await otadl.run(agent)
         assert otaboot.load() is None
         bad = bytearray(blob)
         bad[600] ^= 0x55
         agent = agent_for(FakeHTTP(bytes(bad)))
         agent.job = job_for(bytes(bad), "SHA256")  # the sign fits what came: the digest not
         with raises(PackageError, "digest mismatch"):
-            await ota.run(agent)
+            await otadl.run(agent)
         assert otaboot.load() is None
 
 
 async def test_no_room_is_refused_with_step_minus_4():
     with Scratch():
         agent = agent_for(FakeHTTP(b""))
-        agent.job = dict(job_for(b"x"), size=ota.free_bytes() + 1)
+        agent.job = dict(job_for(b"x"), size=otadl.free_bytes() + 1)
         with raises(PackageError, "no room") as err:
-            await ota.run(agent)
+            await otadl.run(agent)
         assert err.value.step == -4
 
 
@@ -370,15 +378,16 @@ async def test_a_power_cut_during_the_install_boots_the_old_set_and_installs_aga
         otapkg._copy = cut
         try:
             with raises(KeyboardInterrupt):
-                await ota.run(agent)
+                await otadl.run(agent)
         finally:
             otapkg._copy = saved
         assert otaboot.select()["slot"] == "s1"  # the state file was not touched: old set
         agent = agent_for(http, otaboot.load())  # the job file says the package is complete
+        agent.job = json.loads(read(JOB))
         assert agent.job["got"] == len(blob)
         with raises(ResetError):
-            await ota.run(agent)
-        assert len(http.ranges) == len(blob) // ota.CHUNK + 1  # nothing downloaded again
+            await otadl.run(agent)
+        assert len(http.ranges) == len(blob) // otadl.CHUNK + 1  # nothing downloaded again
         assert otaboot.load()["slot"] == "s0" and otaboot.load()["prev"] == ["s1", "1.0.5"]
 
 
@@ -388,18 +397,19 @@ async def test_agent_takes_a_push_once_and_never_a_rolled_back_version():
         agent = agent_for(FakeHTTP(b""), state)
         agent.session.online = False  # no worker started here
         push = {"code": "1000", "data": job_for(b"abc"), "id": 1, "message": "success"}
-        agent._on_push("t", json.dumps(push).encode())
+        push_to(agent, push)
         assert agent.job is None  # rolled back once: never again
         push["data"]["version"] = "1.2.0"
-        agent._on_push("t", json.dumps(push).encode())
+        push_to(agent, push)
         assert agent.job["version"] == "1.2.0" and json.loads(read(JOB))["got"] == 0
         agent.job["got"] = 2
-        agent._on_push("t", json.dumps(push).encode())  # the same job (push and get_reply)
+        push_to(agent, push)  # the same job (push and get_reply)
         assert agent.job["got"] == 2
-        agent._on_push("t", b'{"code":200,"data":{},"id":"3"}')  # get_reply: nothing to do
-        agent._on_push("t", b"not json")
+        push_to(agent, {"code": 200, "data": {}, "id": "3"})  # get_reply: nothing to do
+        agent.pushed = b"not json"
+        ota._take(agent)
         assert agent.job["version"] == "1.2.0"
-        await agent.progress(10)
-        await agent.progress(20)  # too soon after the last one: not sent
-        await agent.progress(-2, "download failed")  # failures always are
+        await otadl.progress(agent, 10)
+        await otadl.progress(agent, 20)  # too soon after the last one: not sent
+        await otadl.progress(agent, -2, "download failed")  # failures always are
         assert steps(agent) == [10, -2]

@@ -1,0 +1,196 @@
+"""OTA download, check and switch, imported by ``aliyun.otaagent`` while it runs (the smallest
+part of the update that stays loaded during a download).
+
+1. Space: ``os.statvfs`` must show room for the package and the installed set (about twice
+   its size), else step -4.
+2. Download over HTTPS through the module's HTTP client, one ``BREAK``/``BREAKEND`` range of
+   ``CHUNK`` bytes per request (air724-at.md §6.4), written to ``ota/pkg.bin`` as it is read.
+   After each complete chunk ``ota/job.json`` records the bytes held; the next attempt (after a
+   link loss, a reboot, a power cut) starts at the last complete chunk. Progress 1..99, at most
+   every ``PROGRESS_MS``. A failed attempt is tried again (5 times without progress, then -2).
+3. Verify the whole package against the push's ``sign`` (MD5 or SHA-256), else step -3.
+4. Install the new file set into the free slot, each file checked against its SHA-256
+   (``aliyun.otapkg``), else step -3.
+5. Switch: the new ``otaboot`` state (``trial``) is written last, in one rename; then reset.
+"""
+
+import asyncio
+import json
+import os
+
+from micropython import const
+
+from atmodem.channel import ticks_diff, ticks_ms
+
+DIR = "ota"
+PKG = "ota/pkg.bin"
+JOB = "ota/job.json"
+MODULE = "app"
+CHUNK = 8192  # bytes per ranged request; the module buffers up to 300 KB (§6.4)
+PROGRESS_MS = 5000
+_MARGIN = const(8192)
+_BEARER_MS = const(60000)
+_GET_MS = const(120000)
+_RETRY_MS = const(30000)
+_FAILURES = const(5)  # failed attempts in a row, without progress, that end a job
+
+
+async def step(agent) -> None:
+    if agent.job is not None and agent.session.online:
+        await _attempt(agent)
+
+
+async def progress(agent, step: int, desc: str = "", force: bool = False) -> None:
+    """``/ota/device/progress``: 1..100 at most every ``PROGRESS_MS``; failures always."""
+    now = ticks_ms()
+    last = agent.last_progress
+    if not force and step > 0 and last is not None and ticks_diff(now, last) < PROGRESS_MS:
+        return
+    agent.last_progress = now
+    params = json.dumps({"step": str(step), "desc": desc, "module": MODULE})
+    body = '{"id":"%s","params":%s}' % (agent.session.thing.ids(), params)
+    agent.log("info" if step > 0 else "warning", "ota: step %d %s" % (step, desc))
+    await agent.session.publish("/ota/device/progress/" + agent.prefix, body, 1)
+
+
+def save_job(agent) -> None:
+    """``ota/job.json`` replaced atomically (as ``otaboot.write_json``, without loading it)."""
+    try:
+        os.mkdir(DIR)
+    except OSError:
+        pass  # exists
+    with open(JOB + ".tmp", "w") as f:
+        json.dump(agent.job, f)
+    os.rename(JOB + ".tmp", JOB)
+
+
+async def _attempt(agent) -> None:
+    """Run the job; a fault of the package ends it, a failed download is tried again."""
+    try:
+        await run(agent)
+        return
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        step = getattr(exc, "step", None)
+        agent.session.modem.release_http()
+        if step is None:
+            agent.failures += 1
+            agent.log("warning", "ota: download stopped: %r" % exc)
+            if agent.failures < _FAILURES:
+                await asyncio.sleep(_RETRY_MS / 1000)
+                agent.spawn("download")
+                return
+            step, exc = -2, "download failed: %r" % exc
+        await progress(agent, step, str(exc)[:80], True)
+    agent.job = None
+    discard()
+
+
+def discard() -> None:
+    """Forget the job: its package and its job file."""
+    for path in (PKG, JOB):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def free_bytes(path: str = ".") -> int:
+    """Free space of the filesystem holding ``path``."""
+    st = os.statvfs(path)
+    return st[0] * st[4]
+
+
+def resume_offset(got: int, total: int) -> int:
+    """Where a download restarts: the last complete chunk the job file and the package file
+    both hold (the file may be shorter after a power cut, or longer than the job says)."""
+    held = min(got, _size_of(PKG))
+    return total if held >= total else held // CHUNK * CHUNK
+
+
+async def run(agent) -> None:
+    """Download, verify and install ``agent.job``, then switch and reset (see module doc)."""
+    job = agent.job
+    size = job["size"]
+    try:
+        os.mkdir(DIR)
+    except OSError:
+        pass  # exists
+    got = resume_offset(job["got"], size)
+    if free_bytes() + _size_of(PKG) < 2 * size + _MARGIN:
+        from aliyun.otapkg import PackageError
+
+        raise PackageError(-4, "no room: %d B package" % size)
+    if got < size:
+        await _download(agent, job, got)
+    from aliyun.otapkg import check_sign
+
+    check_sign(PKG, job["signMethod"], job["sign"])
+    agent.log("info", "ota: package verified (%s)" % job["signMethod"])
+    await _switch(agent, job["version"])
+
+
+async def _download(agent, job, got: int) -> None:
+    size = job["size"]
+    modem = agent.session.modem
+    await modem.bearer.ensure(agent.session.config["apn"], _BEARER_MS)
+    modem.release_http()  # the bearer stays open; its code leaves RAM for the download
+    from aliyun.session import unload
+
+    unload(("air724.bearer",))
+    http = modem.http
+    agent.log("info", "ota: download %s from byte %d of %d" % (job["version"], got, size))
+    while got < size:
+        end = min(got + CHUNK, size)
+        await _fetch(http, job["url"], got, end)
+        got = job["got"] = end
+        agent.failures = 0
+        save_job(agent)
+        await progress(agent, max(1, got * 99 // size))
+    http = None
+    modem.release_http()
+    unload(("air724.http",))  # RAM for the check and the install
+
+
+async def _fetch(http, url: str, start: int, end: int) -> None:
+    """Bytes ``start`` to ``end`` (exclusive) of ``url`` into PKG at ``start``."""
+    with open(PKG, "r+b" if start else "wb") as f:
+        f.seek(start)
+        written = [0]
+
+        def sink(piece):
+            f.write(piece)
+            written[0] += len(piece)
+
+        params = (("BREAK", start), ("BREAKEND", end - 1))
+        status, _ = await http.request(0, url, None, (), _GET_MS, params=params, sink=sink)
+    if status not in (200, 206) or written[0] != end - start:
+        raise OSError("range %d-%d: HTTP %d, %d B" % (start, end - 1, status, written[0]))
+
+
+async def _switch(agent, version: str) -> None:
+    import otaboot
+    from aliyun import otapkg
+
+    state = agent.state
+    current = state.get("slot")
+    slot = "s1" if current == "s0" else "s0"
+    base = otaboot.DIR + "/" + slot
+    running = None if current is None else otaboot.DIR + "/" + current
+    count = otapkg.install(PKG, version, base, running)
+    new = {"slot": slot, "version": version, "status": "trial", "boots": 0,
+           "prev": [current, agent.version], "failed": state.get("failed") or [],
+           "report": None}  # fmt: skip
+    otaboot.save(new)  # the switch: the one write that selects the new set
+    discard()
+    agent.job = None
+    agent.log("info", "ota: %d files installed in %s, trial of %s" % (count, base, version))
+    await agent.reset()
+
+
+def _size_of(path: str) -> int:
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return 0
