@@ -17,7 +17,7 @@ GET = 0
 POST = 1
 HEAD = 2
 _READ_CHUNK = const(2048)  # larger bodies are read with AT+HTTPREAD=<start>,<size>
-_SINK_READ = const(512)  # the pieces handed to a sink (small: a download runs beside MQTT)
+_SINK_READ = const(256)  # the pieces handed to a sink (small: a download runs beside MQTT)
 
 
 class HTTPError(ATError):

@@ -13,7 +13,9 @@ the download and the switch are ``aliyun.otadl``'s.
 import json
 
 import otaboot
-from aliyun.otadl import JOB, MODULE, progress, save_job
+
+JOB = "ota/job.json"  # as aliyun.otadl (imported only for what needs it)
+MODULE = "app"
 
 
 async def step(agent, what: str) -> None:
@@ -32,6 +34,8 @@ async def _online(agent) -> None:
     state = agent.state
     report = state.get("report")
     if report:
+        from aliyun.otadl import progress
+
         await progress(agent, report["step"], report["desc"], True)
         state["report"] = None
         otaboot.save(state)
@@ -78,7 +82,7 @@ def _take(agent) -> None:
     job["got"] = 0
     agent.job = job
     agent.failures = 0
-    save_job(agent)
+    otaboot.write_json(JOB, job)
     agent.log("info", "ota: job %s, %d B" % (version, job["size"]))
 
 
@@ -91,6 +95,8 @@ async def _trial(agent) -> None:
         state.pop("boots", None)
         otaboot.save(state)
         agent.log("info", "ota: %s confirmed" % agent.version)
+        from aliyun.otadl import progress
+
         await progress(agent, 100, "confirmed", True)
         await inform(agent, MODULE, agent.version)
         return

@@ -10,6 +10,7 @@ import asyncio
 import sys
 
 RESET_EXIT = 3  # unix port: the exit status standing for a board reset
+_SETTLE_MS = 3000
 _PARTS = ("aliyun.ota", "aliyun.otadl", "aliyun.otapkg", "otaboot", "air724.http", "air724.bearer")
 
 
@@ -50,7 +51,8 @@ class OtaAgent:
     def _on_state(self, state: str) -> None:
         self._subscribe()
         if state == "online":
-            self.spawn("online")
+            # Once the connect's own traffic (first report, NTP) is done and its garbage gone.
+            self.later(_SETTLE_MS, "online")
         elif self._task is not None:
             self._task.cancel()  # the bring-up owns the channel now; resumed once online
             self._task = None
@@ -61,8 +63,16 @@ class OtaAgent:
         self.spawn("push")
 
     async def _trial(self) -> None:
-        await asyncio.sleep(self.trial_ms / 1000)
-        self.spawn("trial")
+        await self._later(self.trial_ms, "trial")
+
+    def later(self, ms: int, what: str) -> None:
+        """Run step ``what`` in ``ms`` if still online, nothing of the update loaded meanwhile."""
+        asyncio.create_task(self._later(ms, what))
+
+    async def _later(self, ms: int, what: str) -> None:
+        await asyncio.sleep(ms / 1000)
+        if self.session.online or what == "trial":
+            self.spawn(what)
 
     def spawn(self, what: str) -> None:
         """Run ``aliyun.ota``'s ``what`` step after the running one."""
@@ -86,6 +96,8 @@ class OtaAgent:
                         from aliyun.ota import step
 
                         await step(self, what)
+                except Exception as exc:  # e.g. no RAM to import: again at the next connect
+                    self.log("warning", "ota: %s step failed: %r" % (what, exc))
                 finally:
                     step = None
                     unload(_PARTS)

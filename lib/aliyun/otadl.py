@@ -15,6 +15,7 @@ part of the update that stays loaded during a download).
 """
 
 import asyncio
+import gc
 import json
 import os
 
@@ -32,11 +33,13 @@ _MARGIN = const(8192)
 _BEARER_MS = const(60000)
 _GET_MS = const(120000)
 _RETRY_MS = const(30000)
+_MIN_FREE = const(4096)  # free heap below which a chunk waits (a retry, later)
 _FAILURES = const(5)  # failed attempts in a row, without progress, that end a job
 
 
 async def step(agent) -> None:
     if agent.job is not None and agent.session.online:
+        gc.collect()
         await _attempt(agent)
 
 
@@ -78,8 +81,7 @@ async def _attempt(agent) -> None:
             agent.failures += 1
             agent.log("warning", "ota: download stopped: %r" % exc)
             if agent.failures < _FAILURES:
-                await asyncio.sleep(_RETRY_MS / 1000)
-                agent.spawn("download")
+                agent.later(_RETRY_MS, "download")  # or at the next connect
                 return
             step, exc = -2, "download failed: %r" % exc
         await progress(agent, step, str(exc)[:80], True)
@@ -143,6 +145,9 @@ async def _download(agent, job, got: int) -> None:
     agent.log("info", "ota: download %s from byte %d of %d" % (job["version"], got, size))
     while got < size:
         end = min(got + CHUNK, size)
+        gc.collect()  # the chunk's reads need small blocks of RAM; never starve the AT reader
+        if hasattr(gc, "mem_free") and gc.mem_free() < _MIN_FREE:
+            raise MemoryError("%d B free" % gc.mem_free())
         await _fetch(http, job["url"], got, end)
         got = job["got"] = end
         agent.failures = 0
