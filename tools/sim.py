@@ -244,6 +244,8 @@ class Sim:
         ready = self.emulator.start()
         self.say("module ready on tcp://%s (profile %s)" % (ready["tcp"], self.o.profile))
         overrides = {"tls": self.o.tls, "telemetry_interval_s": self.o.interval}
+        if self.o.ota:
+            overrides["ota_trial_s"] = 10
         if self.o.name_from_imei:
             overrides["device_name"] = ""
         cfg = simkit.device_config(
@@ -292,6 +294,8 @@ class Sim:
                 return
             self._watch_firmware()
             if self.online.is_set():
+                if self.o.ota and step == 1:
+                    self._ota_demo()
                 self._downlink(step)
                 step += 1
 
@@ -308,6 +312,21 @@ class Sim:
             % (proc.popen.poll(), self.restarts, _FIRMWARE_RESTARTS)
         )
         self.firmware.start()
+
+    def _ota_demo(self):
+        """SIM_OTA=1: build version 1.1.0 of the application, add it, deploy it (OTA)."""
+        from tools.cloud.ota import build_package
+        from tools.otademo import make_version
+
+        pk, dn = self.device["productKey"], self.device["deviceName"]
+        build = make_version(os.path.join(self.workdir, "build-1.1.0"), "1.1.0")
+        pkg = os.path.join(self.workdir, "app-1.1.0.bin")
+        manifest = build_package(build, "1.1.0", pkg, simkit.ROOT / "build")
+        self.say("ota: package 1.1.0, %d B, %d of %d files sent"
+                 % (manifest["size"], manifest["changed"], len(manifest["files"])))  # fmt: skip
+        self.cloud.cli("ota", "add", pk, pkg, "--version", "1.1.0")
+        self.cloud.cli("ota", "deploy", pk, "1.1.0", "--device", dn)
+        self.say("ota: 1.1.0 deployed to %s (aliyun-local ota status shows the job)" % dn)
 
     def _downlink(self, step):
         pk, dn = self.device["productKey"], self.device["deviceName"]
@@ -447,6 +466,12 @@ def build_parser():
         action="store_true",
         default=bool(os.environ.get("SIM_AT")),
         help="show the AT transcript of the UART too (or $SIM_AT=1)",
+    )
+    p.add_argument(
+        "--ota",
+        action="store_true",
+        default=bool(os.environ.get("SIM_OTA")),
+        help="once online, update the device to a version 1.1.0 over the air (or $SIM_OTA=1)",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     return p
