@@ -146,8 +146,10 @@ async def _download(agent, job, got: int) -> None:
     while got < size:
         end = min(got + CHUNK, size)
         gc.collect()  # the chunk's reads need small blocks of RAM; never starve the AT reader
-        if hasattr(gc, "mem_free") and gc.mem_free() < _MIN_FREE:
-            raise MemoryError("%d B free" % gc.mem_free())
+        free = gc.mem_free() if hasattr(gc, "mem_free") else _MIN_FREE
+        agent.log("debug", "ota: chunk at %d, heap free %d" % (got, free))
+        if free < _MIN_FREE:
+            raise MemoryError("%d B free" % free)
         await _fetch(http, job["url"], got, end)
         got = job["got"] = end
         agent.failures = 0
