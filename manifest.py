@@ -33,6 +33,7 @@ package(
         "md5.py",
         "ota.py",
         "otaagent.py",
+        "otadl.py",
         "otapkg.py",
         "outbox.py",
         "recovery.py",
