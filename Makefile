@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Re-install when the pinned dependencies change.
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench
+.PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench console-screenshots
 
 venv: $(STAMP)
 
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m tools.layers
 	$(MAKE) --no-print-directory mpy
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest
@@ -52,11 +53,20 @@ repl: $(STAMP)
 	@test -n "$(PORT)" || { echo "make repl: set PORT=/dev/ttyUSB0 (or a vboard's port)" >&2; exit 2; }
 	$(BIN)/mpremote connect "$(PORT)" repl
 
-# Performance figures (heap, footprint, throughput, latency, idle CPU, boot time, AT engine
-# allocations) on the MicroPython VM with the emulator and the local cloud: a table on stdout
-# and build/bench.json, in under 10 minutes. FIGURE=name runs one (python -m tools.bench -h).
+# Performance figures (heap, footprint, throughput, latency, idle CPU, boot time, AT engine,
+# downlink and publish costs) on the MicroPython VM with the emulator and the local cloud: a
+# table on stdout and build/bench.json, in under 10 minutes. FIGURE=name runs one (python -m
+# tools.bench -h); python -m tools.bench.readme copies the table into README.md.
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench $(FIGURE)
+
+# The README's screenshots of the web console (docs/console-*.png), taken by its browser tests
+# (tests_host/browser: Debian's chromium and chromium-driver; fonts-wqy-microhei draws the CJK
+# labels, pngquant, when installed, shrinks the files).
+console-screenshots: $(STAMP)
+	CONSOLE_SCREENSHOTS=docs $(BIN)/pytest tests_host/browser -x -q
+	if command -v pngquant >/dev/null; then \
+		pngquant --force --ext .png --quality 70-95 --speed 1 docs/console-*.png; fi
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

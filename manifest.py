@@ -31,8 +31,10 @@ package(
         "dynreg.py",
         "login.py",
         "md5.py",
+        "online.py",
         "ota.py",
         "otaagent.py",
+        "otaboot.py",
         "otadl.py",
         "otapkg.py",
         "outbox.py",
@@ -49,7 +51,8 @@ package(
         "__init__.py",
         "channel.py",
         "errors.py",
+        "pending.py",
+        "scanner.py",
     ],
     base_path="lib",
 )
-module("otaboot.py", base_path="lib")

@@ -11,8 +11,8 @@
 """
 
 import asyncio
+from time import ticks_diff, ticks_ms
 
-from logger import ticks_diff, ticks_ms
 from micropython import const
 
 VERSION = "1.0.0"  # the application's version, reported as OTA module "app"
@@ -29,10 +29,7 @@ _REPLY_MS = const(10000)  # how long a post waits for its post_reply
 async def wait_event(event, timeout_ms: int) -> bool:
     """Wait for ``event`` at most ``timeout_ms``; True if it was set."""
     try:
-        if hasattr(asyncio, "wait_for_ms"):
-            await asyncio.wait_for_ms(event.wait(), timeout_ms)
-        else:
-            await asyncio.wait_for(event.wait(), timeout_ms / 1000)
+        await asyncio.wait_for_ms(event.wait(), timeout_ms)
         return True
     except asyncio.TimeoutError:
         return False

@@ -10,31 +10,11 @@ secrets of config.json) are replaced by ``***`` wherever they would appear, so a
 quotes a command or a reply by mistake still never prints one.
 """
 
-import time
+from time import ticks_diff, ticks_ms
 
 from micropython import const
 
 _MIN_SECRET = const(4)  # shorter strings would mask ordinary words
-
-
-if hasattr(time, "ticks_ms"):
-    ticks_ms = time.ticks_ms
-    ticks_diff = time.ticks_diff
-else:  # CPython (host tests)
-    # A type checker takes every TYPE_CHECKING as true: it keeps the device's ticks (the
-    # stubs' opaque tick type), and only CPython runs the int fallback.
-    TYPE_CHECKING = False
-    if TYPE_CHECKING:
-        ticks_ms = time.ticks_ms
-        ticks_diff = time.ticks_diff
-    else:
-        _monotonic = time.monotonic
-
-        def ticks_ms() -> int:
-            return int(_monotonic() * 1000)
-
-        def ticks_diff(a: int, b: int) -> int:
-            return a - b
 
 
 def _rank(level: str) -> int:

@@ -14,11 +14,12 @@ import gc
 import json
 import sys
 
-import otaboot  # first: it puts the active file set (OTA slot) on sys.path
+from aliyun import otaboot  # first: it puts the active file set (OTA slot) on sys.path
 
 _OTA_STATE = otaboot.select()
-sys.modules.pop("otaboot", None)  # the agent imports it again, from the active set
 del otaboot
+for _name in ("aliyun.otaboot", "aliyun"):  # imported again, from the set selected
+    sys.modules.pop(_name, None)
 
 import boards  # noqa: E402 - from the set otaboot selected
 import config  # noqa: E402

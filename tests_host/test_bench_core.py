@@ -79,7 +79,7 @@ def test_transcript_times_are_placed_on_the_nearest_day():
     assert same_day - now == pytest.approx(-0.5)
 
 
-def test_parse_atmodem_reads_bench_atmodem_output():
+def test_parse_atmodem_reads_vm_atmodem_output():
     output = "\n".join(
         [
             "runtime: micropython",
@@ -133,3 +133,36 @@ def test_values_are_formatted_for_reading():
     assert core.fmt_value(53.94) == "53.9"
     assert core.fmt_value(2.873) == "2.87"
     assert core.fmt_value(None) == "n/a"
+
+
+def test_a_ratio_above_a_physical_bound_cannot_be_printed():
+    with pytest.raises(core.BoundError):
+        core.bound_row("QoS0", 53.9, "publishes/s", 52.4, "UART bound")
+    with pytest.raises(core.BoundError):
+        core.bound_row("boot", 1.0, "s", 1.5, "module latencies", lower=True)
+    assert core.bound_row("boot", 3.0, "s", 1.5, "x", lower=True)["ratio"] == 0.5
+    assert core.aim_row("heap", 96, "KiB", 128, "budget")["ratio"] == 0.75
+    assert core.aim_row("slope", 600, "B", 0, "aim 0 B")["ratio"] is None
+
+
+def test_boot_window_sums_the_profile_latency_of_each_waiting_command():
+    from tools.bench import fig_boot
+    from tools.emulator.profiles import PROFILES
+
+    p = PROFILES["realistic"]
+    commands = [
+        "AT+SAPBR=1,1",
+        "productKey=pk&sign=abcAT+HTTPACTION=1",  # after an AT+HTTPDATA body: no line end
+        'AT+SSLMIPSTART="pk.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883',
+        "AT+MCONNECT=1,300",
+        'AT+MSUB="/sys/pk/dn/thing/#",1',
+        'AT+MSUB="/ext/ntp/pk/dn/response",1',
+        'AT+MPUB="/sys/pk/dn/thing/event/property/post",1,0,"{}"',
+        'AT+MPUB="/pk/dn/user/update",0,0,"{}"',  # QoS0: no wait
+        "AT+CSQ",
+    ]
+    total, kinds = fig_boot.module_latency(commands)
+    assert kinds == {"bearer": 1, "http": 1, "connect": 1, "connack": 1, "suback": 2, "puback": 1}
+    assert total == pytest.approx(
+        p.bearer + p.http + p.connect + p.connack + 2 * p.suback + p.puback
+    )

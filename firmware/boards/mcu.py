@@ -7,8 +7,8 @@ transistor (README wiring): GPIO high pulls the Air724's input low.
 
 import asyncio
 import gc
+from time import ticks_diff, ticks_ms
 
-from logger import ticks_diff, ticks_ms
 from micropython import const
 
 # A type checker takes every TYPE_CHECKING as true: it checks the calls below against the

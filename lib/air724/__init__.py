@@ -11,13 +11,7 @@ Parts, each usable alone on an ``atmodem.ATChannel``:
 ``Air724(stream)`` puts them together on one channel.
 """
 
-from micropython import const
-
-from air724.text import quote
-from atmodem.errors import ArgumentError
-
-_TOPIC_MAX = const(256)  # topic bytes (air724-at.md §7.4)
-_MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
+from air724.text import check_publish  # noqa: F401 - part of the driver's API
 
 
 class Air724:
@@ -122,22 +116,3 @@ class Air724:
 
     async def close(self) -> None:
         await self.channel.close()
-
-
-def check_publish(topic: str, payload: "bytes | str") -> None:
-    """Raise ``ArgumentError`` if the MQTT client would refuse this topic or payload (checked
-    before a message is accepted into an outbox, while the client may be unloaded)."""
-    topic_arg(topic)
-    check_size(len(payload.encode() if type(payload) is str else payload))
-
-
-def check_size(n: int) -> None:
-    if n > _MPUBEX_MAX:
-        raise ArgumentError("payload over %d bytes" % _MPUBEX_MAX)
-
-
-def topic_arg(topic: str) -> bytes:
-    """The topic as a quoted AT argument."""
-    if not topic:
-        raise ArgumentError("empty topic")
-    return quote(topic, "topic", _TOPIC_MAX)

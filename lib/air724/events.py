@@ -1,14 +1,13 @@
 """Link events: the Air724's URCs that mean the link (or the module) changed state.
 
-``LinkEvents`` registers the URCs on the channel and publishes each event by name to the
-subscribed callbacks, ``callback(name, line)``, and into its ring, read by ``await get()``.
-Names are the module-level strings below. ``Ring`` also queues the MQTT client's incoming
-messages and, as ``aliyun.outbox.Outbox``, the session's QoS1 messages.
+``LINK`` is the one table of that knowledge: (line prefix, event name, link down?). From it
+``LinkEvents`` registers the URCs and classifies them, ``DOWN`` names the events after which the
+MQTT link is gone and ``DOWN_LINES`` are the lines that end an MQTT command at once
+(air724.mqtt). ``LinkEvents`` publishes each event by name to the subscribed callbacks,
+``callback(name, line)``, and into its ring (``atmodem.Ring``), read by ``await get()``.
 """
 
-import asyncio
-
-from atmodem.errors import ATTimeoutError
+from atmodem import Ring
 
 CLOSED = "closed"  # URC CLOSED: the MQTT TCP link closed (§7.5; reliable since V838)
 PDP_DEACT = "pdp_deact"  # PDP context deactivated: any spelling holding DEACT (§5.3)
@@ -17,67 +16,54 @@ REBOOT = "reboot"  # RDY: the module (re)started; echo is on again, settings los
 SIM_REMOVED = "sim_removed"  # +CPIN: NOT INSERTED (Air724) / SIM REMOVED (manual) (§3.2)
 SIM_READY = "sim_ready"  # +CPIN: READY
 
-if hasattr(asyncio, "wait_for_ms"):
-    _wait_ms = asyncio.wait_for_ms
-else:  # CPython
+# (prefix, event, link down?): the first row whose prefix starts a line names its event.
+LINK = (
+    (b"CLOSED", CLOSED, True),  # §7.5
+    (b"+PDP DEACT", PDP_DEACT, True),  # the §5.3 spellings, §12.6
+    (b"+PDP: DEACT", PDP_DEACT, True),
+    (b"+PDP:DEACT", PDP_DEACT, True),
+    (b"PDP DEACT", PDP_DEACT, True),
+    (b"+CGEV: NW PDN DEACT", PDP_DEACT, True),  # "+CGEV: ME PDN ACT 1" is not a loss
+    (b"+CGEV: ME PDN DEACT", PDP_DEACT, True),
+    (b"+SAPBR ", BEARER_DEACT, False),  # "+SAPBR <cid>: DEACT"; the query answers "+SAPBR:"
+    (b"RDY", REBOOT, True),  # §3.2
+    (b"+CPIN: NOT INSERTED", SIM_REMOVED, True),  # §3.2, Air724 engine
+    (b"+CPIN: SIM REMOVED", SIM_REMOVED, True),  # §3.2, manual and hot-plug
+    (b"+CPIN: READY", SIM_READY, False),
+)
+# URCs with no event of their own: the rest of +PDP/+CGEV/+CPIN and the boot and network URCs
+# after +CPIN:, which must not land in a bare-line answer such as AT+CGSN's (air724-at.md §3.2
+# "a robust driver should treat ... as URCs").
+_QUIET = (
+    b"+PDP",
+    b"+CGEV:",
+    b"+CPIN:",
+    b"^MODE:",
+    b"+NITZ:",
+    b"SMS READY",
+    b"+E_UTRAN",
+    b"UART Boot",
+    b"+CREG:",
+    b"+CEREG:",
+    b"+CGREG:",
+)
+DOWN = tuple({row[1] for row in LINK if row[2]})
+DOWN_LINES = tuple(row[0] for row in LINK if row[2])
 
-    def _wait_ms(aw, timeout: int):
-        return asyncio.wait_for(aw, timeout / 1000)
+
+def _covered(prefix) -> bool:
+    for quiet in _QUIET:
+        if prefix.startswith(quiet):
+            return True
+    return False
 
 
-class Ring:
-    """Bounded FIFO with an awaitable ``get``; when full the oldest item goes (``dropped``).
-
-    ``peek`` and ``pop`` serve a reader that removes an item only once it is done with it.
-    """
-
-    def __init__(self, size: int = 32):
-        if size < 1:
-            raise ValueError("size < 1")
-        self._items: list = [None] * size
-        self._head = 0
-        self._len = 0
-        self.dropped = 0
-        self._ev = asyncio.Event()
-
-    def __len__(self):
-        return self._len
-
-    def put(self, item) -> bool:
-        """Queue ``item``; False if the oldest item had to go to make room."""
-        size = len(self._items)
-        kept = self._len < size
-        if not kept:
-            self._head = (self._head + 1) % size
-            self._len -= 1
-            self.dropped += 1
-        self._items[(self._head + self._len) % size] = item
-        self._len += 1
-        self._ev.set()
-        return kept
-
-    def peek(self):
-        """The oldest item, left in place; None when empty."""
-        return self._items[self._head] if self._len else None
-
-    def pop(self) -> None:
-        """Remove the oldest item (if any)."""
-        if self._len:
-            self._items[self._head] = None
-            self._head = (self._head + 1) % len(self._items)
-            self._len -= 1
-
-    async def get(self, timeout_ms: int):
-        """Remove and return the oldest item; ``ATTimeoutError`` if none comes in time."""
-        while not self._len:
-            self._ev.clear()
-            try:
-                await _wait_ms(self._ev.wait(), timeout_ms)
-            except asyncio.TimeoutError:
-                raise ATTimeoutError(b"") from None
-        item = self._items[self._head]
-        self.pop()
-        return item
+def classify(line: bytes) -> "str | None":
+    """The event a line means, or None; any other line holding DEACT is a PDP loss (§5.3)."""
+    for row in LINK:
+        if line.startswith(row[0]):
+            return row[1]
+    return PDP_DEACT if b"DEACT" in line else None
 
 
 class LinkEvents(Ring):
@@ -89,29 +75,12 @@ class LinkEvents(Ring):
     def __init__(self, channel, size: int = 8):
         super().__init__(size)
         self._subs = []
-        # +PDP DEACT, +PDP: DEACT, +PDP:DEACT and +CGEV: NW PDN DEACT 1 (§5.3, §12.6);
-        # "+SAPBR 1: DEACT" (the query answer is "+SAPBR:"). The boot and network URCs after
-        # +CPIN: carry no event but must not land in a bare-line answer such as AT+CGSN's
-        # (air724-at.md §3.2 "a robust driver should treat ... as URCs").
         urc = self.unsolicited
-        for prefix in (
-            b"CLOSED",
-            b"+PDP",
-            b"+CGEV:",
-            b"PDP DEACT",
-            b"+SAPBR ",
-            b"RDY",
-            b"+CPIN:",
-            b"^MODE:",
-            b"+NITZ:",
-            b"SMS READY",
-            b"+E_UTRAN",
-            b"UART Boot",
-            b"+CREG:",
-            b"+CEREG:",
-            b"+CGREG:",
-        ):
+        for prefix in _QUIET:
             channel.add_urc(prefix, urc)
+        for row in LINK:  # the rows no quiet prefix covers already (classify sorts them out)
+            if not _covered(row[0]):
+                channel.add_urc(row[0], urc)
 
     def subscribe(self, callback) -> None:
         """``callback(name: str, line: bytes)``, called from the reader task: must not block."""
@@ -126,19 +95,8 @@ class LinkEvents(Ring):
         """Classify a URC, or a line no URC took (any PDP-deactivation spelling counts), and
         publish its event. ``line`` may be a memoryview valid during the call only."""
         line = bytes(line)
-        if line.startswith(b"CLOSED"):
-            name, line = CLOSED, b"CLOSED"
-        elif line.startswith(b"RDY"):
-            name, line = REBOOT, b"RDY"
-        elif b"DEACT" in line:  # "+CGEV: ME PDN ACT 1" is not a loss
-            name = BEARER_DEACT if line.startswith(b"+SAPBR ") else PDP_DEACT
-        elif not line.startswith(b"+CPIN:"):
-            return
-        elif b"NOT INSERTED" in line or b"REMOVED" in line:
-            name = SIM_REMOVED
-        elif b"READY" in line:
-            name = SIM_READY
-        else:
+        name = classify(line)
+        if name is None:
             return
         self.put((name, line))
         for callback in self._subs:

@@ -11,7 +11,8 @@ import asyncio
 from micropython import const
 
 from air724.text import quote
-from atmodem.errors import ATError, ATTimeoutError, CommandError, DataError, ResponseError
+from atmodem import wait_ms
+from atmodem.errors import ATError, CommandError, DataError, ResponseError
 
 GET = 0
 POST = 1
@@ -28,14 +29,6 @@ class HTTPError(ATError):
         what = "not HTTP,network,no memory,DNS,stack busy,SSL handshake,SSL alert".split(",")
         super().__init__(status, what[status - 600] if 600 <= status <= 606 else "module")
         self.status = status
-
-
-if hasattr(asyncio, "wait_for_ms"):
-    _wait_ms = asyncio.wait_for_ms
-else:  # CPython
-
-    def _wait_ms(aw, timeout: int):
-        return asyncio.wait_for(aw, timeout / 1000)
 
 
 class HTTPClient:
@@ -92,14 +85,7 @@ class HTTPClient:
         """
         if type(body) is str:
             body = body.encode()
-        # Every argument is quoted before the first command: nothing half-sent on bad input.
-        cmds = [b'AT+HTTPPARA="CID",%d' % self.cid, b'AT+HTTPPARA="URL",' + quote(url, "URL", 500)]
-        for h in headers:  # one header per command; they accumulate (§6.1)
-            cmds.append(b'AT+HTTPPARA="USER_DEFINED",' + quote(h, "header", 500))
-        for tag, value in params:
-            cmds.append(b'AT+HTTPPARA="%s",%d' % (tag.encode(), value))
-        if url.startswith("https:"):
-            cmds.append(b"AT+HTTPSSL=1")
+        cmds = self._settings(url, headers, params)
         ch = self.ch
         async with self._lock:
             try:
@@ -126,6 +112,17 @@ class HTTPClient:
                     except ATError:  # cleanup: any answer will do (§6.1)
                         pass
 
+    def _settings(self, url: str, headers: tuple, params: tuple) -> list:
+        # Every argument is quoted before the first command: nothing half-sent on bad input.
+        cmds = [b'AT+HTTPPARA="CID",%d' % self.cid, b'AT+HTTPPARA="URL",' + quote(url, "URL", 500)]
+        for h in headers:  # one header per command; they accumulate (§6.1)
+            cmds.append(b'AT+HTTPPARA="USER_DEFINED",' + quote(h, "header", 500))
+        for tag, value in params:  # constant tags, int values: nothing to quote
+            cmds.append(b'AT+HTTPPARA="%s",%d' % (tag.encode(), value))
+        if url.startswith("https:"):
+            cmds.append(b"AT+HTTPSSL=1")
+        return cmds
+
     async def _run(self, method, timeout_ms, sink=None):
         ch = self.ch
         self._ev.clear()
@@ -134,10 +131,7 @@ class HTTPClient:
             # OK only means accepted; the outcome is the +HTTPACTION URC (§6.1, §11).
             await ch.command(b"AT+HTTPACTION=%d" % method, 5000)
             if self._result is None:
-                try:
-                    await _wait_ms(self._ev.wait(), timeout_ms)
-                except asyncio.TimeoutError:
-                    raise ATTimeoutError(b"+HTTPACTION") from None
+                await wait_ms(self._ev.wait(), timeout_ms, b"+HTTPACTION")
             status, length = self._result or (600, 0)  # the URC sets it before the event
         finally:
             self._result = False

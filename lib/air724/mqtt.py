@@ -3,23 +3,22 @@
 The module owns the MQTT session (keepalive, PUBACK); this client drives it: ``AT+MCONFIG``,
 ``AT+(SSL)MIPSTART`` immediately followed by ``AT+MCONNECT``, subscribe, publish, incoming
 ``+MSUB`` messages, status and disconnect. Every MQTT command ends at once, with
-``LinkClosedError``, when ``CLOSED`` or a PDP deactivation arrives while it waits.
+``LinkClosedError``, when a line that means the link is down (``air724.events.LINK``: CLOSED,
+a PDP deactivation, RDY, SIM removed) arrives while it waits.
 """
 
 from micropython import const
 
-from air724 import check_size, topic_arg
-from air724.events import CLOSED, PDP_DEACT, Ring
-from air724.text import after, escape, is_text, quote
+from air724.events import DOWN, DOWN_LINES
+from air724.text import TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
+from atmodem import Ring
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
 
-_TOPIC_MAX = const(256)  # topic bytes (§7.4)
 _WILL_MAX = const(1360)  # will message (§7.4)
 # Final token per QoS: qos0 OK; qos1 OK then PUBACK; qos2 PUBREC then PUBCOMP (§7.2).
 _ACKS = ((b"OK",), (b"PUBACK",), (b"PUBCOMP",))
-# The link is gone: ends any MQTT command at once (§7.5, every §5.3 spelling of DEACT).
-_DOWN = (b"CLOSED", b"+PDP", b"PDP DEACT", b"+CGEV: NW PDN DEACT", b"+CGEV: ME PDN DEACT")
-_START_ABORT = _DOWN + (b"CONNECT FAIL",)
+# The link is gone (air724.events.LINK): ends any MQTT command at once (§7.5, §5.3).
+_START_ABORT = DOWN_LINES + (b"CONNECT FAIL",)
 _CONNECTED = (b"CONNECT OK", b"ALREADY CONNECT")
 
 
@@ -53,12 +52,10 @@ def _digits(h, a, b):
 
 
 def msub_header(head: "bytes | memoryview") -> "tuple | None":
-    """Counted header rule for ``+MSUB: "<topic>",<len> byte,<payload>`` (§7.3).
-
-    Returns ``(header length, payload length)`` once the header is complete, else None. Also
-    accepts the manual's form without `` byte`` (quoted topic) and the unquoted topic of its
-    MQTTMSGGET example (§7.3, §12.5). ``+MSUB: <slot>`` (cache mode) is no header.
-    """
+    """Counted header rule for ``+MSUB: "<topic>",<len> byte,<payload>`` (§7.3): ``(header
+    length, payload length)`` once the header is complete, else None. Also the manual's form
+    without `` byte`` (quoted topic) and the unquoted topic of its MQTTMSGGET example (§7.3,
+    §12.5). ``+MSUB: <slot>`` (cache mode) is no header."""
     h = bytes(head)
     i = h.find(b" byte,")
     if i >= 0:
@@ -78,7 +75,8 @@ def msub_header(head: "bytes | memoryview") -> "tuple | None":
     return None
 
 
-def _topic(head):
+def msub_topic(head) -> str:
+    """The topic of a complete ``+MSUB`` header (quotes removed); ``UnicodeError`` if not UTF-8."""
     h = bytes(head)
     i = h.rfind(b" byte,")
     if i < 0:
@@ -94,7 +92,7 @@ class MQTTClient:
 
     Incoming messages go to ``on_message(callback)`` as ``callback(topic: str, payload:
     bytes)`` (called from the reader task: must not block), or, with no callback, into
-    ``inbox`` (an ``air724.events.Ring``; by default a new one of ``queue_len``) read by
+    ``inbox`` (an ``atmodem.Ring``; by default a new one of ``queue_len``) read by
     ``await message(timeout_ms)``. Text payloads up to ``mpub_max`` escaped bytes use
     ``AT+MPUB``; others ``AT+MPUBEX``.
     """
@@ -137,7 +135,7 @@ class MQTTClient:
 
     def _on_msub(self, head, payload):
         try:
-            topic = _topic(head)
+            topic = msub_topic(head)
         except UnicodeError:
             self.bad_topics += 1
             return
@@ -151,12 +149,12 @@ class MQTTClient:
         self.cached += 1
 
     def _on_link(self, name, line):
-        if name == CLOSED or name == PDP_DEACT:
+        if name in DOWN:
             self.connected = False
 
     # -- commands --
 
-    async def _cmd(self, cmd, timeout_ms, ok, abort=_DOWN, prompt=None, payload=None):
+    async def _cmd(self, cmd, timeout_ms, ok, abort=DOWN_LINES, prompt=None, payload=None):
         try:
             return await self.ch.command(
                 cmd, timeout_ms, ok=ok, abort=abort, prompt=prompt, payload=payload
@@ -185,7 +183,7 @@ class MQTTClient:
         )
         if will is not None:
             topic, message, qos, retain = will
-            wt = quote(topic, "will topic", _TOPIC_MAX)
+            wt = quote(topic, "will topic", TOPIC_MAX)
             wm = quote(message, "will message", _WILL_MAX)
             args += b",%d,%d,%s,%s" % (_qos(qos), 1 if retain else 0, wt, wm)
         await self.ch.command(b"AT+MCONFIG=" + args, timeout_ms)
@@ -200,12 +198,9 @@ class MQTTClient:
         timeout_ms: int = 30000,
     ) -> bool:
         """TCP (``AT+MIPSTART``) or TLS (``AT+SSLMIPSTART``), then ``AT+MCONNECT`` at once.
-
-        Returns True for ``CONNECT OK``, False for ``ALREADY CONNECT``. Raises ``MQTTError``
-        (``CONNECT FAIL``), ``LinkClosedError`` (``CLOSED`` or PDP loss before the link is
-        up), ``MQTTRefusedError`` (link up, MCONNECT refused), ``CommandError``/``CMEError``
-        (MIPSTART refused), ``ATTimeoutError``.
-        """
+        True for ``CONNECT OK``, False for ``ALREADY CONNECT``. Raises ``MQTTError`` (``CONNECT
+        FAIL``), ``LinkClosedError`` (the link down before it is up), ``MQTTRefusedError`` (link
+        up, MCONNECT refused), ``CommandError``/``CMEError`` (MIPSTART refused), a timeout."""
         if not 0 < keepalive_s < 65536:
             raise ArgumentError("keepalive 1..65535 s")
         start = b"AT+SSLMIPSTART=" if tls else b"AT+MIPSTART="
@@ -221,7 +216,7 @@ class MQTTClient:
             except CommandError as exc:  # ERROR, +CME ERROR
                 raise MQTTRefusedError("CONNECT refused", exc.line, exc.code) from None
             except LinkClosedError as exc:
-                if exc.line != b"CLOSED":  # a PDP deactivation: the link, not the login
+                if exc.line != b"CLOSED":  # another link loss (PDP, RDY): the link, not the login
                     raise
                 raise MQTTRefusedError("CONNECT refused", exc.line) from None
         self.connected = True
@@ -243,11 +238,9 @@ class MQTTClient:
         timeout_ms: int = 10000,
     ) -> None:
         """Publish and, for QoS 1/2, wait for the module's PUBACK/PUBCOMP (§7.1: a QoS1
-        message must be acked before the next one; the channel stays held meanwhile).
-
-        Text goes escaped in ``AT+MPUB``; binary or long payloads go raw, with their exact
-        length, in ``AT+MPUBEX`` (Air724 firmware V907+).
-        """
+        message must be acked before the next one; the channel stays held meanwhile). Text goes
+        escaped in ``AT+MPUB``; binary or long payloads go raw, with their exact length, in
+        ``AT+MPUBEX`` (Air724 firmware V907+)."""
         t = topic_arg(topic)
         if isinstance(payload, str):
             payload = payload.encode()
@@ -261,7 +254,7 @@ class MQTTClient:
         n = len(payload)
         check_size(n)
         cmd = b"AT+MPUBEX=%s,%d,%d,%d" % (t, qos, r, n)
-        await self._cmd(cmd, timeout_ms, ok, _DOWN, b">", payload)
+        await self._cmd(cmd, timeout_ms, ok, DOWN_LINES, b">", payload)
 
     async def set_push(self, timeout_ms: int = 2000) -> None:
         """``AT+MQTTMSGSET=0``: each message is pushed as a ``+MSUB`` URC (§7.2)."""
@@ -273,10 +266,8 @@ class MQTTClient:
         await self.ch.command(b"AT+MQTTMSGGET", timeout_ms)
 
     async def status(self, timeout_ms: int = 2000) -> int:
-        """``AT+MQTTSTATU`` -> 0 offline, 1 connected, 2 TCP up but MCONNECT needed.
-
-        The answer is ``+MQTTSTATU :<n>`` (space before the colon, §7.2); ``: <n>`` also works.
-        """
+        """``AT+MQTTSTATU`` -> 0 offline, 1 connected, 2 TCP up but MCONNECT needed. The
+        answer is ``+MQTTSTATU :<n>`` (space before the colon, §7.2); ``: <n>`` also works."""
         lines = await self.ch.command(b"AT+MQTTSTATU", timeout_ms, resp=b"+MQTTSTATU")
         text = after(lines, b"+MQTTSTATU").lstrip(b" :")
         state = int(text)

@@ -1,11 +1,17 @@
-"""Values into and out of Air724 AT commands: quoting, MPUB escaping, response parsing.
+"""Values into and out of Air724 AT commands: quoting, MPUB escaping, the MQTT topic and
+payload limits, response parsing.
 
 Every string placed into a command goes through ``quote`` (quoted arguments) or ``escape``
 (MPUB message text), so no topic, URL, header or payload can end the command line and start
 another one (BRIEF §5 Security).
 """
 
+from micropython import const
+
 from atmodem.errors import ArgumentError, ResponseError
+
+TOPIC_MAX = const(256)  # MQTT topic bytes (air724-at.md §7.4)
+_MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
 
 
 def quote(value: "bytes | str", what: str = "argument", max_len: int = 256) -> bytes:
@@ -80,3 +86,23 @@ def unquote(text: bytes) -> bytes:
     if len(text) >= 2 and text[0] == 34 and text[-1] == 34:
         return text[1:-1]
     return text
+
+
+def topic_arg(topic: str) -> bytes:
+    """An MQTT topic as a quoted AT argument."""
+    if not topic:
+        raise ArgumentError("empty topic")
+    return quote(topic, "topic", TOPIC_MAX)
+
+
+def check_size(n: int) -> None:
+    """``ArgumentError`` if an MQTT payload of ``n`` bytes is over what AT+MPUBEX carries."""
+    if n > _MPUBEX_MAX:
+        raise ArgumentError("payload over %d bytes" % _MPUBEX_MAX)
+
+
+def check_publish(topic: str, payload: "bytes | str") -> None:
+    """Raise ``ArgumentError`` if the MQTT client would refuse this topic or payload (checked
+    before a message is accepted into an outbox, while the client may be unloaded)."""
+    topic_arg(topic)
+    check_size(len(payload.encode() if type(payload) is str else payload))

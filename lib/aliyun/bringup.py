@@ -1,8 +1,10 @@
-"""The bring-up half of the session supervisor: from a cold or failed module to MQTT online.
+"""The bring-up half of the session supervisor: from a cold or failed module to MQTT connected.
 
-``await bring_up(session, remedy)`` applies the recovery remedy chosen after the last failure,
-then walks the states sync (autobaud, echo off) -> sim -> network -> [bearer] -> auth ->
-connect -> subscribe, each with its own timeout, and raises on the first step that fails.
+``await bring_up(modem, board, config, kept, remedy, set_state, log)`` runs the recovery remedy
+chosen after the last failure (``aliyun.recovery.LADDER``), then walks the states sync
+(autobaud, echo off) -> sim -> network -> [bearer] -> auth -> connect, each with its own
+timeout, and raises on the first step that fails; the session subscribes next. ``kept``
+(``aliyun.Kept``) carries what one bring-up leaves to the next.
 
 RAM: this module, the driver's module-check code and everything needed to log in (signing,
 HTTPS auth, registration, the HTTP client) are loaded only while bringing the link up, and in
@@ -15,11 +17,15 @@ unloads what remains (``LOADED_FOR_BRING_UP``) before it goes online.
 """
 
 import asyncio
+from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from aliyun.session import PermanentError, ticks_diff, ticks_ms, unload
+from aliyun import AUTH, BEARER, CONNECT, NETWORK, SIM, PermanentError, unload
+from aliyun.recovery import LADDER, STEPS
+from atmodem.errors import ATTimeoutError
 
+_SYNC_MS = const(10000)
 _SIM_MS = const(30000)
 _REGISTER_MS = const(120000)  # "normally < 2 min" (air724-at.md §10)
 _ATTACH_MS = const(20000)  # registered but no PDP context for this long: recover (§5.3)
@@ -42,105 +48,98 @@ _LOGIN = (
 LOADED_FOR_BRING_UP = ("aliyun.bringup",) + _CHECKS + _LOGIN
 
 
-async def bring_up(s, remedy) -> None:
-    """Bring session ``s`` from its current module state to subscribed (see module doc)."""
-    modem = s.modem
+async def bring_up(modem, board, config: dict, kept, remedy, set_state, log) -> None:
+    """Bring ``modem`` (an ``air724.Air724``) from its current state to MQTT connected.
+
+    ``config``: the validated config.json; ``kept``: an ``aliyun.Kept``, read and
+    updated; ``remedy``: a ``LADDER`` name or None; ``set_state(state)`` at each step;
+    ``log(level, message)``. ``board`` is fed while polling and power-cycles the module.
+    """
     await modem.close_mqtt()  # every bring-up starts from a closed MQTT link
-    if remedy is not None and remedy != "wait":
-        await _apply(s, modem, remedy)
-    module = modem.module
-    await module.sync(10000)
-    await module.echo_off()  # after every (re)boot: echo is on again (§3.2)
-    if s.firmware is None:
-        version = await module.version()
-        s.firmware = version.raw
-        s.log("info", "module firmware " + version.raw)
-        if version.old:
-            s.log("warning", "old module firmware: MPUBEX and CLOSED may be missing")
-    if not s.device_name:
-        s.name_known(await module.imei())
-    s.set_state("sim")
-    await _until(s, _sim_ready, _SIM_MS, "SIM not ready")
-    s.set_state("network")
-    await _until(s, _registered, _REGISTER_MS, "not registered")
-    await _until(s, _attached, _ATTACH_MS, "not attached")
-    try:
-        s.signal_dbm = await module.signal_dbm()
-    except Exception:  # a missing signal figure is no reason to fail
-        s.signal_dbm = None
-    module = None
+    if remedy is not None:
+        log("info", "remedy: " + remedy)
+        row = LADDER[STEPS.index(remedy)]
+        if row[2]:
+            kept.pdp_lost = False  # this step brings the default PDP context back (§5.3)
+        await row[3](modem, board)
+    await _identify(modem.module, kept, log)
+    set_state(SIM)
+    await _network(modem.module, board, kept, set_state, log)
     modem.release()
     unload(_CHECKS)
     try:
-        creds = await _log_in(s, modem)
+        creds = await _log_in(modem, config, kept, set_state, log)
     finally:
         modem.release()
         unload(_LOGIN)
-    s.set_state("connect")
-    await _connect(s, modem.mqtt, creds)
-    s.set_state("subscribe")
-    await modem.mqtt.set_push()  # +MSUB pushed as it arrives (§7.2); lost on a reboot
-    for topic_filter in s.thing.filters():
-        await modem.mqtt.subscribe(topic_filter, 1)
+    set_state(CONNECT)
+    await _connect(modem.mqtt, kept, creds)
 
 
-async def _apply(s, modem, remedy) -> None:
-    """Run the recovery remedy chosen after the last failure."""
-    s.log("info", "remedy: " + remedy)
-    if remedy in ("cfun", "reset", "power"):
-        s.pdp_lost = False  # each of these brings the default PDP context back (§5.3)
-    if remedy == "bearer":
-        await _quietly(modem.bearer.close())
-    elif remedy == "cfun":
-        await _quietly(modem.module.set_functionality(0))
-        await _quietly(modem.module.set_functionality(1))
-    elif remedy == "reset" or (remedy == "power" and not await s.board.power_cycle()):
-        await _quietly(modem.module.reset())
+async def _identify(module, kept, log) -> None:
+    """Autobaud, echo off (on again after every (re)boot, §3.2), firmware once, IMEI if needed."""
+    await module.sync(_SYNC_MS)
+    await module.echo_off()
+    if kept.firmware is None:
+        version = await module.version()
+        kept.firmware = version.raw
+        log("info", "module firmware " + version.raw)
+        if version.old:
+            log("warning", "old module firmware: MPUBEX and CLOSED may be missing")
+    if not kept.device_name:
+        kept.device_name = await module.imei()
 
 
-async def _until(s, check, timeout_ms: int, what: str) -> None:
-    """Poll ``check(s)`` once a second until it is true or ``timeout_ms`` passes."""
+async def _network(module, board, kept, set_state, log) -> None:
+    """SIM ready, then registered and attached; the signal figure when the module gives it."""
+
+    async def sim_ready():
+        state = await module.sim_state()
+        if state != "READY":
+            log("debug", "SIM: " + state)
+        return state == "READY"
+
+    async def registered():
+        return await module.registration() in (1, 5)  # home or roaming
+
+    await _until(board, sim_ready, _SIM_MS, "SIM not ready")
+    set_state(NETWORK)
+    await _until(board, registered, _REGISTER_MS, "not registered")
+    await _until(board, module.attached, _ATTACH_MS, "not attached")
+    try:
+        kept.signal_dbm = await module.signal_dbm()
+    except Exception:  # a missing signal figure is no reason to fail
+        kept.signal_dbm = None
+
+
+async def _until(board, check, timeout_ms: int, what: str) -> None:
+    """Poll ``await check()`` once a second until it is true; ``ATTimeoutError(what)`` after
+    ``timeout_ms``."""
     start = ticks_ms()
-    while not await check(s):
+    while not await check():
         if ticks_diff(ticks_ms(), start) > timeout_ms:
-            raise TimeoutError(what)
-        s.board.feed()
-        await asyncio.sleep(_POLL_MS / 1000)
+            raise ATTimeoutError(what)
+        board.feed()
+        await asyncio.sleep_ms(_POLL_MS)
 
 
-async def _sim_ready(s) -> bool:
-    state = await s.modem.module.sim_state()
-    if state != "READY":
-        s.log("debug", "SIM: " + state)
-    return state == "READY"
-
-
-async def _registered(s) -> bool:
-    return await s.modem.module.registration() in (1, 5)  # home or roaming
-
-
-async def _attached(s) -> bool:
-    return await s.modem.module.attached()
-
-
-async def _log_in(s, modem) -> tuple:
+async def _log_in(modem, cfg, kept, set_state, log) -> tuple:
     """Open the bearer if the login needs HTTPS, then return the MQTT credentials as
     ``(client_id, username, password, host, port, tls, keepalive)``."""
     from aliyun.login import Login, needs_http
 
-    cfg = s.config
     try:
-        request = needs_http(cfg, s.store_path, s.token, ticks_ms())
+        request = needs_http(cfg, kept.store_path, kept.token, ticks_ms())
         if request:
             unload(("air724.mqtt",))  # RAM for the request; imported again at the connect step
-            s.set_state("bearer")
+            set_state(BEARER)
             await modem.bearer.ensure(cfg["apn"], _BEARER_MS)
             modem.release()  # the bearer stays open; its code leaves RAM before the request
             unload(("air724.bearer",))
-        s.set_state("auth")
-        login = Login(cfg, s.device_name, s.store_path, ticks_ms, s.log, s.token)
+        set_state(AUTH)
+        login = Login(cfg, kept.device_name, kept.store_path, ticks_ms, log, kept.token)
         creds = await login.credentials(modem.http if request else None)
-        s.token = login.token
+        kept.token = login.token
         return tuple(creds)  # a plain tuple: keeps nothing of aliyun.sign alive
     except Exception as exc:
         # aliyun.auth.AuthError (codes 401/460/5001/6200) and aliyun.sign.SignError say when
@@ -150,7 +149,7 @@ async def _log_in(s, modem) -> tuple:
         raise
 
 
-async def _connect(s, mqtt, creds) -> None:
+async def _connect(mqtt, kept, creds) -> None:
     from air724.mqtt import MQTTRefusedError
 
     client_id, username, password, host, port, tls, keepalive = creds
@@ -159,17 +158,9 @@ async def _connect(s, mqtt, creds) -> None:
         await mqtt.connect(host, port, tls, True, keepalive, _CONNECT_MS)
     except MQTTRefusedError:
         # The TCP/TLS link came up but CONNECT was refused: the credentials (§1.6).
-        s.refusals += 1
-        s.token = None  # an expired or revoked iotToken: ask for a new one
-        if s.refusals >= _REFUSALS_PERMANENT:
-            raise PermanentError("MQTT CONNECT refused %d times" % s.refusals) from None
+        kept.refusals += 1
+        kept.token = None  # an expired or revoked iotToken: ask for a new one
+        if kept.refusals >= _REFUSALS_PERMANENT:
+            raise PermanentError("MQTT CONNECT refused %d times" % kept.refusals) from None
         raise
-    s.refusals = 0
-
-
-async def _quietly(aw) -> None:
-    """Await a cleanup step whose failure changes nothing (the module may be half gone)."""
-    try:
-        await aw
-    except Exception:
-        pass
+    kept.refusals = 0

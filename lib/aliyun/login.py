@@ -14,11 +14,11 @@ digest), so ``Login.token`` carries the iotToken cache from one login to the nex
 """
 
 import json
+from time import ticks_diff
 
 from micropython import const
 
 from aliyun.sign import MQTTCredentials, mqtt_credentials, mqtt_host
-from atmodem.channel import ticks_diff
 
 _TOKEN_LIFE_MS = const(6 * 24 * 3600 * 1000)  # iotToken lasts 7 days (§2); renew a day early
 

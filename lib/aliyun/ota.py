@@ -12,7 +12,7 @@ the download and the switch are ``aliyun.otadl``'s.
 
 import json
 
-import otaboot
+from aliyun import otaboot
 
 JOB = "ota/job.json"  # as aliyun.otadl (imported only for what needs it)
 MODULE = "app"
@@ -41,8 +41,9 @@ async def _online(agent) -> None:
         otaboot.save(state)
     if state.get("status") != "trial":
         await inform(agent, MODULE, agent.version)
-    if s.firmware:
-        await inform(agent, "air724", s.firmware)
+    firmware = s.kept.firmware  # the module's, once the bring-up read it
+    if firmware:
+        await inform(agent, "air724", firmware)
     request = '{"id":"%s","version":"1.0","params":{"module":"app"},'
     request += '"method":"thing.ota.firmware.get"}'
     await s.publish(s.topics.thing_prefix + "ota/firmware/get", request % s.thing.ids(), 1)

@@ -11,7 +11,14 @@ import sys
 
 RESET_EXIT = 3  # unix port: the exit status standing for a board reset
 _SETTLE_MS = 3000
-_PARTS = ("aliyun.ota", "aliyun.otadl", "aliyun.otapkg", "otaboot", "air724.http", "air724.bearer")
+_PARTS = (
+    "aliyun.ota",
+    "aliyun.otadl",
+    "aliyun.otapkg",
+    "aliyun.otaboot",
+    "air724.http",
+    "air724.bearer",
+)
 
 
 class OtaAgent:
@@ -82,7 +89,7 @@ class OtaAgent:
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        from aliyun.session import unload
+        from aliyun import unload
 
         try:
             while self._todo:

@@ -18,10 +18,9 @@ import asyncio
 import gc
 import json
 import os
+from time import ticks_diff, ticks_ms
 
 from micropython import const
-
-from atmodem.channel import ticks_diff, ticks_ms
 
 DIR = "ota"
 PKG = "ota/pkg.bin"
@@ -138,7 +137,7 @@ async def _download(agent, job, got: int) -> None:
     modem = agent.session.modem
     await modem.bearer.ensure(agent.session.config["apn"], _BEARER_MS)
     modem.release_http()  # the bearer stays open; its code leaves RAM for the download
-    from aliyun.session import unload
+    from aliyun import unload
 
     unload(("air724.bearer",))
     http = modem.http
@@ -177,8 +176,7 @@ async def _fetch(http, url: str, start: int, end: int) -> None:
 
 
 async def _switch(agent, version: str) -> None:
-    import otaboot
-    from aliyun import otapkg
+    from aliyun import otaboot, otapkg
 
     state = agent.state
     current = state.get("slot")

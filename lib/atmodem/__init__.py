@@ -1,8 +1,13 @@
 """AT engine: one reader task, serialized commands, URC dispatch.
 
 Knows nothing about the Air724 or Aliyun. ``ATChannel`` (channel.py) and the typed errors
-(errors.py) are re-exported here.
+(errors.py) are re-exported here. Defined here, for the drivers and the session: ``wait_ms``,
+the one place where a timed-out wait becomes the typed ``ATTimeoutError`` (every wait goes
+through it), and ``Ring``, the bounded FIFO of link events, incoming MQTT messages and the
+session's QoS1 outbox.
 """
+
+import asyncio
 
 from atmodem.channel import ATChannel  # noqa: F401
 from atmodem.errors import (  # noqa: F401
@@ -23,3 +28,63 @@ EV_DATA_DROPPED = 2  # a counted payload over data_max was skipped (data: its le
 EV_HANDLER_ERROR = 3  # a URC handler raised (data: the exception)
 EV_UNSOLICITED = 4  # a line nobody took (data: memoryview, valid during the call)
 EV_CLOSED = 5  # the stream ended or failed; the channel is closed (data: None)
+
+
+async def wait_ms(aw, timeout_ms: int, what=b""):
+    """Await ``aw`` at most ``timeout_ms``; ``ATTimeoutError(what)`` when the time is up."""
+    try:
+        return await asyncio.wait_for_ms(aw, timeout_ms)
+    except asyncio.TimeoutError:
+        raise ATTimeoutError(what) from None
+
+
+class Ring:
+    """Bounded FIFO with an awaitable ``get``; when full the oldest item goes (``dropped``).
+
+    ``peek`` and ``pop`` serve a reader that removes an item only once it is done with it.
+    """
+
+    def __init__(self, size: int = 32):
+        if size < 1:
+            raise ValueError("size < 1")
+        self._items: list = [None] * size
+        self._head = 0
+        self._len = 0
+        self.dropped = 0
+        self._ev = asyncio.Event()
+
+    def __len__(self):
+        return self._len
+
+    def put(self, item) -> bool:
+        """Queue ``item``; False if the oldest item had to go to make room."""
+        size = len(self._items)
+        kept = self._len < size
+        if not kept:
+            self._head = (self._head + 1) % size
+            self._len -= 1
+            self.dropped += 1
+        self._items[(self._head + self._len) % size] = item
+        self._len += 1
+        self._ev.set()
+        return kept
+
+    def peek(self):
+        """The oldest item, left in place; None when empty."""
+        return self._items[self._head] if self._len else None
+
+    def pop(self) -> None:
+        """Remove the oldest item (if any)."""
+        if self._len:
+            self._items[self._head] = None
+            self._head = (self._head + 1) % len(self._items)
+            self._len -= 1
+
+    async def get(self, timeout_ms: int):
+        """Remove and return the oldest item; ``ATTimeoutError`` if none comes in time."""
+        while not self._len:
+            self._ev.clear()
+            await wait_ms(self._ev.wait(), timeout_ms)
+        item = self._items[self._head]
+        self.pop()
+        return item

@@ -105,6 +105,8 @@ def test_serve_reports_ports_and_cli_talks_to_it(tmp_path, clients):
     assert not (state / "server.json").exists()
     echoed = (tmp_path / "serve.err").read_text()
     assert "cloud→device" in echoed and "hello device" in echoed
+    console = "http://127.0.0.1:%d/" % info["ports"]["console"]
+    assert info["console"] == console and "console: %slogin?once=" % console in echoed
 
 
 def main(capsys, *argv):

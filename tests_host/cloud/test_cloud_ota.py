@@ -24,7 +24,7 @@ def make_build(root, files):
 
 BASE = {
     "lib/aliyun/session.mpy": b"session-1" * 50,
-    "lib/otaboot.mpy": b"boot-select",
+    "lib/aliyun/otaboot.mpy": b"boot-select",
     "firmware/app.mpy": b"app-1" * 40,
     "firmware/main.mpy": b"never in a package",
 }
@@ -56,7 +56,7 @@ def test_package_holds_every_file_and_sends_only_the_changed_ones(tmp_path):
     assert header == "AOTA1 1.1.0 3"
     assert {i[3] for i in items} == {
         "lib/aliyun/session.mpy",
-        "lib/otaboot.mpy",
+        "lib/aliyun/otaboot.mpy",
         "firmware/app.mpy",
     }
     assert all(i[0] == "F" and hashlib.sha256(i[4]).hexdigest() == i[2] for i in items)
@@ -67,7 +67,7 @@ def test_package_holds_every_file_and_sends_only_the_changed_ones(tmp_path):
     kinds = {i[3]: i[0] for i in items}
     assert kinds == {
         "lib/aliyun/session.mpy": "C",
-        "lib/otaboot.mpy": "C",
+        "lib/aliyun/otaboot.mpy": "C",
         "firmware/app.mpy": "F",
     }
     assert delta["changed"] == 1 and delta["size"] < full["size"]

@@ -1,6 +1,6 @@
 """End-to-end harness: the firmware on the MicroPython VM against the emulator and the local cloud.
 
-``Stack`` wraps tools/simkit.py (the same plumbing as ``make sim``) for tests:
+``Stack`` wraps tools/sim/ (the same plumbing as ``make sim``) for tests:
 
     def test_direct_auth_comes_online(stack):
         stack.start(auth="direct")                         # cloud, module, firmware
@@ -19,9 +19,11 @@ import os
 import subprocess
 from pathlib import Path
 
-from tools import simkit
+from tools.sim.board import FIRMWARE_HEAP, Firmware
+from tools.sim.parts import DEFAULT_IMEI, Cloud, Emulator, device_config
+from tools.sim.proc import BIN, ROOT
+from tools.sim.rows import RowLog
 
-ROOT = simkit.ROOT
 WAIT = 60  # seconds: generous for a loaded CI machine; a passing wait returns at once
 
 
@@ -31,7 +33,7 @@ class Stack:
     def __init__(self, workdir):
         self.workdir = Path(workdir)
         self.lines = []  # every line of every process: (source, stream, text)
-        self.rows = simkit.RowLog()
+        self.rows = RowLog()
         self.cloud = self.emulator = self.firmware = None
         self.product = self.device = None
 
@@ -39,15 +41,15 @@ class Stack:
         self.lines.append((source, stream, text))
 
     def start_cloud(self, dynamic_register=False):
-        self.cloud = simkit.Cloud(self.workdir / "cloud", self._line)
+        self.cloud = Cloud(self.workdir / "cloud", self._line)
         self.product = self.cloud.add_product("e2e", dynamic_register=dynamic_register)
-        self.device = self.cloud.add_device(self.product["productKey"], simkit.DEFAULT_IMEI)
+        self.device = self.cloud.add_device(self.product["productKey"], DEFAULT_IMEI)
         self.cloud.start()
         self.cloud.follow(self.rows.add)
         return self.cloud
 
     def start_emulator(self, tls=True, profile="fast", args=()):
-        self.emulator = simkit.Emulator(self.cloud.info, tls, profile, args, self._line)
+        self.emulator = Emulator(self.cloud.info, tls, profile, args, self._line)
         self.emulator.start()
         return self.emulator
 
@@ -55,15 +57,15 @@ class Stack:
         """config.json for the provisioned device and the running emulator."""
         url = self.emulator.uart_url if self.emulator else "tcp://127.0.0.1:9"
         secret = self.product["productSecret"] if self.product else ""
-        return simkit.device_config(self.device, auth, url, product_secret=secret, **overrides)
+        return device_config(self.device, auth, url, product_secret=secret, **overrides)
 
     def start_firmware(self, config, heapsize=None, mpy=True):
         """Run the firmware with ``config`` (a dict, or raw text for broken files).
 
         The heap is ``E2E_HEAPSIZE`` (the benchmark's search sets it), else ``FIRMWARE_HEAP``.
         """
-        heapsize = heapsize or os.environ.get("E2E_HEAPSIZE", simkit.FIRMWARE_HEAP)
-        self.firmware = simkit.Firmware(
+        heapsize = heapsize or os.environ.get("E2E_HEAPSIZE", FIRMWARE_HEAP)
+        self.firmware = Firmware(
             self.workdir / "board", config, heapsize, mpy, on_line=self._line
         ).prepare()
         self.firmware.start()
@@ -123,7 +125,7 @@ def run_vm(script, *args, timeout=60, heapsize="128k"):
     """Run a MicroPython script with firmware/ and lib/ from source on its path."""
     path = [".frozen", ROOT / "lib", ROOT / "firmware"]
     env = dict(os.environ, MICROPYPATH=os.pathsep.join(map(str, path)))
-    cmd = [str(simkit.BIN / "micropython"), "-X", "heapsize=" + heapsize, str(script)]
+    cmd = [str(BIN / "micropython"), "-X", "heapsize=" + heapsize, str(script)]
     return subprocess.run(
         cmd + [str(a) for a in args], capture_output=True, text=True, env=env, timeout=timeout
     )

@@ -7,7 +7,8 @@ import signal
 import config
 import pytest
 
-from tools import simkit
+from tools.sim.parts import device_config
+from tools.sim.proc import BIN, Proc
 
 from .harness import ROOT, WAIT, run_vm
 
@@ -16,7 +17,7 @@ DEVICE = {"productKey": "a1B2c3D4e5F", "deviceName": "dev-001", "deviceSecret": 
 
 
 def broken(**changes):
-    cfg = simkit.device_config(DEVICE, uart_url="tcp://127.0.0.1:9")
+    cfg = device_config(DEVICE, uart_url="tcp://127.0.0.1:9")
     cfg.update(changes)
     return cfg
 
@@ -78,9 +79,9 @@ asyncio.run(main(sys.argv[1]))
 
 @pytest.mark.parametrize("endpoint", ["pty", "tcp"])
 def test_unix_board_talks_to_the_emulator_on_the_vm(tmp_path, endpoint):
-    argv = [simkit.BIN / "air724-sim", "--strict-resolve", "--transcript", "none"]
+    argv = [BIN / "air724-sim", "--strict-resolve", "--transcript", "none"]
     argv += ["--pty"] if endpoint == "pty" else ["--listen", "tcp://127.0.0.1:0"]
-    module = simkit.Proc("module", argv).start()
+    module = Proc("module", argv).start()
     try:
         _, match = module.wait_for(r'^\{.*"ready": true', WAIT, stream="out")
         ready = json.loads(match.string)

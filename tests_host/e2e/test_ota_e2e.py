@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from tools import simkit
 from tools.cloud.ota import build_package
 from tools.otademo import make_version
+from tools.sim.proc import ROOT
 
 from .harness import WAIT
 
@@ -33,7 +33,7 @@ class Ota:
     def add(self, version, append=None, sign_method="Md5", base=True, corrupt=None):
         build = make_version(self.tmp / ("build-" + version), version, append)
         pkg = self.tmp / ("app-%s.bin" % version)
-        base_dir = simkit.ROOT / "build" if base else None
+        base_dir = ROOT / "build" if base else None
         manifest = build_package(build, version, pkg, base_dir)
         if corrupt is not None:  # a package whose content no longer fits its digests
             blob = bytearray(pkg.read_bytes())

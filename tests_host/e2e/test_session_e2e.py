@@ -1,6 +1,6 @@
 """End-to-end cases of the session supervisor (lib/aliyun/session.py) on the real VM.
 
-Each case runs the firmware on the MicroPython VM (heap: ``simkit.FIRMWARE_HEAP``, or
+Each case runs the firmware on the MicroPython VM (heap: ``tools.sim.board.FIRMWARE_HEAP``, or
 ``E2E_HEAPSIZE``) against the emulator and the local cloud. The waits use what the firmware
 layer logs itself (firmware/app.py: ``state <name>``, ``up properties: 200``,
 ``property set …``, ``down …``) and the cloud's message log, so they do not depend on the
@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tools import simkit
+from tools.sim.proc import CTRL_C
 
 ONLINE = r" I state online$"
 
@@ -148,7 +148,7 @@ def test_ctrl_c_on_the_console_stops_with_the_stats_line(stack, when):
     online(stack)
     if when == "reported":
         stack.wait_device(r" I up properties: 200")
-    assert stack.firmware.proc.send(simkit.CTRL_C)
+    assert stack.firmware.proc.send(CTRL_C)
     assert stack.firmware.proc.wait_exit(30) == 0
     stats = stack.firmware.stats()
     assert stats is not None and stats["time_to_online_ms"] is not None, json.dumps(stats)

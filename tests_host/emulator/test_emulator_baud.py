@@ -4,8 +4,6 @@ import json
 import subprocess
 import sys
 
-from .support import ROOT
-
 
 def test_paced_uart_keeps_every_byte(start_sim, resolve_args):
     sim = start_sim(*resolve_args, "--baud", "115200")
@@ -32,7 +30,7 @@ def test_paced_uart_keeps_every_byte(start_sim, resolve_args):
 
 def test_benchmark_script_reports_rates(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "bench_emulator.py"), "--bytes", "1500", "--json"],
+        [sys.executable, "-m", "tools.bench.pacing", "--bytes", "1500", "--json"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -23,20 +23,13 @@ Unknown commands get ``default`` (``ERROR``; None: no answer). Tests synchronize
 
 import asyncio
 
-if hasattr(asyncio, "sleep_ms"):
-    sleep_ms = asyncio.sleep_ms
-else:
 
-    async def sleep_ms(ms):
-        await asyncio.sleep(ms / 1000)
+def sleep_ms(ms):
+    return asyncio.sleep_ms(ms)
 
 
-if hasattr(asyncio, "wait_for_ms"):
-    wait_ms = asyncio.wait_for_ms
-else:
-
-    def wait_ms(aw, ms):
-        return asyncio.wait_for(aw, ms / 1000)
+def wait_ms(aw, ms):
+    return asyncio.wait_for_ms(aw, ms)
 
 
 class Chunks:

@@ -13,12 +13,9 @@ import asyncio
 from aliyun.alink import AlinkError, Topics, check_properties
 from aliyun.thing import topic_matches
 
-if hasattr(asyncio, "wait_for_ms"):
-    wait_ms = asyncio.wait_for_ms
-else:
 
-    def wait_ms(aw, ms):
-        return asyncio.wait_for(aw, ms / 1000)
+def wait_ms(aw, ms):
+    return asyncio.wait_for_ms(aw, ms)
 
 
 PRODUCT_KEY = "a1B2c3D4e5F"

@@ -620,3 +620,14 @@ def test_number_lists_refuse_answers_without_numbers():
     for text in (b'"1A2B"', b"0,x", b""):
         with raises(ResponseError):
             ints(text)
+
+
+async def test_every_link_down_line_of_the_table_ends_an_mqtt_command():
+    for line in ev.DOWN_LINES:
+        async with Rig(air()) as rig:
+            rig.modem.on(b'AT+MSUB="t",1', OK, b"\r\n" + line + b" 1\r\n")
+            with raises(LinkClosedError):
+                await rig.obj.mqtt.subscribe("t", 1)
+            assert not rig.obj.mqtt.connected
+    assert b"RDY" in ev.DOWN_LINES and ev.REBOOT in ev.DOWN
+    assert ev.SIM_READY not in ev.DOWN and ev.BEARER_DEACT not in ev.DOWN

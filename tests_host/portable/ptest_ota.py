@@ -13,8 +13,7 @@ import sys
 
 from ptest import raises
 
-import otaboot
-from aliyun import ota, otadl, otapkg
+from aliyun import ota, otaboot, otadl, otapkg
 from aliyun.otaagent import OtaAgent
 from aliyun.otadl import JOB
 from aliyun.otapkg import PackageError
@@ -256,6 +255,7 @@ class FakeSession:
         self.outbox = self
         self.topics = None
         self.thing = self
+        self.kept = self
         self.firmware = "AirM2M_V409"
 
     def ids(self):

@@ -52,7 +52,7 @@ def test_jitter_spreads_a_fleet():
 def test_permanent_failure_waits_long_and_does_not_climb():
     rec = Recovery(permanent_ms=600000, rand=fixed_rand(0))
     for _ in range(10):
-        assert rec.failed(permanent=True) == ("wait", 600000)
+        assert rec.failed(permanent=True) == (None, 600000)  # no remedy: only the wait
     assert rec.step == "mqtt"
 
 

@@ -13,7 +13,7 @@ async def test_async_test_is_awaited():
     done = []
 
     async def worker():
-        await asyncio.sleep_ms(1) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(0.001)
+        await asyncio.sleep_ms(1)
         done.append(1)
 
     await worker()

@@ -9,14 +9,15 @@ import json
 
 from e2e.harness import Stack
 
-from tools import deploy, simkit
+from tools import deploy
+from tools.sim.board import FIRMWARE_HEAP
 
 from .conftest import ROOT
 
 
 def test_flashed_board_comes_online(start_vboard, tmp_path, monkeypatch):
     monkeypatch.setenv("ALIYUN_LOCAL_STATE", str(tmp_path / "unused-state"))
-    board = start_vboard("--heapsize", simkit.FIRMWARE_HEAP)
+    board = start_vboard("--heapsize", FIRMWARE_HEAP)
     stack = Stack(tmp_path / "stack")
     try:
         stack.start_cloud()

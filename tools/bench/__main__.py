@@ -1,9 +1,10 @@
 """``python -m tools.bench [FIGURE …]``: run the benchmark, print the table, write the JSON.
 
-See tools/bench/__init__.py for what each figure measures.
+The figures and what each measures: ``tools.bench.FIGURES``.
 """
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -15,94 +16,71 @@ import time
 import traceback
 from pathlib import Path
 
-from tools.bench import FIGURES, core, runs
-
-PY = ".venv/bin/python -m tools.bench"
+from tools import mpy_build
+from tools.bench import FIGURES, PY, core
+from tools.bench.context import ROOT, Context, run_parallel
+from tools.bench.scenario import LOGINS, scenario
 
 
 def command(name):
-    if name == "atmodem":
-        return runs.ATMODEM_COMMAND
-    if name == "heap":
-        return "%s heap (one size: %s scenario --heapsize 128k --auth http)" % (PY, PY)
-    return "%s %s" % (PY, name)
+    return FIGURES[name].command or "%s %s" % (PY, name)
 
 
-def measure(ctx, name, options, say):
-    """``(rows, detail)`` of one figure."""
-    if name == "heap":
-        return runs.figure_heap(ctx, options.lo, options.hi, options.step)
-    if name == "footprint":
-        return runs.figure_footprint(ctx)
-    if name == "throughput":
-        return runs.figure_throughput(ctx)
-    if name == "latency":
-        return runs.figure_latency(ctx)
-    if name == "atmodem":
-        return runs.figure_atmodem(ctx)
-    raise ValueError(name)
+def measure(ctx, name, options):
+    """``(rows, detail)`` of one figure, from the module the table names."""
+    module = importlib.import_module("tools.bench." + FIGURES[name].module)
+    return module.measure(ctx, options)
+
+
+def entry(name, rows, error=""):
+    fig = FIGURES[name]
+    return {
+        "id": fig.number,
+        "title": fig.title,
+        "command": command(name),
+        "rows": rows,
+        "error": error,
+    }
+
+
+def failure(exc):
+    return "%s: %s" % (type(exc).__name__, (str(exc).splitlines() or [""])[0])
 
 
 def run_all(ctx, names, options, say):
-    figures = {}
-    details = {}
-
-    def record(name, rows, detail, error=""):
-        figures[name] = {
-            "id": FIGURES[name][0],
-            "title": FIGURES[name][1],
-            "command": command(name),
-            "rows": rows,
-            "error": error,
-        }
-        details[name] = detail
-
-    if "heap" not in names:  # the heap figure picks the heap of the later runs itself
-        ctx.heapsize = core.parse_size(options.heapsize)
-    for name in ("footprint", "atmodem", "throughput", "heap", "latency"):
-        if name not in names:
-            continue
-        say("bench: %s ..." % name)
+    """Every figure of ``names`` by stage: one after the other, the last stage side by side."""
+    figures, details = {}, {}
+    ctx.heapsize = core.parse_size(options.heapsize)  # figure 1 sets it when it runs
+    stages = sorted({FIGURES[n].stage for n in names})
+    for stage in stages:
+        chosen = [n for n in FIGURES if n in names and FIGURES[n].stage == stage]
+        say("bench: %s ..." % ", ".join(chosen))
         began = time.monotonic()
-        try:
-            rows, detail = measure(ctx, name, options, say)
-            record(name, rows, detail)
-        except Exception as exc:
-            say(traceback.format_exc().rstrip())
-            record(name, [], None, "%s: %s" % (type(exc).__name__, str(exc).splitlines()[0]))
-        say("bench: %s done in %.0f s" % (name, time.monotonic() - began))
-    if ctx.heapsize is None:
-        ctx.heapsize = core.parse_size(options.heapsize)
-    # Boot to online and the idle window mostly wait: they run side by side.
-    extra = {}
-    if "idle" in names:
-        extra["idle"] = lambda: runs.figure_idle(ctx, options.idle_window)
-    if "boot" in names or extra:
-        say("bench: %s ..." % " and ".join(n for n in ("boot", "idle") if n in names))
-        began = time.monotonic()
-        if "boot" in names:
-            try:
-                rows, detail, errors, others = runs.figure_boot(ctx, extra)
-                record("boot", rows, detail, "; ".join("%s: %s" % e for e in errors.items()))
-            except Exception as exc:
-                say(traceback.format_exc().rstrip())
-                record("boot", [], None, "%s: %s" % (type(exc).__name__, exc))
-                others = {}
+        if stage == max(FIGURES[n].stage for n in FIGURES):
+            jobs = {n: (lambda n=n: measure(ctx, n, options)) for n in chosen}
+            results = run_parallel(jobs)
         else:
-            others = runs.run_parallel(extra)
-        if "idle" in names:
-            res = others.get("idle")
-            if isinstance(res, tuple):
-                record("idle", res[0], res[1])
+            results = {}
+            for name in chosen:
+                try:
+                    results[name] = measure(ctx, name, options)
+                except Exception as exc:
+                    results[name] = exc
+        for name, result in results.items():
+            if isinstance(result, Exception):
+                say("".join(traceback.format_exception(result)).rstrip())
+                figures[name], details[name] = entry(name, [], failure(result)), None
             else:
-                record("idle", [], None, "%s: %s" % (type(res).__name__, res))
-        say("bench: done in %.0f s" % (time.monotonic() - began))
-    order = sorted(figures.values(), key=lambda f: f["id"])
-    return order, details
+                figures[name], details[name] = entry(name, result[0]), result[1]
+        say("bench: %s done in %.0f s" % (", ".join(chosen), time.monotonic() - began))
+    return sorted(figures.values(), key=lambda f: f["id"]), details
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog=PY, description=__doc__.split("\n")[0])
+    figures = "; ".join("%s: %s" % (name, fig.description) for name, fig in FIGURES.items())
+    p = argparse.ArgumentParser(
+        prog=PY, description=__doc__.split("\n")[0], epilog="figures: " + figures
+    )
     p.add_argument(
         "figures",
         nargs="*",
@@ -119,7 +97,7 @@ def build_parser():
     p.add_argument(
         "--auth",
         default="direct",
-        choices=[auth for auth, _ in runs.LOGINS],
+        choices=[auth for auth, _ in LOGINS],
         help="scenario: how the firmware logs in",
     )
     p.add_argument("--lo", type=int, default=48, help="bisection: smallest heap, KiB")
@@ -134,44 +112,8 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv=None):
-    options = build_parser().parse_args(argv)
-    names = options.figures or list(FIGURES)
-    unknown = [n for n in names if n not in FIGURES and n != "scenario"]
-    if unknown:
-        build_parser().error("unknown figure %s" % ", ".join(unknown))
-    signal.signal(signal.SIGTERM, _terminate)
-    os.chdir(runs.ROOT)
-
-    def say(text):
-        print(text, flush=True)
-
-    workdir = tempfile.mkdtemp(prefix="air724-bench-")
-    ctx = runs.Context(workdir, say)
-    began = time.monotonic()
-    try:
-        if names == ["scenario"]:
-            res = runs.scenario(ctx, core.parse_size(options.heapsize), auth=options.auth)
-            say(json.dumps(res))
-            return 0 if res["ok"] else 1
-        runs.mpy_build.build()
-        figures, details = run_all(ctx, names, options, say)
-    except KeyboardInterrupt:
-        say("bench: interrupted")
-        return 130
-    finally:
-        ctx.close()
-        if options.keep:
-            say("bench: kept %s" % workdir)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    seconds = time.monotonic() - began
-    say("")
-    for line in core.render(figures):
-        say(line)
-    say("")
-    say("bench: %d figures in %.0f s; %s" % (len(figures), seconds, options.json))
-    report = {
+def report(figures, details, seconds):
+    return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(seconds, 1),
         "machine": {
@@ -183,9 +125,56 @@ def main(argv=None):
         "details": details,
         "markdown": core.markdown(figures),
     }
+
+
+def run(ctx, names, options, say):
+    """The figures and their details, or the exit status of a single scenario run."""
+    if names == ["scenario"]:
+        res = scenario(ctx, core.parse_size(options.heapsize), auth=options.auth)
+        say(json.dumps(res))
+        return 0 if res["ok"] else 1
+    mpy_build.build()
+    return run_all(ctx, names, options, say)
+
+
+def main(argv=None):
+    options = build_parser().parse_args(argv)
+    names = options.figures or list(FIGURES)
+    unknown = [n for n in names if n not in FIGURES and n != "scenario"]
+    if unknown:
+        build_parser().error("unknown figure %s" % ", ".join(unknown))
+    signal.signal(signal.SIGTERM, _terminate)
+    os.chdir(ROOT)
+
+    def say(text):
+        print(text, flush=True)
+
+    workdir = tempfile.mkdtemp(prefix="air724-bench-")
+    ctx = Context(workdir, say)
+    began = time.monotonic()
+    try:
+        result = run(ctx, names, options, say)
+    except KeyboardInterrupt:
+        say("bench: interrupted")
+        return 130
+    finally:
+        ctx.close()
+        if options.keep:
+            say("bench: kept %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if isinstance(result, int):
+        return result
+    figures, details = result
+    seconds = time.monotonic() - began
+    say("")
+    for line in core.render(figures):
+        say(line)
+    say("")
+    say("bench: %d figures in %.0f s; %s" % (len(figures), seconds, options.json))
     path = Path(options.json)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    path.write_text(json.dumps(report(figures, details, seconds), indent=1, default=str) + "\n")
     return 1 if any(f.get("error") for f in figures) else 0
 
 

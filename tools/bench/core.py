@@ -151,7 +151,7 @@ _ATMODEM = (
 
 
 def parse_atmodem(output):
-    """The figures tools/bench_atmodem.py prints, as a dict (missing ones left out)."""
+    """The figures tools/bench/vm_atmodem.py prints, as a dict (missing ones left out)."""
     found = {}
     for key, pattern in _ATMODEM:
         match = re.search(pattern, output)
@@ -181,6 +181,33 @@ def row(measure, value, unit, against="", ratio=None, note=""):
     }
 
 
+class BoundError(ValueError):
+    """A figure above a physical bound: the measurement (or the emulator's pacing) is wrong."""
+
+
+def aim_row(measure, value, unit, aim, against, note=""):
+    """A row against an aim (a budget, a target): the ratio is value / aim (None for a
+    missing value or an aim of 0)."""
+    ratio = value / aim if value is not None and aim else None
+    return row(measure, value, unit, against, ratio, note)
+
+
+def bound_row(measure, value, unit, bound, against, note="", lower=False):
+    """A row against a physical bound, its ratio the share of the bound reached, never above
+    1: ``value / bound`` for a rate that cannot exceed ``bound``; with ``lower``,
+    ``bound / value`` for a time that cannot be shorter than ``bound``. A ratio above 1 is
+    impossible: it raises ``BoundError`` instead of being printed."""
+    if value is None or not bound:
+        return row(measure, value, unit, against, None, note)
+    ratio = bound / value if lower else value / bound
+    if ratio > 1.0:
+        raise BoundError(
+            "%s: %s %s beyond its physical bound %s (ratio %.4f)"
+            % (measure, value, unit, bound, ratio)
+        )
+    return row(measure, value, unit, against, ratio, note)
+
+
 def fmt_value(value):
     if value is None:
         return "n/a"
@@ -198,7 +225,11 @@ def fmt_value(value):
 
 
 def fmt_ratio(ratio):
-    return "" if ratio is None else "%.2f" % ratio
+    if ratio is None:
+        return ""
+    if 0 < abs(ratio) < 0.01:
+        return "%.1e" % ratio  # a tiny share (idle CPU of one core) still shows
+    return "%.2f" % ratio
 
 
 def render(figures):
@@ -240,9 +271,15 @@ def render(figures):
     return lines
 
 
+MARKDOWN_HEADER = (
+    "| figure | measure | value | unit | ratio | against |",
+    "|---|---|---|---|---|---|",
+)
+
+
 def markdown(figures):
-    """The same figures as a Markdown table (the README's section)."""
-    out = ["| figure | measure | value | unit | ratio | against |", "|---|---|---|---|---|---|"]
+    """The same figures as a Markdown table (the README's section, tools/bench/readme.py)."""
+    out = list(MARKDOWN_HEADER)
     for fig in figures:
         for i, r in enumerate(fig.get("rows") or []):
             against = r["against"] + ((" (" + r["note"] + ")") if r["note"] else "")

@@ -22,13 +22,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tools import simkit
 from tools.bench import core
 from tools.cloud.ota import build_package
 from tools.otademo import make_version
+from tools.sim.board import FIRMWARE_HEAP
+from tools.sim.proc import ROOT
 
 BAUD = 115200
-HEAP = simkit.FIRMWARE_HEAP
+HEAP = FIRMWARE_HEAP
 WAIT = 180
 _TIME = re.compile(r"^\s*(\d+\.\d+) ")
 
@@ -44,7 +45,7 @@ def _when(stack_lines, pattern):
 
 def figure_ota(workdir=None):
     """Run the update once; ``(rows, detail)`` as the other figures of ``make bench``."""
-    sys.path.insert(0, str(simkit.ROOT / "tests_host"))
+    sys.path.insert(0, str(ROOT / "tests_host"))
     from e2e.harness import Stack  # the end-to-end harness: same plumbing, same waits
 
     work = Path(workdir or tempfile.mkdtemp(prefix="bench-ota-"))
@@ -55,7 +56,7 @@ def figure_ota(workdir=None):
         pk, dn = stack.product["productKey"], stack.device["deviceName"]
         build = make_version(work / "build-1.1.0", "1.1.0")
         full = build_package(build, "1.1.0", work / "full.bin")
-        delta = build_package(build, "1.1.0", work / "delta.bin", simkit.ROOT / "build")
+        delta = build_package(build, "1.1.0", work / "delta.bin", ROOT / "build")
         stack.cloud.cli("ota", "add", pk, str(work / "full.bin"), "--version", "1.1.0")
         before = stack.emulator.ctl("status")["state"]
         stack.cloud.cli("ota", "deploy", pk, "1.1.0", "--device", dn)

@@ -6,23 +6,26 @@ module's MQTT link with the credentials given, then publishes COUNT messages bac
 
     bench throughput {"qos": 0, "count": 300, "us": 2600000, "first_us": …}
 
-Run from the repository root with the cross-compiled library (``make mpy``)::
+Its inputs come in a JSON file (a command-line argument of 256 characters or more crashes the
+unix port: ``FATAL: uncaught NLR``), with the keys ``uart`` (``127.0.0.1:PORT``),
+``client_id``, ``username``, ``password``, ``host``, ``port``, ``tls``, ``topic``, ``qos``,
+``count``, ``payload`` and ``nodelay``. Run from the repository root with the cross-compiled
+library (``make mpy``)::
 
-    MICROPYPATH=.frozen:build/lib .venv/bin/micropython tools/bench/vm_throughput.py \\
-        127.0.0.1:PORT CLIENT_ID USERNAME PASSWORD HOST PORT TLS TOPIC QOS COUNT PAYLOAD
+    MICROPYPATH=.frozen:build/lib .venv/bin/micropython tools/bench/vm_throughput.py PLAN.json
 
 ``tools.bench throughput`` starts the emulator and the cloud and runs it.
 """
 
 import asyncio
+import json
 import sys
 import time
 
 from air724 import Air724
 
 
-async def bring_up(modem, creds):
-    client_id, username, password, host, port, tls = creds
+async def bring_up(modem, plan):
     module = modem.module
     await module.sync(30000)
     await module.echo_off()
@@ -31,24 +34,23 @@ async def bring_up(modem, creds):
             break
         await asyncio.sleep_ms(100)
     mqtt = modem.mqtt
-    await mqtt.configure(client_id, username, password)
-    await mqtt.connect(host, port, tls, True, 300, 30000)
+    await mqtt.configure(plan["client_id"], plan["username"], plan["password"])
+    await mqtt.connect(plan["host"], plan["port"], plan["tls"], True, 300, 30000)
 
 
-async def main(argv):
-    uart, client_id, username, password, host, port, tls, topic, qos, count, payload = argv[:11]
-    nodelay = argv[11:] == ["nodelay"]
-    uart_host, _, uart_port = uart.rpartition(":")
-    qos, count = int(qos), int(count)
+async def main(path):
+    with open(path) as f:
+        plan = json.load(f)
+    topic, qos, count = plan["topic"], plan["qos"], plan["count"]
+    uart_host, _, uart_port = plan["uart"].rpartition(":")
     reader, writer = await asyncio.open_connection(uart_host, int(uart_port))
-    if nodelay:
+    if plan["nodelay"]:
         writer.s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
     modem = Air724(reader, writer)
     modem.start()
-    creds = (client_id, username, password, host, int(port), tls == "1")
-    await bring_up(modem, creds)
+    await bring_up(modem, plan)
     publish = modem.mqtt.publish
-    data = payload.encode()
+    data = plan["payload"].encode()
     t0 = time.ticks_us()
     await publish(topic, data, qos)
     t1 = time.ticks_us()
@@ -62,4 +64,4 @@ async def main(argv):
     await modem.close()
 
 
-asyncio.run(main(sys.argv[1:]))
+asyncio.run(main(sys.argv[1]))

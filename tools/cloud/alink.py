@@ -21,6 +21,7 @@ import base64
 import itertools
 import json
 import logging
+import re
 
 from amqtt.plugins.base import BasePlugin
 
@@ -35,6 +36,8 @@ MAX_MESSAGE = 256 * 1024  # MQTT message size limit (§4.9)
 ID_MAX = 4294967295  # §4.2
 CODE_OK, CODE_PARAM_ERROR = 200, 460
 PROPERTY_SET = "thing.service.property.set"
+# A thing-model identifier: letters, digits and _, at most 50 (the console's TSL rule).
+_SERVICE_ID = re.compile(r"^(property/set|[A-Za-z0-9_]{1,50})$")
 
 # (topic template, handler name), first match wins.
 UPLINKS = (
@@ -322,18 +325,29 @@ class Alink:
 
     async def set_property(self, pk, dn, params: dict, timeout: float) -> dict:
         """thing.service.property.set (§4.3); wait for the device's set_reply."""
+        return await self.call_service(pk, dn, "property/set", params, timeout)
+
+    async def call_service(self, pk, dn, identifier, params: dict, timeout: float) -> dict:
+        """Call service ``identifier`` (``property/set`` or a thing-model service, §4.3) and
+        wait for the device's ``…_reply``."""
         if self.registry.device(pk, dn) is None:
             raise CloudError("no device %s/%s" % (pk, dn))
-        if not isinstance(params, dict) or not params:
+        if not isinstance(params, dict) or (identifier == "property/set" and not params):
             raise CloudError("params must be a non-empty object")
+        if not isinstance(identifier, str) or not _SERVICE_ID.match(identifier):
+            raise CloudError("service identifier %r: letters, digits and _" % (identifier,))
         if not self.cloud.broker.session_connected(pk + "&" + dn):
             raise CloudError("device %s/%s is offline" % (pk, dn))
         msg_id = self.next_id()
-        topic = "/sys/%s/%s/thing/service/property/set" % (pk, dn)
-        request = {"id": msg_id, "version": "1.0", "params": params, "method": PROPERTY_SET}
+        topic = "/sys/%s/%s/thing/service/%s" % (pk, dn, identifier)
+        method = "thing.service." + identifier.replace("/", ".")
+        request = {"id": msg_id, "version": "1.0", "params": params, "method": method}
         future = asyncio.get_running_loop().create_future()
         self.pending[(pk, dn, msg_id)] = future
-        api = {"api": "SetDeviceProperty", "id": msg_id, "params": params}
+        name = "SetDeviceProperty" if method == PROPERTY_SET else "InvokeThingService"
+        api = {"api": name, "id": msg_id, "params": params}
+        if method != PROPERTY_SET:
+            api["identifier"] = identifier
         try:
             self.registry.log(reg.API, pk, dn, topic, api, CODE_OK)
             await self.publish_down(topic, json.dumps(request).encode(), 1)
@@ -341,7 +355,9 @@ class Alink:
                 return await asyncio.wait_for(future, timeout)
             except asyncio.TimeoutError:
                 self.registry.log(reg.API, pk, dn, topic, api, "timeout")
-                raise CloudError("no set_reply from %s/%s in %s s" % (pk, dn, timeout)) from None
+                raise CloudError(
+                    "no %s_reply from %s/%s in %s s" % (identifier.split("/")[-1], pk, dn, timeout)
+                ) from None
         finally:
             self.pending.pop((pk, dn, msg_id), None)
 

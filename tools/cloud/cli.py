@@ -141,6 +141,7 @@ def cmd_serve(args):
         "mqtts": args.mqtts_port,
         "https": args.https_port,
         "control": args.control_port,
+        "console": args.console_port,
     }
     cloud = Cloud(
         state_dir(args),
@@ -178,6 +179,8 @@ async def _serve(cloud, args):
         tmp.write_text(line + "\n")
         os.replace(tmp, args.ready_file)
     print(line, flush=True)
+    # The web console: this link logs one browser in, once; then the login page wants the token.
+    print("console: %s" % cloud.console.login_url(), file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:
@@ -425,6 +428,7 @@ def build_parser():
         ("mqtts", "MQTT over TLS"),
         ("https", "HTTPS"),
         ("control", "control API"),
+        ("console", "web console"),
     ):
         p.add_argument(
             "--%s-port" % name,

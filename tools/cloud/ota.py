@@ -27,7 +27,7 @@ DB_NAME = "ota.sqlite3"
 BOOT_CODE = {"firmware/main.mpy", "firmware/boot.mpy"}
 SIGN_METHODS = {"md5": "Md5", "sha256": "SHA256"}  # as a push spells them (§4.6)
 _VERSION = re.compile(r"^[0-9A-Za-z._-]{1,32}$")
-URL_HOST = "iot-auth.%s.aliyuncs.com"  # the HTTPS listener the module reaches (see simkit)
+URL_HOST = "iot-auth.%s.aliyuncs.com"  # the HTTPS listener the module reaches (sim parts)
 STEP_TEXT = {-1: "upgrade failed", -2: "download failed", -3: "verification failed"}
 STEP_TEXT[-4] = "burn failed"
 

@@ -269,6 +269,18 @@ class Registry:
         )
         return self.device(product_key, device_name)
 
+    def delete_device(self, product_key, device_name):
+        """设备删除: the device and its HTTPS-auth tokens go; its log rows stay (history)."""
+        device = self.device(product_key, device_name)
+        if device is None:
+            raise RegistryError("no device %s/%s" % (product_key, device_name))
+        self.db.execute("DELETE FROM tokens WHERE iot_id = ?", (device["iotId"],))
+        self.db.execute(
+            "DELETE FROM devices WHERE product_key = ? AND device_name = ?",
+            (product_key, device_name),
+        )
+        return device
+
     def set_online(self, product_key, device_name, client_id, ip):
         t = now_ms()
         self.db.execute(
@@ -420,6 +432,57 @@ class Registry:
         rows = [_message(row) for row in self.db.execute(sql, args)]
         rows.reverse()
         return rows
+
+    def search_messages(self, filters: dict, limit=100):
+        """The last ``limit`` log rows (oldest first) that ``message_matches(row, filters)``."""
+        sql, args = "SELECT * FROM messages WHERE 1", []
+        for key, value in filters.items():
+            if value in (None, ""):
+                continue
+            if key not in _FILTER_SQL:
+                raise RegistryError("unknown log filter %r" % key)
+            sql += " AND " + _FILTER_SQL[key]
+            args += [value] * _FILTER_SQL[key].count("?")
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit)
+        rows = [_message(row) for row in self.db.execute(sql, args)]
+        rows.reverse()
+        return rows
+
+
+# Filters of the log search (日志服务): the SQL condition of each and, in ``message_matches``,
+# the same test on a live row. ``text`` is a case-sensitive substring of the topic or content.
+_FILTER_SQL = {
+    "productKey": "product_key = ?",
+    "deviceName": "device_name = ?",
+    "type": "type = ?",
+    "status": "status = ?",
+    "messageId": "message_id = ?",
+    "topic": "topic = ?",
+    "since": "time_ms >= ?",
+    "until": "time_ms <= ?",
+    "text": "(instr(COALESCE(topic, ''), ?) > 0 OR instr(COALESCE(content, ''), ?) > 0)",
+}
+
+
+def message_matches(row: dict, filters: dict) -> bool:
+    """True if the log ``row`` passes ``filters`` (as ``Registry.search_messages`` does)."""
+    for key, value in filters.items():
+        if value in (None, ""):
+            continue
+        if key == "since":
+            ok = row["time"] >= int(value)
+        elif key == "until":
+            ok = row["time"] <= int(value)
+        elif key == "text":
+            ok = value in (row["topic"] or "") or value in (row["content"] or "")
+        elif key in _FILTER_SQL:
+            ok = row[key] == str(value)
+        else:
+            raise RegistryError("unknown log filter %r" % key)
+        if not ok:
+            return False
+    return True
 
 
 def _class_topic(product_key, name):

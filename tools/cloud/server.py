@@ -31,7 +31,7 @@ log = logging.getLogger("aliyun-local")
 
 STATE_ENV = "ALIYUN_LOCAL_STATE"
 SERVER_FILE = "server.json"
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "https": 8443, "control": 0}
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "https": 8443, "control": 0, "console": 0}
 DEFAULT_REGION = "cn-shanghai"
 MQTT_PORT_ADVERTISED = 1883  # what /auth/devicename reports, as the platform does (§2)
 
@@ -78,6 +78,11 @@ class Cloud:
         self.info = {}
         self._servers = []
         self._token = secrets.token_hex(16)
+        # The web console (tools/cloud/console); imported here so that CLI commands that run no
+        # server do not load aiohttp.
+        from tools.cloud.console import Console
+
+        self.console = Console(self, self._token)
 
     # used by the plugins ----------------------------------------------------------------------
 
@@ -154,6 +159,8 @@ class Cloud:
         self._servers = [https, control]
         https_port = await https.start(self.host, self.ports["https"])
         control_port = await control.start("127.0.0.1", self.ports["control"])
+        self._servers.append(self.console)
+        console_port = await self.console.start("127.0.0.1", self.ports["console"])
         self.info = {
             "ready": True,
             "pid": os.getpid(),
@@ -163,7 +170,9 @@ class Cloud:
                 "mqtts": bound["tls"],
                 "https": https_port,
                 "control": control_port,
+                "console": console_port,
             },
+            "console": self.console.url(),
             "ca": str(paths.ca),
             "region": self.region,
             "stateDir": str(self.state_dir),

@@ -1,40 +1,77 @@
 """The emulated UART: byte pacing at the line rate, output fan-out and stalls.
 
-With ``--baud N`` every byte takes 10/N s in each direction (8N1: start, 8 data, stop bits), so
-the throughput is bounded by N/10 bytes per second as on the wire. Bytes are released in small
-slices against an absolute schedule, so timer jitter does not accumulate.
+With ``--baud N`` each direction is a wire: a byte takes 10/N s (8N1: start, 8 data, stop
+bits), it starts no earlier than it was offered and no earlier than the byte before it ended,
+and it is handed on only once its last bit arrived. An idle line gives no credit to the next
+transfer, so no exchange can beat the line rate. Bytes are handed on in slices of about 5 ms
+of line time, each at the end time of its last byte, whatever the timer's jitter.
 """
 
 import asyncio
 import time
+from collections import deque
 
-_IDLE = 0.02  # s behind schedule that counts as an idle line rather than a late wake-up
 
-
-class Pacer:
-    """Releases bytes no faster than the line rate."""
+class Line:
+    """One direction of the wire: ``offer`` queues bytes with the time they were offered,
+    ``take`` returns the next slice and the time its last byte has crossed the line."""
 
     def __init__(self, baud):
         self.baud = baud or 0
-        self._next = 0.0
+        self.byte_s = 10.0 / baud if baud else 0.0
+        self._queue = deque()  # [offered at, bytes], oldest first
+        self._free_at = 0.0  # when the last byte taken has crossed
+        self.pending = 0
 
     @property
     def slice_size(self):
         # about 5 ms of line time per slice; at least one byte
         return max(1, self.baud // 2000) if self.baud else 1 << 16
 
-    async def wait(self, count):
-        """Sleep until ``count`` more bytes have had time to cross the line."""
-        if not self.baud:
+    def offer(self, data, now):
+        if data:
+            self._queue.append([now, bytes(data)])
+            self.pending += len(data)
+
+    def clear(self):
+        self._queue.clear()
+        self.pending = 0
+
+    def idle_until(self, when):
+        """Nothing crosses before ``when`` (a stall of the sender)."""
+        self._free_at = max(self._free_at, when)
+
+    def take(self):
+        """``(bytes, due)``: up to ``slice_size`` bytes and the time the last one has crossed
+        (each byte from max(its offer, the previous byte's end)); None when nothing waits."""
+        if not self._queue:
+            return None
+        out = bytearray()
+        end = self._free_at
+        room = self.slice_size
+        while self._queue and room:
+            entry = self._queue[0]
+            offered, data = entry
+            part = data[:room]
+            end = max(end, offered) + len(part) * self.byte_s
+            out += part
+            room -= len(part)
+            if len(part) == len(data):
+                self._queue.popleft()
+            else:
+                entry[1] = data[len(part) :]
+        self._free_at = end
+        self.pending -= len(out)
+        return bytes(out), end
+
+
+async def until(due):
+    """Sleep until ``time.monotonic()`` reaches ``due`` (never wakes before it)."""
+    while True:
+        left = due - time.monotonic()
+        if left <= 0:
             return
-        now = time.monotonic()
-        if now - self._next > _IDLE:
-            self._next = now  # the line was idle: start a new schedule
-        # otherwise keep the absolute schedule: a late wake-up is caught up, not lost
-        self._next += count * 10.0 / self.baud
-        delay = self._next - now
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await asyncio.sleep(left)
 
 
 class Uart:
@@ -48,12 +85,10 @@ class Uart:
         self.transcript = transcript
         self.on_receive = None
         self._endpoints = []
-        self._tx = bytearray()
-        self._rx = bytearray()
+        self._tx = Line(baud)  # module -> host
+        self._rx = Line(baud)  # host -> module
         self._tx_ready = asyncio.Event()
         self._rx_ready = asyncio.Event()
-        self._tx_pacer = Pacer(baud)
-        self._rx_pacer = Pacer(baud)
         self._hold_until = 0.0
         self.tx_bytes = 0
         self.rx_bytes = 0
@@ -81,13 +116,13 @@ class Uart:
     def send(self, data):
         """Module → host."""
         if data:
-            self._tx += data
+            self._tx.offer(data, time.monotonic())
             self._tx_ready.set()
 
     def receive(self, data):
         """Host → module (called by endpoints)."""
         if data:
-            self._rx += data
+            self._rx.offer(data, time.monotonic())
             self._rx_ready.set()
 
     def hold(self, seconds):
@@ -103,14 +138,13 @@ class Uart:
         while True:
             await self._tx_ready.wait()
             self._tx_ready.clear()
-            while self._tx:
-                wait = self._hold_until - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+            while self._tx.pending:
+                if self._hold_until > time.monotonic():
+                    await until(self._hold_until)
+                    self._tx.idle_until(self._hold_until)  # the stall: nothing crossed
                     continue
-                chunk = bytes(self._tx[: self._tx_pacer.slice_size])
-                del self._tx[: len(chunk)]
-                await self._tx_pacer.wait(len(chunk))
+                chunk, due = self._tx.take()
+                await until(due)
                 self.tx_bytes += len(chunk)
                 if self.transcript:
                     self.transcript.module(chunk)
@@ -121,10 +155,9 @@ class Uart:
         while True:
             await self._rx_ready.wait()
             self._rx_ready.clear()
-            while self._rx:
-                chunk = bytes(self._rx[: self._rx_pacer.slice_size])
-                del self._rx[: len(chunk)]
-                await self._rx_pacer.wait(len(chunk))
+            while self._rx.pending:
+                chunk, due = self._rx.take()
+                await until(due)
                 self.rx_bytes += len(chunk)
                 if self.transcript:
                     self.transcript.host(chunk)

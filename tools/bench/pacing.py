@@ -4,7 +4,7 @@
 measured with a burst of ``garbage`` bytes (ctl), host→module with an ``AT+HTTPDATA`` upload.
 An unpaced run (no ``--baud``) shows the emulator's own ceiling.
 
-    python tools/bench_emulator.py --baud 115200 --bytes 50000 [--json]
+    python -m tools.bench.pacing --baud 115200 --bytes 50000 [--json]
 """
 
 import argparse
@@ -13,12 +13,9 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tools.emulator import control  # noqa: E402 - after the path set-up for direct runs
+from tools.emulator import control
+from tools.sim.proc import ROOT
 
 
 class Emulator:

@@ -7,10 +7,10 @@ costs cancel: bytes per item = (alloc(N2) - alloc(N1)) / (N2 - N1). The shim's o
 
 From the repository root::
 
-    MICROPYPATH=.frozen:lib:tests_host/portable .venv/bin/micropython tools/bench_atmodem.py
+    MICROPYPATH=.frozen:lib:tests_host/portable .venv/bin/micropython tools/bench/vm_atmodem.py
 
 (``.frozen`` keeps the VM's frozen asyncio on the path.) It also runs on CPython
-(``.venv/bin/python tools/bench_atmodem.py``), which has no ``gc.mem_alloc`` and reports
+(``.venv/bin/python tools/bench/vm_atmodem.py``), which has no ``gc.mem_alloc`` and reports
 timings only.
 """
 
@@ -22,7 +22,7 @@ import time
 if sys.implementation.name != "micropython":  # CPython: lib/, the shim and const()
     import os
 
-    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    _root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     sys.path[:0] = [_root, os.path.join(_root, "lib"), os.path.join(_root, "tests_host/portable")]
     import tools  # noqa: F401 - installs the micropython.const stand-in
 

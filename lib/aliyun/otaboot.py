@@ -16,8 +16,8 @@ temporary file and renamed: a power cut leaves the old file or the new one, neve
   confirmed): roll back to ``prev``, remember the version in ``failed`` (never installed
   again) and leave a ``report`` (step -1 and the reason) for the agent to send once online.
 
-A top-level module (not in a package), so importing it does not bind a package to the factory
-files before the slot is on ``sys.path``.
+main.py drops this module and the ``aliyun`` package from ``sys.modules`` right after
+``select()``, so the package is imported again from the set selected.
 """
 
 import json
