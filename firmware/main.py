@@ -14,12 +14,24 @@ import gc
 import json
 import sys
 
-from aliyun import otaboot  # first: it puts the active file set (OTA slot) on sys.path
 
-_OTA_STATE = otaboot.select()
-del otaboot
-for _name in ("aliyun.otaboot", "aliyun"):  # imported again, from the set selected
-    sys.modules.pop(_name, None)
+def _select_set():
+    """After an update (ota/state.json exists): put the active file set on sys.path first."""
+    import os
+
+    try:
+        os.stat("ota/state.json")
+    except OSError:
+        return None  # the factory set: nothing to import
+    from aliyun import otaboot
+
+    state = otaboot.select()
+    for name in ("aliyun.otaboot", "aliyun"):  # imported again, from the set selected
+        sys.modules.pop(name, None)
+    return state
+
+
+_OTA_STATE = _select_set()
 
 import boards  # noqa: E402 - from the set otaboot selected
 import config  # noqa: E402

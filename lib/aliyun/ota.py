@@ -8,6 +8,9 @@ the download and the switch are ``aliyun.otadl``'s.
   version, for one that was rolled back (never installed again) or for another module.
 - ``trial``: the trial time is over: online, the new version is confirmed and reported;
   otherwise it is rolled back (step -1) and the board resets into the previous set.
+- ``install``: the package is downloaded: check its ``sign`` (MD5 or SHA-256) and install its
+  file set into the free slot, each file checked against its SHA-256 (``aliyun.otapkg``; else
+  step -3), write the new ``otaboot`` state (``trial``) last, in one rename (the switch), reset.
 """
 
 import json
@@ -25,6 +28,9 @@ async def step(agent, what: str) -> None:
         _take(agent)
     elif what == "trial":
         await _trial(agent)
+    elif what == "install":
+        await _install(agent)
+        return
     if agent.job is not None and agent.session.online:
         agent.spawn("download")
 
@@ -104,4 +110,34 @@ async def _trial(agent) -> None:
     agent.state = otaboot.rollback(state, "not online within the trial")
     otaboot.save(agent.state)
     agent.log("warning", "ota: %s rolled back (not online)" % state["version"])
+    await agent.reset()
+
+
+async def _install(agent) -> None:
+    """Verify the downloaded package, install it into the free slot, switch, reset."""
+    from aliyun import otapkg
+    from aliyun.otadl import PKG, discard, progress
+
+    job = agent.job
+    state = agent.state
+    current = state.get("slot")
+    slot = "s1" if current == "s0" else "s0"
+    base = otaboot.DIR + "/" + slot
+    try:
+        otapkg.check_sign(PKG, job["signMethod"], job["sign"])
+        agent.log("info", "ota: package verified (%s)" % job["signMethod"])
+        running = None if current is None else otaboot.DIR + "/" + current
+        count = otapkg.install(PKG, job["version"], base, running)
+    except otapkg.PackageError as exc:
+        await progress(agent, exc.step, exc.desc[:80], True)
+        agent.job = None
+        discard()
+        return
+    new = {"slot": slot, "version": job["version"], "status": "trial", "boots": 0,
+           "prev": [current, agent.version], "failed": state.get("failed") or [],
+           "report": None}  # fmt: skip
+    otaboot.save(new)  # the switch: the one write that selects the new set
+    discard()
+    agent.job = None
+    agent.log("info", "ota: %d files installed in %s, trial of %s" % (count, base, job["version"]))
     await agent.reset()

@@ -1,5 +1,5 @@
-"""OTA download, check and switch, imported by ``aliyun.otaagent`` while it runs (the smallest
-part of the update that stays loaded during a download).
+"""OTA download, imported by ``aliyun.otaagent`` while it runs (the smallest part of the update
+that stays loaded during a download); ``aliyun.ota`` checks and installs the package after.
 
 1. Space: ``os.statvfs`` must show room for the package and the installed set (about twice
    its size), else step -4.
@@ -8,10 +8,6 @@ part of the update that stays loaded during a download).
    After each complete chunk ``ota/job.json`` records the bytes held; the next attempt (after a
    link loss, a reboot, a power cut) starts at the last complete chunk. Progress 1..99, at most
    every ``PROGRESS_MS``. A failed attempt is tried again (5 times without progress, then -2).
-3. Verify the whole package against the push's ``sign`` (MD5 or SHA-256), else step -3.
-4. Install the new file set into the free slot, each file checked against its SHA-256
-   (``aliyun.otapkg``), else step -3.
-5. Switch: the new ``otaboot`` state (``trial``) is written last, in one rename; then reset.
 """
 
 import asyncio
@@ -70,6 +66,7 @@ async def _attempt(agent) -> None:
     """Run the job; a fault of the package ends it, a failed download is tried again."""
     try:
         await run(agent)
+        agent.spawn("install")  # aliyun.ota, once this module and the HTTP client are gone
         return
     except asyncio.CancelledError:
         raise
@@ -111,7 +108,7 @@ def resume_offset(got: int, total: int) -> int:
 
 
 async def run(agent) -> None:
-    """Download, verify and install ``agent.job``, then switch and reset (see module doc)."""
+    """Check the space, then download what ``agent.job`` still lacks (see module doc)."""
     job = agent.job
     size = job["size"]
     try:
@@ -125,11 +122,6 @@ async def run(agent) -> None:
         raise PackageError(-4, "no room: %d B package" % size)
     if got < size:
         await _download(agent, job, got)
-    from aliyun.otapkg import check_sign
-
-    check_sign(PKG, job["signMethod"], job["sign"])
-    agent.log("info", "ota: package verified (%s)" % job["signMethod"])
-    await _switch(agent, job["version"])
 
 
 async def _download(agent, job, got: int) -> None:
@@ -173,25 +165,6 @@ async def _fetch(http, url: str, start: int, end: int) -> None:
         status, _ = await http.request(0, url, None, (), _GET_MS, params=params, sink=sink)
     if status not in (200, 206) or written[0] != end - start:
         raise OSError("range %d-%d: HTTP %d, %d B" % (start, end - 1, status, written[0]))
-
-
-async def _switch(agent, version: str) -> None:
-    from aliyun import otaboot, otapkg
-
-    state = agent.state
-    current = state.get("slot")
-    slot = "s1" if current == "s0" else "s0"
-    base = otaboot.DIR + "/" + slot
-    running = None if current is None else otaboot.DIR + "/" + current
-    count = otapkg.install(PKG, version, base, running)
-    new = {"slot": slot, "version": version, "status": "trial", "boots": 0,
-           "prev": [current, agent.version], "failed": state.get("failed") or [],
-           "report": None}  # fmt: skip
-    otaboot.save(new)  # the switch: the one write that selects the new set
-    discard()
-    agent.job = None
-    agent.log("info", "ota: %d files installed in %s, trial of %s" % (count, base, version))
-    await agent.reset()
 
 
 def _size_of(path: str) -> int:

@@ -286,6 +286,16 @@ def agent_for(http, state=None):
     return agent
 
 
+async def update(agent):
+    """The download step, then the install step (as the agent runs them)."""
+    await otadl.run(agent)
+    await ota._install(agent)
+
+
+def sent(agent, topic_part):
+    return [body["params"] for topic, body in agent.session.sent if topic_part in topic]
+
+
 def push_to(agent, body):
     agent.pushed = json.dumps(body).encode()
     ota._take(agent)
@@ -316,7 +326,7 @@ async def test_download_resumes_at_the_last_chunk_after_a_cut():
             agent = agent_for(http)  # as after a reboot: the job comes from its file
             agent.job = json.loads(read(JOB))
             with raises(ResetError):
-                await otadl.run(agent)
+                await update(agent)
         finally:
             otadl.CHUNK = 8192
         n = len(blob)
@@ -336,16 +346,18 @@ async def test_a_bad_sign_or_a_bad_file_leaves_the_running_set_in_force():
         blob = package("1.1.0", NEW)
         agent = agent_for(FakeHTTP(blob))
         agent.job = dict(job_for(blob), sign="00" * 16)
-        with raises(PackageError, "sign mismatch"):
-            await otadl.run(agent)
-        assert otaboot.load() is None
+        await update(agent)  # refused and reported
+        assert sent(agent, "progress")[-1]["step"] == "-3"
+        assert sent(agent, "progress")[-1]["desc"] == "sign mismatch"
+        assert otaboot.load() is None and agent.job is None and not exists(otadl.PKG)
         bad = bytearray(blob)
         bad[600] ^= 0x55
         agent = agent_for(FakeHTTP(bytes(bad)))
         agent.job = job_for(bytes(bad), "SHA256")  # the sign fits what came: the digest not
-        with raises(PackageError, "digest mismatch"):
-            await otadl.run(agent)
-        assert otaboot.load() is None
+        await update(agent)
+        assert sent(agent, "progress")[-1]["step"] == "-3"
+        assert sent(agent, "progress")[-1]["desc"] == "digest mismatch: lib/a/m.mpy"
+        assert otaboot.load() is None and not exists(JOB)
 
 
 async def test_no_room_is_refused_with_step_minus_4():
@@ -378,7 +390,7 @@ async def test_a_power_cut_during_the_install_boots_the_old_set_and_installs_aga
         otapkg._copy = cut
         try:
             with raises(KeyboardInterrupt):
-                await otadl.run(agent)
+                await update(agent)
         finally:
             otapkg._copy = saved
         assert otaboot.select()["slot"] == "s1"  # the state file was not touched: old set
@@ -386,7 +398,7 @@ async def test_a_power_cut_during_the_install_boots_the_old_set_and_installs_aga
         agent.job = json.loads(read(JOB))
         assert agent.job["got"] == len(blob)
         with raises(ResetError):
-            await otadl.run(agent)
+            await update(agent)
         assert len(http.ranges) == len(blob) // otadl.CHUNK + 1  # nothing downloaded again
         assert otaboot.load()["slot"] == "s0" and otaboot.load()["prev"] == ["s1", "1.0.5"]
 

@@ -10,7 +10,17 @@ import os
 
 from tools.cloud.ota import build_package
 from tools.otademo import make_version
+from tools.sim.board import FIRMWARE_HEAP
 from tools.sim.proc import ROOT
+
+# An update's download and install need about 16 KB beside the online session: more than the
+# 128k heap leaves on the 64-bit unix port (README, Updating devices). The demo runs at this.
+HEAP = "144k"
+
+
+def heapsize(options):
+    """The VM heap for the sim: ``HEAP`` for the OTA demo unless --heapsize said otherwise."""
+    return HEAP if options.ota and options.heapsize == FIRMWARE_HEAP else options.heapsize
 
 
 def ota_demo(sim):

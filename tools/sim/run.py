@@ -92,7 +92,10 @@ class Sim:
         self.say("module ready on tcp://%s (profile %s)" % (ready["tcp"], self.o.profile))
         overrides = {"tls": self.o.tls, "telemetry_interval_s": self.o.interval}
         if self.o.ota:
+            from tools.sim.ota import heapsize
+
             overrides["ota_trial_s"] = 10  # tools/sim/ota.py
+            self.o.heapsize = heapsize(self.o)
         if self.o.name_from_imei:
             overrides["device_name"] = ""
         cfg = parts.device_config(
