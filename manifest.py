@@ -36,6 +36,7 @@ package(
         "otaagent.py",
         "otaboot.py",
         "otadl.py",
+        "otahook.py",
         "otapkg.py",
         "outbox.py",
         "recovery.py",

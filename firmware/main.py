@@ -80,10 +80,12 @@ async def run(board, cfg: dict, log) -> None:
     application = app.App(session, board, cfg, log)
     _running["app"] = application
     application.start()
-    from aliyun.otaagent import OtaAgent  # updates over the air (small; aliyun.ota does it)
+    if cfg["ota"]:  # updates over the air: the agent is imported when there is work
+        from aliyun import unload
+        from aliyun.otahook import install
 
-    agent = OtaAgent(session, board, log, _OTA_STATE, app.VERSION, cfg["ota_trial_s"] * 1000)
-    agent.start()
+        install(session, board, log, _OTA_STATE, app.VERSION, cfg["ota_trial_s"] * 1000)
+        unload(("aliyun.otahook",))  # its closures stay registered with the session
     slot = _OTA_STATE.get("slot") if _OTA_STATE else None
     log("info", "application %s (%s)" % (app.VERSION, "slot " + slot if slot else "factory set"))
     task = asyncio.create_task(application.run())

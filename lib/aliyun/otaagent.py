@@ -1,12 +1,14 @@
-"""OTA agent: the small resident half of over-the-air updates (reference §4.6).
+"""OTA agent (reference §4.6), imported by ``aliyun.otahook`` while there is something to do.
 
-It only listens: pushes on ``/ota/device/upgrade`` and ``…/thing/ota/firmware/get_reply``, the
-session going online (report versions, ask for a job, resume a download) and the end of a trial.
-Each of these runs as one task of ``aliyun.ota``, imported for it and unloaded afterwards, one
-at a time. See ``aliyun.ota`` for the update itself and ``otaboot`` for the switch and the trial.
+Events: the session online (report versions, ask for a job, resume a download), a push on
+``/ota/device/upgrade`` or a ``get_reply``, the end of a trial. Each runs as one step of
+``aliyun.ota`` (or ``aliyun.otadl`` for a download), imported for it and unloaded afterwards,
+one at a time. See ``aliyun.ota`` for the update itself and ``otaboot`` for the switch and the
+trial.
 """
 
 import asyncio
+import json
 import sys
 
 RESET_EXIT = 3  # unix port: the exit status standing for a board reset
@@ -22,42 +24,45 @@ _PARTS = (
 
 
 class OtaAgent:
-    def __init__(self, session, board, log, state, version: str, trial_ms: int = 120000):
+    """Runs the steps of ``aliyun.ota`` / ``aliyun.otadl`` one at a time; ``idle()`` (from
+    ``aliyun.otahook``) once nothing is left to do: no step, no timer, no job, no trial."""
+
+    def __init__(self, session, board, log, state, version: str, trial_ms: int, idle=None):
         self.session = session
         self.board = board
         self.log = log
-        self.state = state or {"slot": None, "version": version, "status": "confirmed"}
+        if state is None:  # the factory set, or the state as it is on file now
+            try:
+                with open("ota/state.json") as f:
+                    state = json.load(f)
+            except (OSError, ValueError):
+                state = {"slot": None, "version": version, "status": "confirmed"}
+        self.state = state
         self.factory = version
         self.trial_ms = trial_ms
+        self.idle = idle
         self.job = None  # the job in progress (aliyun.ota keeps it in ota/job.json too)
         self.pushed = None  # the last push or get_reply, not parsed yet
         self.failures = 0
         self.last_progress = None
-        self.prefix = ""  # "pk/dn" once the device name is known
+        topics = session.topics
+        self.prefix = topics.user_prefix[1:-6] if topics is not None else ""  # "pk/dn"
         self._todo = []
         self._task = None
+        self._timers = 0
 
     @property
     def version(self) -> str:
         return self.state.get("version") or self.factory
 
-    def start(self) -> None:
-        """Register with the session (call before ``session.run()``)."""
-        self.session.on_state(self._on_state)
-        self._subscribe()
-        if self.state.get("status") == "trial":
-            asyncio.create_task(self._trial())
-
-    def _subscribe(self) -> None:
-        topics = self.session.topics
-        if not self.prefix and topics is not None:
-            self.prefix = topics.user_prefix[1:-6]
-            self.session.subscribe("/ota/device/upgrade/" + self.prefix, self._on_push)
-            self.session.subscribe(topics.thing_prefix + "ota/firmware/get_reply", self._on_push)
-
-    def _on_state(self, state: str) -> None:
-        self._subscribe()
-        if state == "online":
+    def event(self, what: str, payload=None) -> None:
+        """From ``aliyun.otahook``: a state of the session, ``push`` or ``trial``."""
+        if what == "push":
+            self.pushed = payload
+            self.spawn("push")
+        elif what == "trial":
+            self.later(self.trial_ms, "trial")
+        elif what == "online":
             # Once the connect's own traffic (first report, NTP) is done and its garbage gone.
             self.later(_SETTLE_MS, "online")
         elif self._task is not None:
@@ -65,21 +70,23 @@ class OtaAgent:
             self._task = None
             self._todo = []
 
-    def _on_push(self, topic: str, payload) -> None:
-        self.pushed = bytes(payload)
-        self.spawn("push")
-
-    async def _trial(self) -> None:
-        await self._later(self.trial_ms, "trial")
-
     def later(self, ms: int, what: str) -> None:
         """Run step ``what`` in ``ms`` if still online, nothing of the update loaded meanwhile."""
+        self._timers += 1
         asyncio.create_task(self._later(ms, what))
 
     async def _later(self, ms: int, what: str) -> None:
         await asyncio.sleep(ms / 1000)
+        self._timers -= 1
         if self.session.online or what == "trial":
             self.spawn(what)
+        else:
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        done = self._task is None and not self._todo and not self._timers
+        if done and self.job is None and self.state.get("status") != "trial" and self.idle:
+            self.idle()
 
     def spawn(self, what: str) -> None:
         """Run ``aliyun.ota``'s ``what`` step after the running one."""
@@ -111,6 +118,7 @@ class OtaAgent:
         finally:
             if self._task is asyncio.current_task():
                 self._task = None
+                self._check_idle()
 
     async def reset(self) -> None:
         """Reset into the other set once the queued reports are out (unix: exit status 3)."""

@@ -62,7 +62,7 @@ def start(stack, emulator_args=()):
     stack.start_cloud()
     stack.start_emulator(args=emulator_args)
     heap = os.environ.get("E2E_HEAPSIZE", OTA_HEAP)
-    stack.start_firmware(stack.config(ota_trial_s=10), heapsize=heap)
+    stack.start_firmware(stack.config(ota=True, ota_trial_s=10), heapsize=heap)
 
 
 def boot_again(stack, status):

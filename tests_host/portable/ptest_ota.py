@@ -275,7 +275,7 @@ class ResetError(Exception):
 
 def agent_for(http, state=None):
     session = FakeSession(http)
-    agent = OtaAgent(session, None, lambda level, text: None, state, "1.0.0")
+    agent = OtaAgent(session, None, lambda level, text: None, state, "1.0.0", 120000)
     agent.prefix = "pk/dn"
     agent.spawn = lambda what: None
 

@@ -52,7 +52,8 @@ def figure_ota(workdir=None):
     try:
         stack.start_cloud()
         stack.start_emulator(args=("--baud", str(BAUD)))
-        stack.start_firmware(stack.config(ota_trial_s=10, log_level="debug"), heapsize=HEAP)
+        config = stack.config(ota=True, ota_trial_s=10, log_level="debug")
+        stack.start_firmware(config, heapsize=HEAP)
         stack.wait_device(r" I state online", WAIT)
         pk, dn = stack.product["productKey"], stack.device["deviceName"]
         build = make_version(work / "build-1.1.0", "1.1.0")

@@ -94,7 +94,7 @@ class Sim:
         if self.o.ota:
             from tools.sim.ota import heapsize
 
-            overrides["ota_trial_s"] = 10  # tools/sim/ota.py
+            overrides["ota"], overrides["ota_trial_s"] = True, 10  # tools/sim/ota.py
             self.o.heapsize = heapsize(self.o)
         if self.o.name_from_imei:
             overrides["device_name"] = ""
