@@ -14,24 +14,13 @@ import gc
 import json
 import sys
 
-
-def _select_set():
-    """After an update (ota/state.json exists): put the active file set on sys.path first."""
-    import os
-
-    try:
-        os.stat("ota/state.json")
-    except OSError:
-        return None  # the factory set: nothing to import
-    from aliyun import otaboot
-
-    state = otaboot.select()
-    for name in ("aliyun.otaboot", "aliyun"):  # imported again, from the set selected
-        sys.modules.pop(name, None)
-    return state
-
-
-_OTA_STATE = _select_set()
+_OTA_STATE = None  # after an update (OTA): the active file set goes first on sys.path
+try:
+    open("ota/state.json").close()
+except OSError:
+    pass  # the factory set: nothing to import
+else:
+    _OTA_STATE = __import__("aliyun.otaboot").otaboot.select(True)
 
 import boards  # noqa: E402 - from the set otaboot selected
 import config  # noqa: E402
@@ -80,14 +69,11 @@ async def run(board, cfg: dict, log) -> None:
     application = app.App(session, board, cfg, log)
     _running["app"] = application
     application.start()
-    if cfg["ota"]:  # updates over the air: the agent is imported when there is work
-        from aliyun import unload
-        from aliyun.otahook import install
-
-        install(session, board, log, _OTA_STATE, app.VERSION, cfg["ota_trial_s"] * 1000)
-        unload(("aliyun.otahook",))  # its closures stay registered with the session
-    slot = _OTA_STATE.get("slot") if _OTA_STATE else None
-    log("info", "application %s (%s)" % (app.VERSION, "slot " + slot if slot else "factory set"))
+    if cfg["ota"]:  # updates over the air (the agent is imported when there is work)
+        __import__("aliyun.otahook").otahook.install(
+            session, board, log, cfg, _OTA_STATE, app.VERSION
+        )
+    log("info", "application " + app.VERSION)
     task = asyncio.create_task(application.run())
     try:
         await session.run()

@@ -66,8 +66,10 @@ def rollback(state, reason: str):
             "report": report}  # fmt: skip
 
 
-def select():
-    """Apply the state file to ``sys.path`` (see the module doc); return the state in force."""
+def select(drop: bool = False):
+    """Apply the state file to ``sys.path`` (see the module doc); return the state in force.
+    ``drop`` (main.py): forget this module and the ``aliyun`` package afterwards, so the
+    package is imported again from the set selected."""
     state = load()
     if state is None:
         return None
@@ -85,4 +87,6 @@ def select():
         base = DIR + "/" + slot
         sys.path.insert(0, base)
         sys.path.insert(0, base + "/lib")
+    for name in ("aliyun.otaboot", "aliyun") if drop else ():
+        sys.modules.pop(name, None)
     return state

@@ -1,6 +1,6 @@
 """The resident part of over-the-air updates: two topics, a state callback, nothing more.
 
-``install(session, board, log, state, version, trial_ms)`` subscribes ``/ota/device/upgrade``
+``install(session, board, log, config, state, version)`` subscribes ``/ota/device/upgrade``
 and ``…/thing/ota/firmware/get_reply`` and watches the session's state. The agent
 (``aliyun.otaagent``) is imported when there is something to do (the session came online, a
 push arrived, a trial runs) and dropped again once it is idle, so a device that is not updating
@@ -8,7 +8,10 @@ keeps only these few closures in RAM.
 """
 
 
-def install(session, board, log, state, version: str, trial_ms: int) -> None:
+def install(session, board, log, config: dict, state, version: str) -> None:
+    """Register with ``session``; ``state`` is what ``otaboot.select()`` found at boot,
+    ``version`` the factory set's application version."""
+    trial_ms = config["ota_trial_s"] * 1000
     held = []  # the agent while it works
     subscribed = []
 
@@ -41,3 +44,6 @@ def install(session, board, log, state, version: str, trial_ms: int) -> None:
     on_state("")
     if state is not None and state.get("status") == "trial":
         event("trial")
+    from aliyun import unload
+
+    unload(("aliyun.otahook",))  # the closures stay, registered with the session
