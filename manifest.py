@@ -14,6 +14,7 @@ package(
         "bearer.py",
         "events.py",
         "http.py",
+        "httprange.py",
         "module.py",
         "mqtt.py",
         "text.py",

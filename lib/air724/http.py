@@ -18,7 +18,6 @@ GET = 0
 POST = 1
 HEAD = 2
 _READ_CHUNK = const(2048)  # larger bodies are read with AT+HTTPREAD=<start>,<size>
-_SINK_READ = const(256)  # the pieces handed to a sink (small: a download runs beside MQTT)
 
 
 class HTTPError(ATError):
@@ -70,22 +69,22 @@ class HTTPClient:
         headers: tuple = (),
         timeout_ms: int = 60000,
         data_ms: int = 20000,
-        params: tuple = (),
-        sink=None,
     ) -> tuple:
         """Run one request; returns ``(status, body)``, status being the HTTP status.
 
         ``headers``: ``"Name: value"`` strings, one ``USER_DEFINED`` each ("Content-Type:"
         needs its space, §6.1). ``data_ms``: the module's body input window (1000-120000).
-        ``params``: more ``(tag, int)`` settings, e.g. ``(("BREAK", 0), ("BREAKEND", 4095))``
-        for a byte range (§6.4). ``sink``: called with each piece of the body as it is read
-        (any length; the body is then not kept: ``(status, b"")``).
         Raises ``HTTPError`` for module codes 600-606, ``ArgumentError`` for a URL or header
         that cannot be quoted, and the channel's errors.
         """
         if type(body) is str:
             body = body.encode()
-        cmds = self._settings(url, headers, params)
+        # Every argument is quoted before the first command: nothing half-sent on bad input.
+        cmds = [b'AT+HTTPPARA="CID",%d' % self.cid, b'AT+HTTPPARA="URL",' + quote(url, "URL", 500)]
+        for h in headers:  # one header per command; they accumulate (§6.1)
+            cmds.append(b'AT+HTTPPARA="USER_DEFINED",' + quote(h, "header", 500))
+        if url.startswith("https:"):
+            cmds.append(b"AT+HTTPSSL=1")
         ch = self.ch
         async with self._lock:
             try:
@@ -104,7 +103,7 @@ class HTTPClient:
                     # Exactly len(body) bytes after DOWNLOAD, then OK (§6.1, seed errata BRIEF §6).
                     cmd = b"AT+HTTPDATA=%d,%d" % (len(body), data_ms)
                     await ch.command(cmd, data_ms + 2000, prompt=b"DOWNLOAD", payload=body)
-                return await self._run(method, timeout_ms, sink)
+                return await self._run(method, timeout_ms)
             finally:
                 if not ch.closed:
                     try:
@@ -112,18 +111,7 @@ class HTTPClient:
                     except ATError:  # cleanup: any answer will do (§6.1)
                         pass
 
-    def _settings(self, url: str, headers: tuple, params: tuple) -> list:
-        # Every argument is quoted before the first command: nothing half-sent on bad input.
-        cmds = [b'AT+HTTPPARA="CID",%d' % self.cid, b'AT+HTTPPARA="URL",' + quote(url, "URL", 500)]
-        for h in headers:  # one header per command; they accumulate (§6.1)
-            cmds.append(b'AT+HTTPPARA="USER_DEFINED",' + quote(h, "header", 500))
-        for tag, value in params:  # constant tags, int values: nothing to quote
-            cmds.append(b'AT+HTTPPARA="%s",%d' % (tag.encode(), value))
-        if url.startswith("https:"):
-            cmds.append(b"AT+HTTPSSL=1")
-        return cmds
-
-    async def _run(self, method, timeout_ms, sink=None):
+    async def _run(self, method, timeout_ms):
         ch = self.ch
         self._ev.clear()
         self._result = None
@@ -139,18 +127,15 @@ class HTTPClient:
             raise HTTPError(status)
         if length <= 0 or method == HEAD:
             return status, b""
-        if length > self.max_body and sink is None:
+        if length > self.max_body:
             raise DataError("HTTP body of %d bytes" % length)
-        whole = (
-            length <= _READ_CHUNK and sink is None
-        )  # one plain AT+HTTPREAD, else <start>,<size> chunks
+        whole = length <= _READ_CHUNK  # one plain AT+HTTPREAD, else <start>,<size> chunks
         parts = []
         got = 0
         while got < length:
             cmd = b"AT+HTTPREAD"
             if not whole:
-                piece = _READ_CHUNK if sink is None else _SINK_READ
-                cmd += b"=%d,%d" % (got, min(piece, length - got))
+                cmd += b"=%d,%d" % (got, min(_READ_CHUNK, length - got))
             lines = await ch.command(cmd, 10000, counted=b"+HTTPREAD:")
             # [b"+HTTPREAD: n", <n raw bytes>, b"OK"] (atmodem counted read)
             if len(lines) < 3:
@@ -159,9 +144,6 @@ class HTTPClient:
                 return status, lines[1]
             if not lines[1]:
                 break
-            if sink is None:
-                parts.append(lines[1])
-            else:
-                sink(lines[1])
+            parts.append(lines[1])
             got += len(lines[1])
         return status, b"".join(parts)

@@ -18,6 +18,7 @@ _PARTS = (
     "aliyun.otadl",
     "aliyun.otapkg",
     "aliyun.otaboot",
+    "air724.httprange",
     "air724.http",
     "air724.bearer",
 )

@@ -72,7 +72,7 @@ async def _attempt(agent) -> None:
         raise
     except Exception as exc:
         step = getattr(exc, "step", None)
-        agent.session.modem.release_http()
+        _release(agent.session.modem)
         if step is None:
             agent.failures += 1
             agent.log("warning", "ota: download stopped: %r" % exc)
@@ -132,7 +132,7 @@ async def _download(agent, job, got: int) -> None:
     from aliyun import unload
 
     unload(("air724.bearer",))
-    http = modem.http
+    http = _client(modem)
     agent.log("info", "ota: download %s from byte %d of %d" % (job["version"], got, size))
     while got < size:
         end = min(got + CHUNK, size)
@@ -147,8 +147,8 @@ async def _download(agent, job, got: int) -> None:
         save_job(agent)
         await progress(agent, max(1, got * 99 // size))
     http = None
-    modem.release_http()
-    unload(("air724.http",))  # RAM for the check and the install
+    _release(modem)
+    unload(("air724.httprange", "air724.http"))  # RAM for the check and the install
 
 
 async def _fetch(http, url: str, start: int, end: int) -> None:
@@ -161,10 +161,21 @@ async def _fetch(http, url: str, start: int, end: int) -> None:
             f.write(piece)
             written[0] += len(piece)
 
-        params = (("BREAK", start), ("BREAKEND", end - 1))
-        status, _ = await http.request(0, url, None, (), _GET_MS, params=params, sink=sink)
+        status = await http.fetch(url, start, end, sink, _GET_MS)
     if status not in (200, 206) or written[0] != end - start:
         raise OSError("range %d-%d: HTTP %d, %d B" % (start, end - 1, status, written[0]))
+
+
+def _client(modem):
+    """The ranged HTTP client on the modem's channel (its +HTTPACTION URC registered)."""
+    from air724.httprange import RangeClient
+
+    return RangeClient(modem.channel)
+
+
+def _release(modem) -> None:
+    modem.release_http()
+    modem.channel.remove_urc(b"+HTTPACTION:")  # the RangeClient's, if one was made
 
 
 def _size_of(path: str) -> int:

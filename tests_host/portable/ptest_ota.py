@@ -219,8 +219,8 @@ class FakeHTTP:
         self.served = 0
         self.ranges = []
 
-    async def request(self, method, url, body, headers, timeout, params=(), sink=None):
-        start, end = dict(params)["BREAK"], dict(params)["BREAKEND"]
+    async def fetch(self, url, start, end, sink, timeout):
+        end -= 1  # inclusive, as BREAKEND
         self.ranges.append((start, end))
         data = self.blob[start : end + 1]
         if self.cut is not None and self.served + len(data) > self.cut:
@@ -231,13 +231,17 @@ class FakeHTTP:
         for i in range(0, len(data), 700):
             sink(data[i : i + 700])
         self.served += len(data)
-        return 206, b""
+        return 206
 
 
 class FakeModem:
     def __init__(self, http):
         self.http = http
         self.bearer = self
+        self.channel = self
+
+    def remove_urc(self, prefix):
+        pass
 
     async def ensure(self, apn, timeout):
         return "10.0.0.2"
@@ -271,6 +275,9 @@ class FakeSession:
 
 class ResetError(Exception):
     pass
+
+
+otadl._client = lambda modem: modem.http  # the fake stands for the ranged client
 
 
 def agent_for(http, state=None):
