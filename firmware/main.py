@@ -27,6 +27,7 @@ import config  # noqa: E402
 import logger  # noqa: E402
 
 _running = {}  # the application while it runs, for the stats line on Ctrl-C
+_why = [""]  # why the firmware waits in its safe state (the config error)
 
 
 def load_config(path: str, log):
@@ -35,6 +36,7 @@ def load_config(path: str, log):
         cfg = config.load(path)
     except config.ConfigError as exc:
         log("error", str(exc))
+        _why[0] = str(exc)
         return None
     log.set_level(cfg["log_level"])
     log.redact(cfg["device_secret"])
@@ -50,12 +52,14 @@ def safe_board(board_class, log):
         return None
 
 
-async def safe_state(board, log, idle_s: int = 3600) -> None:
-    """Show the error and do nothing else, forever: no watchdog is started, so no reset loop."""
+async def safe_state(board, log, idle_s: int = 10) -> None:
+    """Show the error and do nothing else, forever: no watchdog is started, so no reset loop.
+    The reason is repeated every ``idle_s``: a console opened later soon shows why."""
     if board is not None:
         board.led("error")
-    log("error", "safe state: fix config.json, then reset the board")
+    why = " (%s)" % _why[0] if _why[0] else ""
     while True:
+        log("error", "safe state: fix config.json, then reset the board" + why)
         await asyncio.sleep(idle_s)
 
 
@@ -123,12 +127,16 @@ def release(name: str) -> None:
     gc.collect()
 
 
-def stopped(log) -> None:
-    """Ctrl-C: log that, and the counters of the application if it ran."""
+def stopped(log, board=None) -> None:
+    """Ctrl-C: log that, and the counters of the application if it ran; a started watchdog
+    is fed from a timer from now on (boards/mcu.py), so the REPL stays usable."""
     # A SIGINT on the unix port that lands inside a garbage collection leaves the heap locked;
     # a full collection unlocks it (see boards/unix.py for the safe way to stop). On a board,
     # where Ctrl-C is only noted, it costs one collection.
     gc.collect()
+    park = getattr(board, "stopped", None)  # None without a board
+    if park is not None:
+        park()
     log("info", "stopped")
     application = _running.get("app")
     if application is not None:
@@ -147,6 +155,7 @@ def main(path: str = "config.json") -> None:
                 board = board_class(cfg, log)
             except config.ConfigError as exc:  # a board-specific field (e.g. uart.url)
                 log("error", str(exc))
+                _why[0] = str(exc)
         if cfg is None or board is None:
             asyncio.run(stoppable(board_class, safe_state(safe_board(board_class, log), log)))
             return
@@ -154,7 +163,7 @@ def main(path: str = "config.json") -> None:
         release("config")  # its tables (about 8 KB) are done with: the RAM goes to the session
         asyncio.run(stoppable(board_class, run(board, cfg, log)))
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or stoppable() on unix
-        stopped(log)
+        stopped(log, board)
     except Exception as exc:
         if sys.implementation.name == "micropython":
             asyncio.new_event_loop()  # drop the crashed loop's tasks before running again

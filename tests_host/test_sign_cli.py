@@ -176,14 +176,14 @@ def test_mqtt_json_tls_defaults_and_endpoint(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["mqtt", *DOC, "--keepalive", "29"], "keepalive: must be 30..1200 s"),
-        (["mqtt", *DOC, "--tcp", "--port", "8883"], "port: 8883 is TLS only"),
-        (["mqtt", *DOC, "--client-id", "x" * 65], "clientId: longer than 64 characters"),
-        (["mqtt", *DOC, "--client-id", 'a"b'], "clientId: '\"' cannot be placed in a quoted AT"),
-        (["mqtt", *DOC, "--client-id", "a\\b"], "clientId: '\\\\' cannot be placed"),
-        (["mqtt", *DOC, "--timestamp", "soon"], "timestamp: must be decimal digits"),
-        (["mqtt", *DOC[:4], "--device-secret", "s\u00e9"], "deviceSecret: must be printable"),
-        (["http-auth", *SEED, "--device-secret", ""], "secret: must be a non-empty string"),
+        (["mqtt", *DOC, "--keepalive", "29"], "--keepalive: must be 30..1200 s"),
+        (["mqtt", *DOC, "--tcp", "--port", "8883"], "--port: 8883 is TLS only"),
+        (["mqtt", *DOC, "--client-id", "x" * 65], "--client-id: longer than 64 characters"),
+        (["mqtt", *DOC, "--client-id", 'a"b'], "--client-id: '\"' cannot be placed in a"),
+        (["mqtt", *DOC, "--client-id", "a\\b"], "--client-id: '\\\\' cannot be placed"),
+        (["mqtt", *DOC, "--timestamp", "soon"], "--timestamp: must be decimal digits"),
+        (["mqtt", *DOC[:4], "--device-secret", "s\u00e9"], "--device-secret: must be printable"),
+        (["http-auth", *SEED, "--device-secret", ""], "--device-secret: must be a non-empty"),
         (["dynreg", *DOC[:4], "--product-secret", "p", "--instance-id", "i"], "--mqtt"),
     ],
 )
@@ -266,3 +266,36 @@ def test_at_quote():
     for bad in ('a"b', "a\rb", "a\nb", "a\\22"):
         with pytest.raises(sign_cli.UsageError, match="^f: "):
             sign_cli.at_quote("f", bad)
+
+
+@pytest.mark.parametrize("spelling", [["--device-name", "-abc"], ["--device-name=-abc"]])
+def test_a_value_may_start_with_a_dash(capsys, spelling):
+    # "-abc" is a valid DeviceName; argparse alone takes it for an unknown option.
+    argv = ["mqtt", "--product-key", "pk", *spelling, "--device-secret", "s", "--no-timestamp"]
+    code, out, err = run_json(argv, capsys)
+    assert code == 0, err
+    assert out["username"] == "-abc&pk"
+    assert out["clientId"].startswith("-abc|securemode=2,")
+
+
+def test_a_missing_value_is_still_a_usage_error(capsys):
+    # The token after --device-name is one of the CLI's options: it stays an option.
+    with pytest.raises(SystemExit) as exit_info:
+        sign_cli.main(["mqtt", "--product-key", "pk", "--device-name", "--json"])
+    assert exit_info.value.code == 2
+    assert "--device-name: expected one argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "argv"),
+    [
+        ("--product-key", ["--product-key", 'p"k', "--device-name", "d"]),
+        ("--device-name", ["--product-key", "pk", "--device-name", "d\\n"]),
+    ],
+)
+def test_a_quote_is_refused_under_the_option_the_user_typed(capsys, option, argv):
+    code, out, err = run(["mqtt", *argv, "--device-secret", "s"], capsys)
+    assert code == 2 and out == ""
+    last = err.splitlines()[-1]
+    assert last.startswith("aliyun-sign: error: %s: " % option), err
+    assert "username" not in err

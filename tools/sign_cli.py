@@ -442,15 +442,102 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The options whose values go into a quoted AT argument, checked under the name the user typed
+# (a quote in --product-key would otherwise surface as one in the derived "username").
+QUOTED_OPTIONS = ("product_key", "device_name", "client_id", "host", "random", "instance_id")
+# Protocol field (as SignError names it) -> the option that supplies it.
+FIELD_OPTIONS = {
+    "productKey": "product_key",
+    "deviceName": "device_name",
+    "deviceSecret": "device_secret",
+    "productSecret": "product_secret",
+    "clientId": "client_id",
+    "timestamp": "timestamp",
+    "keepalive": "keepalive",
+    "port": "port",
+    "region": "region",
+    "signmethod": "signmethod",
+    "authType": "mqtt",
+}
+
+
+def _option(args, dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_quoted(args) -> None:
+    for dest in QUOTED_OPTIONS:
+        value = getattr(args, dest, None)
+        if value is not None:
+            at_quote(_option(args, dest), value)
+
+
+def _named_by_option(args, exc: SignError) -> str:
+    """``exc``'s message with the option the user typed in place of the protocol field."""
+    if exc.field == "secret":
+        dest = "product_secret" if args.command == "dynreg" else "device_secret"
+    else:
+        dest = FIELD_OPTIONS.get(exc.field, "")
+    text = str(exc)
+    if not dest or not hasattr(args, dest) or not text.startswith(exc.field + ": "):
+        return text
+    return _option(args, dest) + text[len(exc.field) :]
+
+
+def _value_options(parser: argparse.ArgumentParser) -> tuple:
+    """(options that take a value, every option string) over the parser and its subcommands."""
+    takes, known = set(), set()
+    parsers = [parser]
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps subparsers only here
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            parsers += list(action.choices.values())
+    for p in parsers:
+        for action in p._actions:  # noqa: SLF001
+            known.update(action.option_strings)
+            if action.option_strings and action.nargs is None and action.const is None:
+                takes.update(action.option_strings)
+    return takes, known
+
+
+def join_dash_values(argv: list, parser: argparse.ArgumentParser) -> list:
+    """``--device-name -abc`` -> ``--device-name=-abc``: a value may start with ``-`` (a valid
+    DeviceName can), which argparse would otherwise take for an option. A following token that
+    is one of the CLI's own options (or an abbreviation of one) stays an option."""
+    takes, known = _value_options(parser)
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if token in takes and nxt is not None and nxt.startswith("-") and nxt != "-":
+            head = nxt.split("=", 1)[0]
+            if not (head.startswith("--") and any(o.startswith(head) for o in known)):
+                out.append(token + "=" + nxt)
+                i += 2
+                continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv: "list | None" = None) -> int:
     """Console entry point; returns the exit status (argparse itself exits 2 on bad usage)."""
-    args = build_parser().parse_args(argv)  # exits with status 2 on usage errors
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(join_dash_values(argv, parser))  # exits 2 on usage errors
     err = sys.stderr
     _read_secrets(args)
+    try:
+        _check_quoted(args)
+    except UsageError as exc:
+        print("%s: error: %s" % (PROG, exc), file=err)
+        return EXIT_USAGE
     warnings = warn_lookalikes(args, err)
     try:
         out = args.run(args)
-    except (SignError, UsageError) as exc:
+    except SignError as exc:
+        print("%s: error: %s" % (PROG, _named_by_option(args, exc)), file=err)
+        return EXIT_USAGE
+    except UsageError as exc:
         print("%s: error: %s" % (PROG, exc), file=err)
         return EXIT_USAGE
     if args.json:

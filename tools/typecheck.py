@@ -17,10 +17,11 @@ STDLIB_STUBS = "micropython-stdlib-stubs==1.29.0.post2"  # MicroPython's own typ
 BOARDS = ROOT / "firmware" / "boards"
 
 # port: (stub package pinned to the MicroPython release we target, its board modules); mcu.py
-# is the microcontrollers' shared half, checked against each one's machine module.
+# and watchdog.py are the microcontrollers' shared half, checked against each one's machine
+# module (the unix port's has no WDT: there only the vboard's stand-in drives watchdog.py).
 PORTS = {
-    "esp32": ("micropython-esp32-stubs==1.29.0.post1", ("esp32.py", "mcu.py")),
-    "rp2": ("micropython-rp2-stubs==1.29.0.post1", ("rp2.py", "mcu.py")),
+    "esp32": ("micropython-esp32-stubs==1.29.0.post1", ("esp32.py", "mcu.py", "watchdog.py")),
+    "rp2": ("micropython-rp2-stubs==1.29.0.post1", ("rp2.py", "mcu.py", "watchdog.py")),
     "unix": ("micropython-unix-stubs==1.29.0.post1", ("unix.py",)),
 }
 

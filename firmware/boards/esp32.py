@@ -18,7 +18,8 @@ class Board(mcu.MCUBoard):
     pwrkey_pin = 4
     led_pin = 2
     wdt_limit_ms = 0x7FFFFFFF  # no port limit worth extending in software
+    timer_id = 0  # feeds a stopped firmware's watchdog: a hardware timer (no virtual ones here)
 
     def __init__(self, config: dict, log=None):
-        parts = (machine.UART, machine.Pin, machine.WDT, machine.reset)
+        parts = (machine.UART, machine.Pin, machine.WDT, machine.reset, machine.Timer)
         super().__init__(config, parts, log)

@@ -1,15 +1,17 @@
 """Hardware behaviour shared by the real boards (ESP32, RP2040): LED patterns, PWRKEY, watchdog.
 
 The board modules create the ``machine`` objects and hand them in, so this module never imports
-``machine`` and runs on the host with fakes. Pins that drive the module go through an NPN
+``machine`` and runs on the host with fakes. The watchdog is in boards/watchdog.py (the vboard's
+unix board uses it alone). Pins that drive the module go through an NPN
 transistor (README wiring): GPIO high pulls the Air724's input low.
 """
 
 import asyncio
 import gc
-from time import ticks_diff, ticks_ms
 
 from micropython import const
+
+from boards.watchdog import Watchdog
 
 # A type checker takes every TYPE_CHECKING as true: it checks the calls below against the
 # machine module of the port's stubs (esp32 or rp2). At run time the board passes it in.
@@ -99,36 +101,6 @@ class PowerKey:
             self._pin.value(1 - self._active)  # never leave the key held (cancelled mid-press)
 
 
-class Watchdog:
-    """``machine.WDT`` with any timeout: a port limit below ``timeout_ms`` (RP2040: 8.3 s) is
-    covered by a task that feeds the hardware often while the application's own deadline
-    (last ``feed()`` + ``timeout_ms``) has not passed. A blocked event loop starves that task,
-    so the hardware still resets a hung device within the port limit."""
-
-    def __init__(self, wdt_class: "type[machine.WDT]", timeout_ms: int, limit_ms: int, clock=None):
-        self.timeout_ms = timeout_ms
-        self._clock = clock or ticks_ms
-        self._last = self._clock()
-        hw_ms = timeout_ms if timeout_ms <= limit_ms else limit_ms
-        self._wdt = wdt_class(timeout=hw_ms)
-        self._task = None
-        if hw_ms < timeout_ms:
-            self._task = asyncio.create_task(self._extend(hw_ms // 4))
-
-    def feed(self) -> None:
-        self._last = self._clock()
-        self._wdt.feed()
-
-    def expired(self) -> bool:
-        return ticks_diff(self._clock(), self._last) >= self.timeout_ms
-
-    async def _extend(self, period_ms: int) -> None:
-        while not self.expired():
-            self._wdt.feed()
-            await sleep_ms(period_ms)
-        # Deadline passed: stop feeding; the hardware resets the board within hw_ms.
-
-
 def free_heap() -> int:
     gc.collect()
     return gc.mem_free()
@@ -140,7 +112,7 @@ def _pick(value, default):
 
 class MCUBoard:
     """The board interface on a microcontroller; a port module sets the class attributes and
-    passes its ``machine`` parts ``(UART, Pin, WDT, reset)``."""
+    passes its ``machine`` parts ``(UART, Pin, WDT, reset, Timer)``."""
 
     name = ""
     uart_id = 0
@@ -149,6 +121,7 @@ class MCUBoard:
     pwrkey_pin = 0
     led_pin = 0
     wdt_limit_ms = 0
+    timer_id = -1  # the machine.Timer that feeds a stopped firmware's watchdog
     rxbuf = 4096  # holds a full +HTTPREAD or +MSUB burst (air724-at.md §6.4, §7.4)
     reset_delay_ms = 10000  # after a crash: time to read the log before machine.reset()
 
@@ -156,7 +129,8 @@ class MCUBoard:
         self._uart_class: "type[machine.UART]"
         self._pin_class: "type[machine.Pin]"
         self._wdt_class: "type[machine.WDT]"
-        self._uart_class, self._pin_class, self._wdt_class, self._reset = parts
+        self._timer_class: "type[machine.Timer]"
+        self._uart_class, self._pin_class, self._wdt_class, self._reset, self._timer_class = parts
         uart = config.get("uart") or {}
         pins = config.get("pins") or {}
         self.uart_id = _pick(uart.get("id"), self.uart_id)
@@ -213,6 +187,11 @@ class MCUBoard:
     def feed(self) -> None:
         if self._wdt is not None:
             self._wdt.feed()
+
+    def stopped(self) -> None:
+        """main.py after a Ctrl-C: a started watchdog is fed by a timer from now on."""
+        if self._wdt is not None:
+            self._wdt.park(self._timer_class, self.timer_id)
 
     def free_heap(self) -> int:
         return free_heap()

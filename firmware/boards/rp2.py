@@ -19,7 +19,9 @@ class Board(mcu.MCUBoard):
     pwrkey_pin = 6
     led_pin = "LED"
     wdt_limit_ms = 8388  # RP2040 watchdog maximum; longer timeouts are extended in software
+    # A stopped firmware's watchdog is fed by a virtual timer (id -1): the RP2040's cannot be
+    # stopped and outlives a soft reset (MicroPython's rp2 WDT has no deinit).
 
     def __init__(self, config: dict, log=None):
-        parts = (machine.UART, machine.Pin, machine.WDT, machine.reset)
+        parts = (machine.UART, machine.Pin, machine.WDT, machine.reset, machine.Timer)
         super().__init__(config, parts, log)

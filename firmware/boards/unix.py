@@ -2,8 +2,11 @@
 
 ``config["uart"]["url"]`` says where the module is: ``tcp://HOST:PORT`` (the emulator's
 ``--listen``) or the path of a pty or serial device, opened raw and non-blocking through
-termios. There is no PWRKEY, watchdog or LED: ``power_cycle()`` returns False, the watchdog
-calls do nothing and LED changes are logged.
+termios. There is no PWRKEY or LED: ``power_cycle()`` returns False and LED changes are logged.
+No watchdog either, except on the virtual board (vboard), whose ``machine.WDT`` is a stand-in
+that bites like the RP2040's (8388 ms at most, kept across soft resets): there the firmware runs
+the RP2040's watchdog code (boards/watchdog.py), so a hang resets the board and a Ctrl-C leaves the
+watchdog fed by a ``machine.Timer``.
 
 The interface every board module implements (the session and main.py call these):
 
@@ -11,7 +14,8 @@ The interface every board module implements (the session and main.py call these)
 - ``await open_uart()`` -> (reader, writer) asyncio streams; ``close_uart()``
 - ``await power_cycle()`` -> bool (False: the board cannot)
 - ``led(pattern)`` with "boot", "connecting", "online", "error"; ``led_enable(on)``
-- ``watchdog(timeout_ms)``, ``feed()``, ``free_heap()``, ``reset()``, ``reset_delay_ms``
+- ``watchdog(timeout_ms)``, ``feed()``, ``stopped()`` (after a Ctrl-C: keep a started
+  watchdog fed), ``free_heap()``, ``reset()``, ``reset_delay_ms``
 
 Stopping: this port raises KeyboardInterrupt from its SIGINT handler wherever the VM is, also
 inside a garbage collection, which then never completes (the heap stays locked, or objects in use
@@ -29,6 +33,7 @@ from micropython import const
 
 _VMIN = const(6)  # termios c_cc indexes (Linux): a read returns what is there, at once
 _VTIME = const(5)
+_WDT_LIMIT_MS = const(8388)  # the vboard's stand-in has the RP2040's limit (boards/rp2.py)
 
 
 def parse_url(url: str):
@@ -57,6 +62,7 @@ class Board:
         self._streams = None
         self.pattern = ""
         self.led_on = True
+        self._wdt = None
 
     async def open_uart(self) -> tuple:
         self.close_uart()
@@ -94,10 +100,30 @@ class Board:
         self.led_on = on
 
     def watchdog(self, timeout_ms: int = 0) -> None:
-        """No watchdog (``feed``) and no reset here: main.py then exits with status 1, the
-        process stands for the chip."""
+        """The vboard's stand-in watchdog when ``machine`` has one, else none."""
+        try:
+            import machine
+        except ImportError:  # CPython (host tests)
+            return
+        wdt_class = getattr(machine, "WDT", None)
+        if wdt_class is not None and self._wdt is None:
+            from boards.watchdog import Watchdog
 
-    feed = reset = watchdog
+            self._wdt = Watchdog(wdt_class, timeout_ms, _WDT_LIMIT_MS)
+
+    def feed(self) -> None:
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    def stopped(self) -> None:
+        """main.py after a Ctrl-C: the stand-in watchdog is fed by a timer from now on."""
+        if self._wdt is not None:
+            import machine
+
+            self._wdt.park(machine.Timer, -1)  # pyright: ignore[reportAttributeAccessIssue]
+
+    def reset(self) -> None:
+        """No reset here: main.py then exits with status 1, the process stands for the chip."""
 
     @staticmethod
     async def watch_stop(task) -> None:

@@ -11,7 +11,7 @@ import config
 import pytest
 
 from tools.sim.board import FIRMWARE_HEAP, layout_board
-from tools.sim.cli import build_parser
+from tools.sim.cli import SOURCE_HEAP, build_parser
 from tools.sim.console import Console, format_row
 from tools.sim.parts import device_config, resolve_rules
 from tools.sim.proc import Proc, SimError
@@ -267,3 +267,9 @@ def test_sim_starts_the_three_parts_and_cleans_up(monkeypatch, tmp_path):
     log = out.getvalue()
     assert "sim    | cloud ready: product" in log and "device |" in log
     assert run.device["deviceSecret"] not in log
+
+
+def test_source_runs_pick_the_heap_the_sources_need():
+    assert build_parser().parse_args(["--source"]).heapsize == SOURCE_HEAP
+    assert build_parser().parse_args(["--source", "--heapsize", "256k"]).heapsize == "256k"
+    assert build_parser().parse_args([]).heapsize == FIRMWARE_HEAP

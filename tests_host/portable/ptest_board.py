@@ -9,7 +9,7 @@ import random
 import sys
 
 import boards
-from boards import mcu, unix
+from boards import mcu, unix, watchdog
 from config import ConfigError
 from fakes_session import LogLines, Recorder, wait_ms
 from ptest import IS_MICROPYTHON, fresh_import, raises
@@ -176,10 +176,20 @@ class FakeWDT:
         self.feeds += 1
 
 
+class FakeTimer:
+    PERIODIC = 1
+    made = []
+
+    def __init__(self, id, mode=0, period=-1, callback=None):
+        self.id, self.mode, self.period, self.callback = id, mode, period, callback
+        FakeTimer.made.append(self)
+
+
 class FakeMachine:
     Pin = FakePin
     UART = FakeUART
     WDT = FakeWDT
+    Timer = FakeTimer
     resets = []
 
     @staticmethod
@@ -306,8 +316,8 @@ async def _ended(led):
 
 async def test_watchdog_extends_a_short_hardware_limit_until_the_deadline():
     clock = [1000]
-    saved = mcu.sleep_ms
-    mcu.sleep_ms = sleeps = Sleeps(clock)
+    saved = watchdog.sleep_ms
+    watchdog.sleep_ms = sleeps = Sleeps(clock)
     try:
         FakeWDT.made.clear()
         dog = mcu.Watchdog(FakeWDT, 30000, 8388, lambda: clock[0])
@@ -317,7 +327,7 @@ async def test_watchdog_extends_a_short_hardware_limit_until_the_deadline():
         assert dog.expired() and clock[0] - 1000 >= 30000
         assert hw.feeds == len(sleeps.calls) and set(sleeps.calls.items) == {8388 // 4}
     finally:
-        mcu.sleep_ms = saved
+        watchdog.sleep_ms = saved
 
 
 async def _task_done(dog):
@@ -352,3 +362,26 @@ def test_board_watchdog_starts_once_and_feeds():
     assert FakeMachine.resets and board.reset_delay_ms > 0
     if IS_MICROPYTHON:  # gc.mem_free is MicroPython's
         assert board.free_heap() > 0
+
+
+async def test_a_stopped_firmware_keeps_its_watchdog_fed_from_a_timer():
+    # Ctrl-C (main.stopped): the hardware watchdog cannot be stopped, so a timer feeds it.
+    for port, timer_id, period in (("esp32", 0, 30000), ("rp2", -1, 8388 // 4)):
+        FakeWDT.made.clear()
+        FakeTimer.made.clear()
+        board = board_module(port).Board({})
+        board.stopped()  # no watchdog started yet: nothing to keep fed
+        assert FakeTimer.made == []
+        board.watchdog(120000)
+        board.stopped()
+        board.stopped()  # once only
+        assert len(FakeTimer.made) == 1, port
+        timer, hw = FakeTimer.made[0], FakeWDT.made[0]
+        assert (timer.id, timer.mode, timer.period) == (timer_id, FakeTimer.PERIODIC, period)
+        fed = hw.feeds
+        timer.callback(timer)
+        timer.callback(timer)
+        assert hw.feeds == fed + 2
+        if board._wdt._task is not None:  # rp2: the extender of the 8.4 s hardware limit
+            board._wdt._task.cancel()
+            await asyncio.sleep(0)

@@ -4,6 +4,7 @@ Every board has its own folder (its ``/``) and console log. Waits are for output
 timeouts, never fixed sleeps; every process started here is stopped by its fixture.
 """
 
+import re
 import selectors
 import signal
 import subprocess
@@ -24,7 +25,10 @@ class Board:
     def __init__(self, folder: Path, log: Path, *args: str):
         self.folder, self.log = folder, log
         cmd = [str(BIN / "vboard"), "--dir", str(folder), "--log", str(log), *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # stderr to a file: --online echoes the cloud's log there for as long as it runs.
+        self.err_path = log.with_suffix(".stderr")
+        with open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
         self.port = self._first_line(timeout=20)
 
     def _first_line(self, timeout: float) -> str:
@@ -62,6 +66,20 @@ class Board:
                 raise AssertionError(f"{text!r} not on the console: {self.log_text()[after:]!r}")
             time.sleep(0.02)  # polling a file: the wait itself is bounded by the deadline
 
+    def err_text(self) -> str:
+        return self.err_path.read_bytes().decode(errors="replace")
+
+    def wait_err(self, pattern: str, timeout: float = 30) -> "re.Match":
+        """Wait until ``pattern`` matches the vboard's stderr; the match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = re.search(pattern, self.err_text(), re.M)
+            if found:
+                return found
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"/{pattern}/ not on stderr: {self.err_text()!r}")
+            time.sleep(0.05)  # polling a file: the wait itself is bounded by the deadline
+
     def console(self) -> "Console":
         return Console(self.port)
 
@@ -69,16 +87,16 @@ class Board:
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            _, err = self.proc.communicate(timeout=10)
+            self.proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             # Still running: its stack (SIGUSR1) goes into stderr, which the fixture reports.
             self.proc.send_signal(signal.SIGUSR1)
             try:
-                _, err = self.proc.communicate(timeout=5)
+                self.proc.communicate(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                _, err = self.proc.communicate()
-        self.stderr = err.decode(errors="replace")
+                self.proc.communicate()
+        self.stderr = self.err_text()
 
 
 class Console:

@@ -7,6 +7,7 @@ board's console log for the session to come online.
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -126,7 +127,16 @@ def test_flash_refuses_a_missing_or_invalid_config(tmp_path, content, field):
     assert SECRET not in proc.stdout + proc.stderr
 
 
-def test_flash_the_project_itself(vboard, config):
+@pytest.fixture
+def listener():
+    """A TCP port that accepts connections (and answers nothing): a module's address."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield "tcp://127.0.0.1:%d" % server.getsockname()[1]
+
+
+def test_flash_the_project_itself(vboard, tmp_path, listener):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**CONFIG, "uart": {"url": listener}}))
     counts, _ = flash_to(vboard, ROOT, config)
     assert counts["files"] == counts["copied"]
     on_board = set(files_on(vboard))
@@ -141,3 +151,35 @@ def test_flash_the_project_itself(vboard, config):
         assert kept in on_board, f"{name} not deployed"
     out = vboard.exec("import aliyun.sign, config; print(aliyun.sign.__file__, config.__file__)")
     assert out.split() == ["/lib/aliyun/sign.mpy", "config.mpy"]
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("", "uart.url: empty, but this board is the MicroPython unix port"),
+        ("/dev/no-such-adapter", "uart.url: /dev/no-such-adapter does not exist on the board"),
+        ("tcp://127.0.0.1", "uart.url: required on the unix port: tcp://HOST:PORT"),
+    ],
+)
+def test_flash_refuses_a_config_that_cannot_work_on_the_board(vboard, tmp_path, url, reason):
+    # The example config as a newcomer copies it: valid, but this board (the unix port) cannot
+    # reach a module without uart.url. The refusal names the reason and copies nothing.
+    example = json.loads((ROOT / "firmware" / "config.example.json").read_text())
+    example["uart"]["url"] = url
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(example))
+    proc = _flash_cli("--port", vboard.port, "--config", str(path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"flash: refused: {path}: {reason}" in proc.stderr
+    assert "copy" not in proc.stdout
+    assert not (vboard.folder / "config.json").exists()
+
+
+def test_flash_refuses_a_tcp_address_nobody_listens_on(vboard, tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]  # closed below: nothing listens there any more
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**CONFIG, "uart": {"url": "tcp://127.0.0.1:%d" % port}}))
+    proc = _flash_cli("--port", vboard.port, "--config", str(path))
+    assert proc.returncode == 2
+    assert "nothing accepts a connection at tcp://127.0.0.1:%d" % port in proc.stderr

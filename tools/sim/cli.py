@@ -9,6 +9,9 @@ from tools.sim.board import FIRMWARE_HEAP
 from tools.sim.run import Sim
 
 DESCRIPTION = run.__doc__.split("\n")[0]
+# The heap of a --source run: the VM compiles every module at import (measured: online at 192k,
+# MemoryError below).
+SOURCE_HEAP = "192k"
 
 
 def _env_int(name, default):
@@ -64,8 +67,11 @@ OPTIONS = (
     ),
     (
         "--heapsize",
-        {"help": "MicroPython heap (default %s)" % FIRMWARE_HEAP},
-        lambda: FIRMWARE_HEAP,
+        {
+            "help": "MicroPython heap (default %s; %s with --source: compiling the sources on "
+            "the device needs the room)" % (FIRMWARE_HEAP, SOURCE_HEAP)
+        },
+        None,
     ),
     (
         "--source",
@@ -97,8 +103,16 @@ OPTIONS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        options = super().parse_args(args, namespace)
+        if options.heapsize is None:  # not given: the heap the chosen build needs
+            options.heapsize = SOURCE_HEAP if options.source else FIRMWARE_HEAP
+        return options
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m tools.sim", description=DESCRIPTION)
+    p = _Parser(prog="python -m tools.sim", description=DESCRIPTION)
     for flag, keywords, default in OPTIONS:
         if default is not None:
             keywords = dict(keywords, default=default())

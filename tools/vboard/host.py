@@ -21,22 +21,10 @@ import tty
 import zlib
 from pathlib import Path
 
-from tools.vboard.editor import (
-    CTRL_A,
-    CTRL_B,
-    CTRL_C,
-    CTRL_D,
-    CTRL_E,
-    ENTER,
-    TAB,
-    LineEditor,
-    continue_with_input,
-)
+from tools.vboard.console import ConsoleModes
+from tools.vboard.editor import CTRL_C
 
 HERE = Path(__file__).resolve().parent
-RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
-PASTE_BANNER = b"\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== "
-WINDOW = 512  # raw-paste flow-control window (a board's is 128)
 BACKLOG = 1 << 16  # console output kept while no one reads the pty; older bytes are dropped
 SIGINT_GAP = 0.25  # the unix port exits on a 2nd SIGINT before the 1st is handled
 # SIGINT raises KeyboardInterrupt wherever the VM is, even in C code; one that lands after the
@@ -81,16 +69,16 @@ class VirtualBoard:
         self.sel = selectors.DefaultSelector()
         self.port = None
         self.vm = None
-        self.mode = "friendly"  # pyexec mode: survives soft resets, not hard ones
         self.seq = 0
         self.pending = bytearray()  # console input not yet consumed
         self.out = bytearray()  # console output the pty did not take yet
         self.to_vm = bytearray()  # console input for the VM's stdin
-        self.editor = LineEditor(self._write)
         self.banner = b"MicroPython"
+        self.console = ConsoleModes(self)  # the REPL's input modes (console.py)
         self._stopping = False
         self.failed = None  # why serve() gave up, if it did
         self.on_ready = on_ready  # called with the port once the first VM is up
+        self.wdt_ms, self.wdt_due = 0, None  # the watchdog stand-in: timeout, deadline
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -118,14 +106,16 @@ class VirtualBoard:
 
     def serve(self) -> None:
         while not self._stopping:
-            due = self.job.get("due") if self.job else None
-            timeout = None if due is None else max(0.0, due - time.monotonic())
+            dues = [d for d in (self.job.get("due") if self.job else None, self.wdt_due) if d]
+            timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
             for key, events in self.sel.select(timeout):
                 if self._stopping:
                     break
                 self._dispatch(key.data, events)
             if self.job and self.job.get("due") and time.monotonic() >= self.job["due"]:
                 self._interrupt()
+            if self.wdt_due and time.monotonic() >= self.wdt_due and self.vm is not None:
+                self._watchdog_bite()
         self.close()
 
     def close(self) -> None:
@@ -159,8 +149,9 @@ class VirtualBoard:
     def _power_on(self, soft: bool) -> None:
         """Start a fresh VM; it runs boot.py, then main.py in friendly mode, then the REPL."""
         self._kill_vm()
+        self.console.reset(hard=not soft)  # the raw/friendly mode survives a soft reset
         if not soft:
-            self.mode = "friendly"
+            self.wdt_ms, self.wdt_due = 0, None  # a hard reset stops the watchdog
         ctl_in_r, ctl_in_w = os.pipe()
         ctl_out_r, ctl_out_w = os.pipe()
         in_r, in_w = os.pipe()  # the VM's stdin; the host keeps its read end too
@@ -302,6 +293,9 @@ class VirtualBoard:
     def _notice(self, kind: bytes, payload: bytes) -> None:
         if TRACE:
             _trace("notice", kind, payload[:40], self.state)
+        if kind in (b"W", b"D"):
+            self._watchdog_notice(kind, payload)
+            return
         seq = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else -1
         current = self.job is not None and seq == self.job["seq"]
         if current and self.outstanding and kind in self.outstanding[0]:
@@ -339,7 +333,26 @@ class VirtualBoard:
             self.to_vm.clear()
             self._finish(self.job)
         elif kind == b"C" and current and self.state == WAITING:
-            self._completed(payload[4:].decode(errors="replace"))
+            self.job = None
+            self.state = IDLE
+            self.console.completed(payload[4:].decode(errors="replace"))
+            self._pump()
+
+    # -- the watchdog stand-in (vm_machine.WDT) ----------------------------------------------
+
+    def _watchdog_notice(self, kind: bytes, payload: bytes) -> None:
+        """``W`` timeout: (re)start the countdown; ``D``: fed. Kept across soft resets."""
+        now = time.monotonic()
+        if kind == b"W":
+            self.wdt_ms = int.from_bytes(payload[:4], "big")
+        if self.wdt_ms:
+            self.wdt_due = now + self.wdt_ms / 1000
+
+    def _watchdog_bite(self) -> None:
+        self._write(b"\r\nvboard: watchdog reset (not fed for %d ms)\r\n" % self.wdt_ms)
+        self.pending[:0] = self._kill_vm() + self.to_vm
+        self._power_on(soft=False)
+        self._pump()
 
     def _start_job(self, kind: str, message: bytes, payload: bytes, **extra) -> None:
         self.seq += 1
@@ -417,11 +430,7 @@ class VirtualBoard:
             if self.state == RUNNING:
                 self._input_while_running()
             elif self.state == IDLE:
-                c = self.pending.pop(0)
-                if self.mode == "raw":
-                    self._raw_char(c)
-                else:
-                    self._friendly_char(c)
+                self.console.feed(self.pending.pop(0))
             elif self.state == BOOTING and CTRL_C in self.pending:
                 # Ctrl-C before boot.py starts: main.py is skipped (a Ctrl-C sent right after a
                 # reset always reaches the REPL).
@@ -467,28 +476,14 @@ class VirtualBoard:
     def _boot_step(self) -> None:
         while self.boot_steps:
             name = self.boot_steps.pop(0)
-            if name == "main.py" and (self.mode != "friendly" or self.skip_main):
+            if name == "main.py" and (self.console.raw or self.skip_main):
                 continue
             self._start_job("boot", b"F", name.encode())
             self._pump()
             return
         self.state = IDLE
-        self._enter_repl()
+        self.console.enter()
         self._pump()
-
-    def _enter_repl(self) -> None:
-        if self.mode == "raw":
-            self._write(RAW_BANNER + b">")
-            self.raw_line = bytearray()
-            self.raw_paste = None
-        else:
-            self._friendly_banner()
-
-    def _friendly_banner(self) -> None:
-        self._write(self.banner + b'\r\nType "help()" for more information.\r\n')
-        self.cont_line = False
-        self.paste = None
-        self.editor.start(">>> ")
 
     def _soft_reset(self) -> None:
         self._write(b"MPY: soft reboot\r\n")
@@ -512,163 +507,10 @@ class VirtualBoard:
             self._boot_step()
             return
         self.state = IDLE
-        if job["kind"] == "raw":
-            self._write(b">")
-        else:
-            self.cont_line = False
-            self.editor.start(">>> ")
+        self.console.prompt(after_raw=job["kind"] == "raw")
         self._pump()
 
-    # -- friendly REPL ---------------------------------------------------------------------
-
-    def _friendly_char(self, c: int) -> None:
-        if self.paste is not None:
-            self._paste_char(c)
-            return
-        r = self.editor.feed(c)
-        if r is None:
-            return
-        if r == TAB:
-            self.state = WAITING
-            self._start_job("complete", b"C", self.editor.completion_word().encode())
-            return
-        if not self.cont_line:
-            if r == CTRL_A:
-                self.mode = "raw"
-                self._write(b"\r\n")
-                self._enter_repl()
-            elif r == CTRL_B:
-                self._write(b"\r\n")
-                self._friendly_banner()
-            elif r == CTRL_C:
-                self._write(b"\r\n")
-                self.editor.start(">>> ")
-            elif r == CTRL_D:
-                self._write(b"\r\n")
-                self._soft_reset()
-            elif r == CTRL_E:
-                self._write(PASTE_BANNER)
-                self.paste = bytearray()
-            elif not self.editor.text:
-                self.editor.start(">>> ")
-            elif r == ENTER:
-                self._line_done()
-            return
-        if r == CTRL_C:
-            self._write(b"\r\n")
-            self.cont_line = False
-            self.editor.start(">>> ")
-        elif r == CTRL_D:
-            self._run_code("friendly", self.editor.text, single=True)
-        elif r == ENTER:
-            self._line_done()
-
-    def _line_done(self) -> None:
-        text = self.editor.text
-        if continue_with_input(text):
-            self.editor.text += "\n"
-            self.cont_line = True
-            self.editor.start("... ", keep=True)
-        else:
-            self._run_code("friendly", text, single=True)
-
-    def _paste_char(self, c: int) -> None:
-        if c == CTRL_C:
-            self._write(b"\r\n")
-            self.paste = None
-            self.editor.start(">>> ")
-        elif c == CTRL_D:
-            self._write(b"\r\n")
-            source, self.paste = bytes(self.paste), None
-            self._run_code("friendly", source.decode("utf-8", "surrogateescape"))
-        else:
-            self.paste.append(c)
-            self._write(b"\r\n=== " if c == 13 else bytes((c,)))
-
-    def _completed(self, names: str) -> None:
-        self.job = None
-        self.state = IDLE
-        word = self.editor.completion_word()
-        i = len(word)
-        while i and (word[i - 1].isalnum() or word[i - 1] in "_."):
-            i -= 1
-        stem = word[i:].rpartition(".")[2]
-        found = [n for n in names.split("\n") if n]
-        if not found and i == 0 and word and "import ".startswith(word):
-            found = ["import "]
-        if found:
-            common = os.path.commonprefix(found)
-            if len(found) == 1 or len(common) > len(stem):
-                self.editor.insert(common[len(stem) :])
-            else:
-                self._write(b"\r\n" + _columns(found) + b"\r\n")
-                self.editor.redraw_line()
-        self._pump()
-
-    # -- raw REPL --------------------------------------------------------------------------
-
-    def _raw_char(self, c: int) -> None:
-        if self.raw_paste is not None:
-            self._raw_paste_char(c)
-            return
-        line = self.raw_line
-        if c == CTRL_A:
-            if len(line) == 2 and line[0] == CTRL_E:
-                self.raw_line = bytearray()
-                if line[1] == ord("A"):
-                    self._write(b"R\x01" + WINDOW.to_bytes(2, "little") + b"\x01")
-                    self.raw_paste = bytearray()
-                    self.paste_room = WINDOW
-                else:
-                    self._write(b"R\x00>")
-                return
-            self._write(RAW_BANNER + b">")
-            self.raw_line = bytearray()
-        elif c == CTRL_B:
-            self.mode = "friendly"
-            self._write(b"\r\n")
-            self._friendly_banner()
-        elif c == CTRL_C:
-            self.raw_line = bytearray()
-        elif c == CTRL_D:
-            self._write(b"OK")
-            source, self.raw_line = bytes(line), bytearray()
-            if not source:
-                self._write(b"\r\n")
-                self._soft_reset()
-            else:
-                self._run_code("raw", source.decode("utf-8", "surrogateescape"))
-        else:
-            line.append(c)
-
-    def _raw_paste_char(self, c: int) -> None:
-        if c == CTRL_C:
-            self.raw_paste = None
-            self._write(b"\x04\x04KeyboardInterrupt: \r\n\x04>")
-        elif c == CTRL_D:
-            self._write(b"\x04")
-            source, self.raw_paste = bytes(self.raw_paste), None
-            self._run_code("raw", source.decode("utf-8", "surrogateescape"))
-        else:
-            self.raw_paste.append(c)
-            self.paste_room -= 1
-            if not self.paste_room:
-                self._write(b"\x01")
-                self.paste_room = WINDOW
-
-
-def _columns(names) -> bytes:
-    # The board's layout: names in 16-character slots, lines of at most 64 characters.
-    lines, line = [], ""
-    for name in names:
-        gap = -len(line) % 16
-        if gap < 2:
-            gap += 16
-        if line and len(line) + gap + len(name) <= 64:
-            line += " " * gap + name
-        else:
-            if line:
-                lines.append(line)
-            line = name
-    lines.append(line)
-    return "\r\n".join(lines).encode()
+    def _complete(self, word: str) -> None:
+        """Tab at the friendly prompt: the VM lists the names (``C``), the console completes."""
+        self.state = WAITING
+        self._start_job("complete", b"C", word.encode())

@@ -2,7 +2,8 @@
 
 The host process (tools/vboard/host.py) owns the pty and implements the REPL protocols. This
 program only executes what the host sends over a control pipe, in one ``__main__``-like
-namespace, with the board folder mounted at ``/`` and a board's ``sys.path``. User code writes
+namespace, with the board folder mounted at ``/`` (and the host's ``/dev`` at ``/dev``, for
+serial devices) and a board's ``sys.path``. User code writes
 straight to stdout (the console; ``print`` ends lines with CRLF as on a board) and reads stdin
 (console input while it runs).
 
@@ -12,7 +13,8 @@ host -> VM, one line per command: kind, seq (8 hex), CRC-32 (8 hex) of the rest,
 VM -> host: kind + length (4 bytes, big-endian) + payload, seq first (4 bytes):
   ``B`` banner (ready), ``G`` (user code starts), ``E`` status+traceback (``0`` ok, ``X``
   exception, ``K`` KeyboardInterrupt, ``S`` SystemExit), ``C`` names, ``H`` (machine.reset()),
-  ``R`` (resend your last command)
+  ``R`` (resend your last command), ``W`` timeout ms (4 bytes: machine.WDT started), ``D``
+  (the watchdog fed); the host keeps the watchdog's countdown (vm_machine.py)
 
 Ctrl-C is SIGINT, which the unix port raises as KeyboardInterrupt at once, wherever the VM is
 (even inside a C function or a collection). The host sends it only while user code runs, but
@@ -119,6 +121,25 @@ def _command(line):
         return None
 
 
+def _out_of_memory(head):
+    """A command the heap could not take (a stopped firmware still holds it): answer with a
+    MemoryError, as a board's REPL would, and stay up."""
+    gc.collect()
+    try:
+        seq = int(head[1:9], 16)
+    except ValueError:
+        return
+    tag = seq.to_bytes(4, "big")
+    if head[:1] == b"C":
+        _send(b"C", tag)
+    elif seq <= _DONE[0]:
+        _send(b"E", tag + b"K")
+    else:
+        _DONE[0] = seq
+        _send(b"G", tag)
+        _send(b"E", tag + b"XMemoryError: memory allocation failed\n")
+
+
 def _serve():
     while True:
         if _LATE[0]:
@@ -131,7 +152,13 @@ def _serve():
         line = _IN.readline()
         if not line:
             return  # the host is gone
-        command = _command(line)
+        try:
+            command = _command(line)
+        except MemoryError:
+            # The heap cannot take the command (a stopped firmware still holds it).
+            head, line = line[:9], None
+            _out_of_memory(head)
+            continue
         if command is None:
             continue
         kind, seq, payload = command
@@ -183,6 +210,9 @@ def _setup():
     root = os.getenv("VBOARD_ROOT")
     vfs.umount("/")
     vfs.mount(vfs.VfsPosix(root), "/")
+    # The host's devices stay reachable, as a board's UART is: uart.url "/dev/ttyUSB0" (a
+    # USB-serial adapter) or an emulator's pty opens from the firmware as on the host.
+    vfs.mount(vfs.VfsPosix("/dev"), "/dev")
     os.chdir("/")
     sys.path.clear()
     sys.path.extend(("", ".frozen", "/lib"))
