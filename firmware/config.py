@@ -74,6 +74,8 @@ def _table() -> dict:
         "telemetry_interval_s": (int, 60, (1, 86400)),
         "echo_user_get": (bool, True, None),
         "log_level": (str, "info", ("debug", "info", "warning", "error")),
+        "ota": (bool, False, None),  # updates over the air (README: Updating devices)
+        "ota_trial_s": (int, 120, (10, 86400)),  # an update must stay online this long
         "uart": (
             dict,
             {},
