@@ -16,7 +16,7 @@ from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, Command
 from atmodem.scanner import starts
 
 _WILL_MAX = const(1360)  # will message (§7.4)
-_TOPICS = const(4)  # decoded downlink topics kept
+_TOPICS = const(2)  # decoded downlink topics kept (each ~200 B)
 # Final token per QoS: qos0 OK; qos1 OK then PUBACK; qos2 PUBREC then PUBCOMP (§7.2).
 _ACKS = ((b"OK",), (b"PUBACK",), (b"PUBCOMP",))
 # The link is gone (air724.events.LINK): ends any MQTT command at once (§7.5, §5.3).

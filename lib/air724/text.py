@@ -14,7 +14,7 @@ TOPIC_MAX = const(256)  # MQTT topic bytes (air724-at.md §7.4)
 HOST_MAX = const(256)  # AT+(SSL)MIPSTART host (§7.2)
 APN_MAX = const(50)  # AT+SAPBR APN, user and password (§5.1)
 _MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
-_QUOTED_MAX = const(8)  # topics kept quoted: a device publishes to a few
+_QUOTED_MAX = const(4)  # topics kept quoted: a device publishes to a few (each ~150 B)
 _QUOTED = {}  # topic -> its quoted argument
 
 
