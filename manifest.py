@@ -34,9 +34,11 @@ package(
         "online.py",
         "outbox.py",
         "recovery.py",
+        "services.py",
         "session.py",
         "sign.py",
         "thing.py",
+        "tsl.py",
     ],
     base_path="lib",
 )
