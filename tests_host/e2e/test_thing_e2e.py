@@ -102,10 +102,9 @@ def test_every_path_of_the_example_application_without_the_wildcard(stack):
 
 
 def test_every_data_type_sets_calls_and_posts(stack):
-    # The bigger model (structs, arrays, 11 properties) costs more RAM while it is loaded:
-    # 160k on the 64-bit unix port (the example's six properties: FIRMWARE_HEAP).
+    # The bigger model (structs, arrays, 11 properties) costs more RAM while it is loaded.
     replace = {"app": TEST_APP, "tsl_table": ALL_TYPES_TABLE}
-    pk, dn = start(stack, ALL_TYPES, replace=replace, heapsize="160k")
+    pk, dn = start(stack, ALL_TYPES, replace=replace)
     wildcard = "/sys/%s/%s/thing/#" % (pk, dn)  # the application asks for it: refused
     assert stack.wait_row(type="status", topic=wildcard)["status"] == "denied"
     stack.wait_device(r" E subscribe refused \(SUBACK 0x80\): " + wildcard + "$")
