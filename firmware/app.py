@@ -25,6 +25,8 @@ from micropython import const
 
 from aliyun.alink import AlinkError
 
+VERSION = "1.0.0"  # the application's version, reported as OTA module "app"
+
 _ECHO_QUEUE = const(8)  # echoes waiting to be published; more are dropped and counted
 _PREVIEW = const(48)  # payload characters shown in the log
 _DEMO_STEPS = const(20)

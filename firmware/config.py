@@ -74,6 +74,8 @@ def _table() -> dict:
         "telemetry_interval_s": (int, 60, (1, 86400)),
         "echo_user_get": (bool, True, None),
         "log_level": (str, "info", ("debug", "info", "warning", "error")),
+        "ota": (bool, False, None),  # updates over the air (README: Updating devices)
+        "ota_trial_s": (int, 120, (10, 86400)),  # an update must stay online this long
         "uart": (
             dict,
             {},
@@ -116,11 +118,18 @@ def validate(raw) -> dict:
 def _carryable(config: dict) -> None:
     """What validates must go into the module's commands at every bring-up: checked here by
     the driver's own rules (air724.text.quote), so no bring-up refuses it later."""
+    import sys
+
     from air724.text import APN_MAX, HOST_MAX, quote
-    from aliyun import mqtt_host
     from atmodem.errors import ArgumentError
 
+    loaded = "aliyun.sign" in sys.modules
+    from aliyun import unload
+    from aliyun.sign import mqtt_host
+
     host = config["endpoint"] or mqtt_host(config["product_key"], config["region"])
+    if not loaded:  # the bring-up imports it when it signs; its RAM is the session's now
+        unload(("aliyun.sign", "aliyun.digest"))
     field = "region" if not config["endpoint"] else "endpoint"
     for name, value, limit in (("apn", config["apn"], APN_MAX), (field, host, HOST_MAX)):
         try:

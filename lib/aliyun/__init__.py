@@ -46,12 +46,6 @@ class Kept:
         self.clock = None
 
 
-def mqtt_host(product_key: str, region: str = "cn-shanghai") -> str:
-    """Legacy public-instance MQTT host ``${pk}.iot-as-mqtt.${region}.aliyuncs.com`` (§1.1;
-    here, light to import, as config.json's check needs it too)."""
-    return product_key + ".iot-as-mqtt." + region + ".aliyuncs.com"
-
-
 class PermanentError(Exception):
     """A fault that retrying soon cannot repair (bad credentials, unknown device)."""
 

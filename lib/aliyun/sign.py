@@ -9,7 +9,7 @@ is tools/aliyun_sign.py, built on this module.
 
 from collections import namedtuple
 
-from aliyun import digest, mqtt_host
+from aliyun import digest
 
 SIGN_METHODS = ("hmacmd5", "hmacsha1", "hmacsha256")
 
@@ -17,6 +17,11 @@ SIGN_METHODS = ("hmacmd5", "hmacsha1", "hmacsha256")
 MQTTCredentials = namedtuple(
     "MQTTCredentials", ("client_id", "username", "password", "host", "port", "tls", "keepalive")
 )
+
+
+def mqtt_host(product_key: str, region: str = "cn-shanghai") -> str:
+    """Legacy public-instance MQTT host ``${pk}.iot-as-mqtt.${region}.aliyuncs.com`` (§1.1)."""
+    return product_key + ".iot-as-mqtt." + region + ".aliyuncs.com"
 
 
 class SignError(ValueError):

@@ -193,7 +193,9 @@ class Thing:
         log = self._log
         prefix = self.topics.thing_prefix
         if topic.startswith(prefix):
-            if topic.endswith("_reply"):
+            # A reply goes to the waiting request, unless the application subscribed to its
+            # topic itself (e.g. OTA's ota/firmware/get_reply, which carries the job).
+            if topic.endswith("_reply") and topic not in self._exact:
                 try:
                     msg_id, code, _data, message = alink.decode_reply(payload)
                 except AlinkError as exc:

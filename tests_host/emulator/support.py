@@ -410,6 +410,17 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if self.path.startswith("/auth/devicename"):
             self._reply(200, AUTH_REPLY, [("Content-Type", "application/json")])
+        elif self.path.startswith("/range/"):  # honours one Range: bytes=a-b (206)
+            size = int(self.path.rsplit("/", 1)[1])
+            data = bytes((i * 7 + 13) % 256 for i in range(size))
+            wanted = self.headers.get("Range", "")
+            if wanted.startswith("bytes="):
+                first, _, last = wanted[6:].partition("-")
+                end = min(int(last), size - 1) if last else size - 1
+                span = "bytes %s-%d/%d" % (first, end, size)
+                self._reply(206, data[int(first) : end + 1], [("Content-Range", span)])
+            else:
+                self._reply(200, data)
         elif self.path.startswith("/bytes/"):
             size = int(self.path.rsplit("/", 1)[1])
             self._reply(200, bytes((i * 7 + 13) % 256 for i in range(size)))

@@ -12,6 +12,7 @@ even that does not bring it back, the run stops.
 """
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -155,7 +156,11 @@ class ChaosRun:
             keepalive_s=kinds_mod.KEEPALIVE_S,
             telemetry_interval_s=5,  # a heap sample (FreeHeap) every 5 s while healthy
         )
-        self.firmware = simkit.Firmware(self.workdir / "board", cfg, on_line=self.device.line)
+        # CHAOS_HEAP: another heap than the board's 128 KB, to tell a RAM shortage from a fault.
+        heap = os.environ.get("CHAOS_HEAP", simkit.FIRMWARE_HEAP)
+        self.firmware = simkit.Firmware(
+            self.workdir / "board", cfg, heap, on_line=self.device.line
+        )
         self.firmware.prepare()
         board = self.firmware.board_dir
         (board / "app.mpy").rename(board / "app_example.mpy")

@@ -62,6 +62,8 @@ UPLINKS = (
     ("/sys/{pk}/{dn}/thing/service/#", "_service_reply"),
     ("/ext/ntp/{pk}/{dn}/request", "_ntp"),
     ("/ota/device/inform/{pk}/{dn}", "_ota_inform"),
+    ("/ota/device/progress/{pk}/{dn}", "_ota_progress"),
+    ("/sys/{pk}/{dn}/thing/ota/firmware/get", "_ota_get"),
 )
 
 
@@ -379,13 +381,41 @@ class Alink:
     def _ota_inform(self, ident, topic, data, received):
         """OTA version report (§4.6): ``{"id", "params": {"version", "module"?}}``."""
         try:
-            version = json.loads(data.decode("utf-8"))["params"]["version"]
+            params = json.loads(data.decode("utf-8"))["params"]
+            version = params["version"]
         except (UnicodeDecodeError, ValueError, TypeError, KeyError):
             return CODE_PARAM_ERROR, []
         if not isinstance(version, str) or not version:
             return CODE_PARAM_ERROR, []
-        self.registry.set_firmware_version(ident.product_key, ident.device_name, version)
+        module = params.get("module")
+        if module != "air724":  # the cellular module's own firmware is not the device's
+            self.registry.set_firmware_version(ident.product_key, ident.device_name, version)
+        self.cloud.ota.informed(ident.product_key, ident.device_name, module, version)
         return CODE_OK, []
+
+    def _ota_progress(self, ident, topic, data, received):
+        """OTA progress (§4.6): step 1..100, or -1..-4 with desc: the job's state."""
+        try:
+            params = json.loads(data.decode("utf-8"))["params"]
+        except (UnicodeDecodeError, ValueError, TypeError, KeyError):
+            return CODE_PARAM_ERROR, []
+        if not isinstance(params, dict):
+            return CODE_PARAM_ERROR, []
+        return self.cloud.ota.progress(ident.product_key, ident.device_name, params), []
+
+    def _ota_get(self, ident, topic, data, received):
+        """``thing/ota/firmware/get`` → ``get_reply`` with the pending job (or ``{}``)."""
+        method = "thing.ota.firmware.get"
+        try:
+            msg_id, params, _ = parse_request(data, method)
+        except AlinkError as err:
+            return err.code, [(topic + "_reply", encode_reply(err.msg_id, err.code, method))]
+        pending = self.cloud.ota.pending(
+            ident.product_key, ident.device_name, params.get("module")
+        )
+        body = json.loads(encode_reply(msg_id, CODE_OK, method))
+        body["data"] = pending
+        return CODE_OK, [(topic + "_reply", json.dumps(body).encode())]
 
     # downlinks ---------------------------------------------------------------------------------
 

@@ -534,6 +534,10 @@ def build_parser():
     p.add_argument("--limit", type=int, default=50, help="rows to show first (default 50)")
     p.add_argument("--follow", action="store_true", help="keep printing new rows")
     thing_cli.register(command, sub, as_json)
+
+    from tools.cloud import otacli  # the ota commands (they use this module's helpers)
+
+    otacli.register(sub, command, as_json)
     return parser
 
 
@@ -541,7 +545,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (CLIError, ValueError) as exc:  # RegistryError, SignError: bad input
+    except (CLIError, ValueError, OSError) as exc:  # RegistryError, SignError, OtaError, files
         print("aliyun-local: %s" % printable(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -46,6 +46,10 @@ class ControlAPI:
             ("POST", "/clock"): self._guard(self.clock),
         }
 
+    def guard(self, handler):
+        """``handler`` behind the token check, its errors as ``{"ok": false}`` (400)."""
+        return self._guard(handler)
+
     def _guard(self, handler):
         expected = ("Bearer " + self.token).encode()
 

@@ -32,7 +32,9 @@ READ_TIMEOUT_S = 30
 FORM_TYPE = "application/x-www-form-urlencoded"
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
 REASONS.update({405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large"})
-REASONS.update({500: "Internal Server Error"})
+REASONS.update(
+    {500: "Internal Server Error", 206: "Partial Content", 416: "Range Not Satisfiable"}
+)
 
 
 _GONE = (EOFError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError)
@@ -55,11 +57,14 @@ class Request:
 class Response:
     """A reply; ``stream`` (an async callable taking the writer) sends an open-ended body."""
 
-    def __init__(self, status=200, body=b"", content_type="application/json", stream=None):
+    def __init__(
+        self, status=200, body=b"", content_type="application/json", stream=None, headers=()
+    ):
         self.status = status
         self.body = body
         self.content_type = content_type
         self.stream = stream
+        self.headers = headers  # more (name, value) pairs
 
 
 def json_response(obj, status=200) -> Response:
@@ -169,6 +174,7 @@ class HTTPServer:
             REASONS.get(response.status, "Status"),
             response.content_type,
         )
+        head += "".join("%s: %s\r\n" % pair for pair in response.headers)
         if response.stream is None:
             head += "Content-Length: %d\r\n" % len(response.body)
         writer.write(head.encode() + b"\r\n" + response.body)

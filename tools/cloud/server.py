@@ -24,6 +24,7 @@ from tools.cloud.broker_auth import CONNACK_TEXT, SERVER_UNAVAILABLE, RefusedErr
 from tools.cloud.control import ControlAPI
 from tools.cloud.https import AuthAPI, HTTPServer
 from tools.cloud.limits import Limits, SlidingWindow
+from tools.cloud.otaserver import OtaService
 from tools.cloud.text import printable
 from tools.cloud.topics import auto_subscriptions
 
@@ -81,6 +82,7 @@ class Cloud:
         self.registry = None
         self.broker = None
         self.alink = Alink(self)
+        self.ota = OtaService(self)
         self.info = {}
         self._servers = []
         self._token = secrets.token_hex(16)
@@ -214,8 +216,12 @@ class Cloud:
         self.broker = AliyunBroker(config, self)
         await self.broker.start()
         bound = self.broker.listener_ports()
-        https = HTTPServer(AuthAPI(self).routes(), certs.server_context(paths), "https")
-        control = HTTPServer(ControlAPI(self, self._token).routes(), None, "control")
+        self.ota.start()
+        routes = {**AuthAPI(self).routes(), **self.ota.routes()}
+        https = HTTPServer(routes, certs.server_context(paths), "https")
+        control_api = ControlAPI(self, self._token)
+        control_routes = {**control_api.routes(), **self.ota.control_routes(control_api.guard)}
+        control = HTTPServer(control_routes, None, "control")
         self._servers = [https, control]
         https_port = await https.start(self.host, self.ports["https"])
         control_port = await control.start("127.0.0.1", self.ports["control"])
@@ -252,6 +258,7 @@ class Cloud:
             await server.close()
         if self.broker is not None and self.broker.transitions.state == "started":
             await self.broker.shutdown()
+        self.ota.close()
         if self.registry is not None:
             self.registry.reset_online()
             self.registry.close()

@@ -38,6 +38,8 @@ SYSTEM_CLASSES = (
     (_THING + "event/+/post_reply", SUB),
     (_THING + "event/property/batch/post", PUB),
     (_THING + "event/property/batch/post_reply", SUB),
+    (_THING + "event/property/history/post", PUB),  # readings of the past (§4.3)
+    (_THING + "event/property/history/post_reply", SUB),
     (_THING + "service/+", PUB | SUB),  # calls thing/service/<id>; a device publishes <id>_reply
     (_THING + "service/property/set", SUB),
     (_THING + "service/property/set_reply", PUB),

@@ -321,6 +321,33 @@ FAULTS = {
 }
 
 
+def _http_cut(engine, p):
+    http = engine.m.http
+    http.cut_after, http.cut_pdp = p["bytes"], bool(p["pdp"])
+
+
+def _http_corrupt(engine, p):
+    engine.m.http.corrupt_at.append(p["offset"])
+
+
+# Faults on HTTP bodies (tools/emulator/http.py applies them to the responses).
+FAULTS.update(
+    {
+        "http_cut": Fault(
+            _http_cut,
+            {"bytes": (int, REQUIRED), "pdp": (int, 0)},
+            "the link dies once N more body bytes came: that HTTPACTION ends with 601"
+            " (pdp=1: the PDP context goes down too)",
+        ),
+        "http_corrupt": Fault(
+            _http_corrupt,
+            {"offset": (int, REQUIRED)},
+            "flip the byte at this offset of the resource in the next body holding it",
+        ),
+    }
+)
+
+
 def normalize(name):
     return str(name).strip().lower().replace("-", "_")
 
