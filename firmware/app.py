@@ -8,9 +8,9 @@ and the rule for a bad downlink, ``AlinkError`` for a bad post, before it leaves
 - Every ``telemetry_interval_s`` while online, post thing-model properties: ``Uptime`` (s),
   ``FreeHeap`` (bytes), ``DemoValue`` (a triangle wave 0..100), the settings ``ReportInterval``
   and ``LEDSwitch``, and ``RSSI`` (dBm) when the session knows the signal.
-- Property set: ``ReportInterval`` int 5..3600 s changes the interval, ``LEDSwitch`` (bool)
-  lights or darkens the status LED; the new values are reported at once. Desired values
-  (期望属性值) arrive the same way after each connect.
+- Property set: ``ReportInterval`` int 1..86400 s (the range of ``telemetry_interval_s``)
+  changes the interval, ``LEDSwitch`` (bool) lights or darkens the status LED; the new values
+  are reported at once. Desired values (期望属性值) arrive the same way after each connect.
 - Services: ``Blink`` (async) blinks the LED ``Times`` times; ``Status`` (sync, over RRPC)
   answers ``Uptime`` and ``Reports`` after ``WaitMs`` (a demo of the platform's deadline: past
   it the session answers the timeout code itself).

@@ -71,7 +71,7 @@ def _table() -> dict:
         "signmethod": (str, "hmacsha256", ("hmacmd5", "hmacsha1", "hmacsha256")),
         "keepalive_s": (int, 300, (30, 1200)),  # reference §1.5
         "apn": (str, "", None),
-        "telemetry_interval_s": (int, 60, (1, 86400)),
+        "telemetry_interval_s": (int, 60, (1, 86400)),  # = ReportInterval in tsl.json
         "echo_user_get": (bool, True, None),
         "log_level": (str, "info", ("debug", "info", "warning", "error")),
         "ota": (bool, False, None),  # updates over the air (README: Updating devices)

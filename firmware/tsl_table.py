@@ -7,7 +7,7 @@ P = {
     "FreeHeap": ("i", 0, 2147483647),
     "DemoValue": ("i", 0, 100),
     "RSSI": ("i", -113, -51),
-    "ReportInterval": ("i", 5, 3600),
+    "ReportInterval": ("i", 1, 86400),
     "LEDSwitch": ("b",),
 }
 RO = (

@@ -54,14 +54,14 @@ def test_thing_model_accepts_the_documented_ranges_only():
     from aliyun.tsl import Model
 
     model = Model(tsl_table)
-    assert model.check_set({"ReportInterval": 5, "LEDSwitch": 0})["LEDSwitch"] == 0
+    assert model.check_set({"ReportInterval": 1, "LEDSwitch": 0})["LEDSwitch"] == 0
     assert model.check_set({"ReportInterval": 3600, "LEDSwitch": 1}) == {
         "ReportInterval": 3600,
         "LEDSwitch": 1,
     }
     for params, field in (
-        ({"ReportInterval": 4}, "ReportInterval: out of range 5..3600"),
-        ({"ReportInterval": 3601}, "ReportInterval: out of range"),
+        ({"ReportInterval": 0}, "ReportInterval: out of range 1..86400"),
+        ({"ReportInterval": 86401}, "ReportInterval: out of range"),
         ({"ReportInterval": "60"}, "ReportInterval: int expected"),
         ({"ReportInterval": 1.5}, "ReportInterval: int expected"),
         ({"LEDSwitch": True}, "LEDSwitch: value must be one of 0, 1"),
@@ -191,7 +191,7 @@ def test_invalid_property_set_is_refused_whole():
     application, session, board, _ = make_app(telemetry_interval_s=60)
     code, message = session.property_set({"ReportInterval": 10, "LEDSwitch": 5})
     assert code == 460 and "LEDSwitch" in message
-    code, message = session.property_set({"ReportInterval": 2})
+    code, message = session.property_set({"ReportInterval": 0})
     assert code == 460 and "ReportInterval" in message
     assert application.interval_s == 60 and board.led_on is True  # nothing half-applied
 

@@ -35,7 +35,7 @@ def downlink_plan(step, interval_s):
     cycle = (
         ("pub",),
         ("set", {"LEDSwitch": 0}, 200),
-        ("set", {"ReportInterval": 1}, 460),  # out of range: the device refuses it
+        ("set", {"ReportInterval": 0}, 460),  # out of range: the device refuses it
         ("pub",),
         ("set", {"ReportInterval": interval_s}, 200),
         ("pub",),
