@@ -23,7 +23,7 @@ from micropython import const
 
 from air724.text import check_publish, topic_arg
 from aliyun import alink
-from aliyun.outbox import Outbox, pump
+from aliyun.outbox import Outbox, long_ago, pace, pump
 from aliyun.thing import Thing
 from atmodem import wait_ms
 from atmodem.errors import ArgumentError, ATTimeoutError, CommandError
@@ -62,6 +62,7 @@ class Online:
         # Set by name_known() (config.json or the IMEI) before any message goes out.
         self.topics: "Topics" = None  # pyright: ignore[reportAttributeAccessIssue]
         self.outbox = Outbox()
+        self.qos0_at = long_ago()  # the last QoS0 publish's turn (aliyun.outbox.pace)
         self.refused = []  # filters the broker refused (SUBACK 0x80)
         # Its topics are set by name_known(), before any message can arrive or leave.
         self.thing = Thing(None, self.log, ticks_ms)  # pyright: ignore[reportArgumentType]
@@ -125,6 +126,7 @@ class Online:
             self.qos0_dropped += 1
             return False
         try:
+            await pace(self)
             await self.modem.mqtt.publish(topic, payload, 0)
         except Exception as exc:  # the link failed under us: recovery takes over
             self._link_failed(exc)

@@ -9,11 +9,37 @@ The message in flight is never the one dropped: it may well be delivered, and it
 remove it, not the next one.
 
 ``pump`` is the online task that empties it, then the session's readings on flash (if any).
+Every publish keeps within the platform's uplink rate: the pump waits after each QoS1 publish,
+QoS0 publishes take their turn in ``pace``.
 """
 
 import asyncio
+from time import ticks_add, ticks_diff, ticks_ms
+
+from micropython import const
 
 from atmodem import Ring
+
+# The platform's uplink limits per device (reference aliyun-iot.md §4.9): 30 QoS0 and 10 QoS1
+# messages a second; over them the broker drops messages without a word (QoS1 still gets its
+# PUBACK). A publish starts at least this long after the previous one of its QoS (10 % margin).
+_QOS0_SPACING_MS = const(37)
+_QOS1_SPACING_MS = const(110)
+
+
+def long_ago() -> int:
+    """Ticks to start ``session.qos0_at`` with: no QoS0 publish waits for it."""
+    return ticks_add(ticks_ms(), -1000)
+
+
+async def pace(session) -> None:
+    """Wait for a QoS0 publish's turn; the turn is taken before the wait, so concurrent
+    publishers go one spacing apart."""
+    now = ticks_ms()
+    wait = max(0, _QOS0_SPACING_MS - ticks_diff(now, session.qos0_at))
+    session.qos0_at = ticks_add(now, wait)
+    if wait:
+        await asyncio.sleep_ms(wait)
 
 
 class Outbox(Ring):
@@ -45,6 +71,7 @@ async def pump(session) -> None:
             continue
         stored = len(message) == 3  # (topic, payload, the store's token)
         outbox.held = not stored
+        started = ticks_ms()
         try:
             await mqtt.publish(message[0], message[1], 1)
         except Exception as exc:
@@ -56,6 +83,6 @@ async def pump(session) -> None:
         else:
             outbox.pop()
         session.published += 1
-        # Let a waiting QoS0 publish (a set_reply, the NTP request) take the channel before
-        # the next QoS1 message: the channel's lock is not first-come-first-served.
-        await asyncio.sleep(0)
+        # The next QoS1 message within the platform's rate; meanwhile (and at least for one
+        # turn) a waiting QoS0 publish (a set_reply, the NTP request) takes the channel.
+        await asyncio.sleep_ms(max(0, _QOS1_SPACING_MS - ticks_diff(ticks_ms(), started)))

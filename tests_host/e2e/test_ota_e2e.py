@@ -27,6 +27,13 @@ async def bring_up(s, remedy):
 """
 
 
+def inside_a_file(blob, manifest):
+    """An offset in the middle of the biggest file's bytes in the package (not a header)."""
+    entry = max((e for e in manifest["files"] if e["sent"]), key=lambda e: e["size"])
+    line = ("F %d %s %s\n" % (entry["size"], entry["sha256"], entry["path"])).encode()
+    return bytes(blob).index(line) + len(line) + entry["size"] // 2
+
+
 class Ota:
     """The OTA side of a test: packages, deploy, the job as ``ota status`` shows it."""
 
@@ -36,14 +43,14 @@ class Ota:
         self.pk = stack.product["productKey"]
         self.dn = stack.device["deviceName"]
 
-    def add(self, version, append=None, sign_method="Md5", base=True, corrupt=None):
+    def add(self, version, append=None, sign_method="Md5", base=True, corrupt=False):
         build = make_version(self.tmp / ("build-" + version), version, append)
         pkg = self.tmp / ("app-%s.bin" % version)
         base_dir = ROOT / "build" if base else None
         manifest = build_package(build, version, pkg, base_dir)
-        if corrupt is not None:  # a package whose content no longer fits its digests
+        if corrupt:  # a package whose content no longer fits its digests
             blob = bytearray(pkg.read_bytes())
-            blob[corrupt] ^= 0xFF
+            blob[inside_a_file(blob, manifest)] ^= 0xFF
             pkg.write_bytes(bytes(blob))
         self.stack.cloud.cli("ota", "add", self.pk, str(pkg), "--version", version,
                              "--sign-method", sign_method)  # fmt: skip
@@ -196,7 +203,7 @@ def test_corrupt_packages_are_refused_with_step_minus_3(stack, ota):
     job = ota.job()
     assert job["state"] == "failed" and job["step"] == -3
     # Built wrong (its sign fits what is sent, one file does not fit its digest).
-    ota.add("1.1.1", base=False, corrupt=size // 2)
+    ota.add("1.1.1", base=False, corrupt=True)
     ota.deploy("1.1.1")
     row = wait_up(stack, progress, "digest mismatch")
     assert '"-3"' in row["content"]

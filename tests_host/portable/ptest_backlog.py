@@ -195,7 +195,7 @@ async def test_session_stores_offline_readings_and_sends_them_in_order_after_ntp
         sent = session.modem.mqtt.sent
         assert [body["params"] for _t, body in sent] == [{"Seq": 0}, {"Seq": 1}]  # undatable
         session.thing.clock = (NOW, ticks_ms())  # this link's NTP answer
-        await _pump_until(session, 3)  # the fourth publish fails: the link is lost
+        await _pump_until(session, 4)  # the fourth publish fails: the link is lost first
         assert session._lost.is_set() and session.readings.backlog.store.records == 2
         session._lost.clear()
         await _pump_until(session, 5)

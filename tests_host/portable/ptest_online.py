@@ -1,7 +1,9 @@
 """The session's thing-model API without a modem: refused subscriptions, checked posts, events
 with their time, batch post, desired properties after a connect (aliyun.online, .services)."""
 
+import asyncio
 import json
+from time import ticks_diff, ticks_ms
 
 import tsl_all_types_table as table
 from fakes_session import DEVICE_NAME, PRODUCT_KEY, FakeBoard, LogLines
@@ -155,3 +157,40 @@ async def test_the_checks_are_loaded_for_each_use_and_released_after_it():
     _, reply = session.thing.dispatch(set_topic, request)
     assert json.loads(reply)["code"] == 460
     assert "aliyun.services" not in sys.modules and "aliyun.tsl" not in sys.modules
+
+
+class TimedMqtt(MqttStub):
+    """Records when each publish starts."""
+
+    async def publish(self, topic, payload, qos=0):
+        self.published.append((ticks_ms(), qos))
+        await asyncio.sleep(0)
+
+
+def _gaps(published, qos):
+    times = [t for t, q in published if q == qos]
+    return [ticks_diff(b, a) for a, b in zip(times, times[1:])]
+
+
+async def test_uplink_keeps_within_the_platforms_rates():
+    # 10 QoS1 and 30 QoS0 messages a second per device (reference §4.9): over them the broker
+    # drops messages silently. Four of each are offered at once.
+    session, _ = make()
+    session.modem = ModemStub(TimedMqtt())
+    session.online = True
+    topic = "/%s/%s/user/up" % (PRODUCT_KEY, DEVICE_NAME)
+    for n in range(4):
+        await session.publish(topic, "q1-%d" % n, 1)
+    pump = asyncio.create_task(session._pump())
+    qos0 = []
+    for n in range(4):
+        qos0.append(asyncio.create_task(session.publish(topic, "q0-%d" % n, 0)))
+    for task in qos0:
+        assert await task is True
+    while session.outbox.peek() is not None:
+        await asyncio.sleep_ms(10)
+    pump.cancel()
+    published = session.modem.mqtt.published
+    assert len(_gaps(published, 1)) == 3 and len(_gaps(published, 0)) == 3
+    assert min(_gaps(published, 1)) >= 110, published  # 10 % under 10/s
+    assert sum(_gaps(published, 0)) >= 3 * 37, published  # 10 % under 30/s on average
