@@ -27,7 +27,7 @@ _QOS0_SPACING_MS = const(37)
 _QOS1_SPACING_MS = const(110)
 
 
-def long_ago() -> int:
+def long_ago():
     """Ticks to start ``session.qos0_at`` with: no QoS0 publish waits for it."""
     return ticks_add(ticks_ms(), -1000)
 
