@@ -90,4 +90,12 @@ FIGURES = {
         "bytes and time per +MSUB downlink (alone; one byte per read) and per QoS0 publish "
         "at 16 B..4 KB, and per downlink at 1, 10 and 50 subscriptions",
     ),
+    "ota": Figure(
+        9,
+        "Update over the air",
+        "ota",
+        3,
+        "one update 1.0.0 -> 1.1.0 at 115200 baud: bytes over the air and on the UART against "
+        "the package, download time against the UART bound, live heap during the download",
+    ),
 }

@@ -1,4 +1,4 @@
-"""The cost of an update over the air (OTA): ``figure_ota()`` -> ``(rows, detail)``.
+"""Figure 9, the cost of an update over the air (OTA): ``figure_ota()`` -> ``(rows, detail)``.
 
 One update 1.0.0 -> 1.1.0 of a full package (every file sent, so the download is long enough
 to time) on the emulator paced at 115200 baud, with the firmware (.mpy build, 144 KB heap, see
@@ -13,7 +13,8 @@ to time) on the emulator paced at 115200 baud, with the firmware (.mpy build, 14
   garbage collection the worker runs before each chunk (a lower bound of the peak);
 - the delta package's size (only the changed app.mpy sent) against the full one.
 
-``python -m tools.bench.ota`` prints the rows as JSON.
+``python -m tools.bench ota`` measures it with the other figures; ``python -m
+tools.bench.fig_ota`` prints its rows alone as JSON.
 """
 
 import json
@@ -48,6 +49,7 @@ def figure_ota(workdir=None):
     from e2e.harness import Stack  # the end-to-end harness: same plumbing, same waits
 
     work = Path(workdir or tempfile.mkdtemp(prefix="bench-ota-"))
+    work.mkdir(parents=True, exist_ok=True)
     stack = Stack(work)
     try:
         stack.start_cloud()
@@ -108,6 +110,10 @@ def figure_ota(workdir=None):
     ]
     detail = {"full": full["size"], "delta": delta["size"], "frees": frees, "body": body}
     return rows, detail
+
+
+def measure(ctx, options):
+    return figure_ota(ctx.workdir / "ota")
 
 
 def main():
