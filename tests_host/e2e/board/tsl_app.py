@@ -14,6 +14,7 @@ import json
 
 from aliyun.alink import AlinkError
 
+VERSION = "1.0.0-tsl"  # every application declares its version (main.py logs it, OTA reports it)
 
 class App:
     def __init__(self, session, board, config: dict, log):
