@@ -117,7 +117,16 @@ class ChaosRun:
     def __init__(self, workdir, seed, kinds, period_ms=2000, dialect=(), out=print):
         self.workdir = Path(workdir)
         self.seed = seed
-        self.kinds = [kinds_mod.KINDS[k] for k in kinds]
+        # The device logs in directly (auth "direct") and is deployed no update: it makes no
+        # HTTP request, so the faults that act on one are not applicable (kinds.py).
+        self.http = False
+        chosen = [kinds_mod.KINDS[k] for k in kinds]
+        self.kinds = [k for k in chosen if k.needs != "http" or self.http]
+        self.not_applicable = {
+            k.name: "acts only on an HTTP request; the run makes none (direct login, no update)"
+            for k in chosen
+            if k not in self.kinds
+        }
         self.period_ms = period_ms
         self.dialect = list(dialect)
         self.out = out
@@ -243,11 +252,20 @@ class ChaosRun:
                 return max(up, down)
             if now >= deadline:
                 return None
-            if self.firmware.proc is not None and not self.firmware.proc.running():
-                self.device.notable.append((now, self._boot, "VM exited: restarted"))
-                self._boot_vm()  # the board resets after a crash: so does the run
+            self._check_alive()
             with self.cloud_log.lock:
                 self.cloud_log.lock.wait(min(1.0, max(0.05, deadline - now)))
+
+    def _check_alive(self):
+        """SimError at once when the firmware process ended by itself: main.py exits (status 1)
+        only after an unexpected error (a crash, a MemoryError), which no fault may cause."""
+        proc = self.firmware.proc
+        if proc is None or proc.running():
+            return
+        status = proc.stop()
+        text = "firmware exited by itself (status %s) in boot %d" % (status, self._boot)
+        self.device.notable.append((time.monotonic(), self._boot, text))
+        raise simkit.SimError("%s; its last lines:\n%s" % (text, proc.tail(40)))
 
     def one(self, index, kind, rng):
         steps = kind.steps(rng)
@@ -288,12 +306,26 @@ class ChaosRun:
         if self._wait_recovered(started, started + RESCUE_S) is None:
             raise simkit.SimError("stranded even after a power cut")
 
+    def watch(self, seconds):
+        """Let the device run ``seconds`` without faults (SimError if the firmware exits)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._check_alive()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                self.firmware.proc.wait_exit(min(1.0, left))  # returns early if it ends
+            except simkit.SimError:
+                pass  # still running
+
     def drain(self, timeout):
         """Wait until every message the last boot accepted so far reached the cloud (True), or
         ``timeout``. Later ones are in flight when the run stops (``cutoff``): not lost."""
         self.cutoff = time.monotonic()
         deadline = self.cutoff + timeout
         while time.monotonic() < deadline:
+            self._check_alive()
             with self.device.lock:
                 mine = [
                     k
