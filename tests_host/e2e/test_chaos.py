@@ -5,13 +5,15 @@ The short run injects every fault kind (``SURVIVED``: all of them since the devi
 issue "never stranded" landed), as ``make chaos`` does.
 """
 
+import random
 import threading
 
 import pytest
 
 from tools.chaos import kinds, report
 from tools.chaos.cli import run_chaos
-from tools.emulator.faults import FAULTS
+from tools.chaos.run import ChaosRun
+from tools.emulator.faults import FAULTS, parse_params
 
 # The one place that selects the fault kinds of the short run (extend as device fixes land).
 SURVIVED = sorted(kinds.KINDS)  # every kind: the device fixes of "never stranded" landed
@@ -112,3 +114,25 @@ def test_fault_downlinks_count_what_reached_the_application():
     result = report.downlinks(records, downs, {"cm-1-1"})
     assert result["cache_mode"] == {"sent": 2, "received": 1, "echoed": 1, "must": True}
     assert result["downlink"]["received"] == 1 and result["downlink"]["echoed"] == 0
+
+
+def test_every_kind_injects_parameters_its_emulator_fault_accepts():
+    rng = random.Random(SEED)
+    for kind in kinds.KINDS.values():
+        for _ in range(20):
+            for step in kind.steps(rng):
+                if step[0] != "ctl":
+                    continue
+                params = {
+                    k: v.format(user_get="/pk/dn/user/get", tag="t-") if isinstance(v, str) else v
+                    for k, v in step[2].items()
+                }
+                parse_params(step[1], params)  # FaultError on a bad name or value: fails
+
+
+def test_http_faults_are_not_applicable_in_a_run_without_http(tmp_path):
+    run = ChaosRun(tmp_path / "chaos", SEED, sorted(kinds.KINDS))
+    http = {name for name, kind in kinds.KINDS.items() if kind.needs == "http"}
+    assert http == {"http_code", "http_cut", "http_corrupt"}
+    assert set(run.not_applicable) == http
+    assert {k.name for k in run.kinds} == set(kinds.KINDS) - http

@@ -208,6 +208,8 @@ def table(result, seed, timeouts, bring_up_s):
                 row["attempts"],
             )
         )
+    for name, why in sorted(result.get("not applicable", {}).items()):
+        lines.append("%-16s not applicable: %s" % (name, why))
     m = result["messages"]
     lines += [
         "",
