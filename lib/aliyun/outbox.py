@@ -8,19 +8,46 @@ so a link lost mid-publish sends it again after recovery (at-least-once, as QoS1
 The message in flight is never the one dropped: it may well be delivered, and its ``pop`` must
 remove it, not the next one.
 
-``pump`` is the online task that empties it, then the session's readings on flash (if any).
+``pump`` is the online task that empties it, then the session's readings on flash (if any),
+at most ``_PACE_N`` messages a second: the platform takes 10 QoS1 messages a second from a
+device and drops the rest unseen while still answering PUBACK (reference §4.9), so a backlog
+sent at the module's speed after an outage would be acknowledged and lost. 8 leaves room for
+the jitter between the device's clock and the platform's counting. Every QoS1 uplink goes
+through here (replies of requests, OTA reports), so this is the whole device's rate; the pace
+is the outbox's, kept across reconnects (the platform counts per device, not per connection).
 """
 
 import asyncio
+from time import ticks_add, ticks_diff, ticks_ms
+
+from micropython import const
 
 from atmodem import Ring
 
+_PACE_N = const(8)  # QoS1 messages per _PACE_MS at most (the platform's limit is 10/s)
+_PACE_MS = const(1000)
+
 
 class Outbox(Ring):
+    def __init__(self, size: int = 32):
+        super().__init__(size)
+        self._sent = [ticks_add(ticks_ms(), -_PACE_MS)] * _PACE_N  # the last sends, a ring
+        self._turn = 0
+
     def put(self, item, payload=None) -> bool:
         """Queue ``(topic, payload)`` (``item`` is the topic); False if the oldest message not
         yet sent had to be dropped to make room."""
         return super().put((item, payload))
+
+    def pace_ms(self) -> int:
+        """How long the next message must wait: 0 unless ``_PACE_N`` went in the last second."""
+        wait = _PACE_MS - ticks_diff(ticks_ms(), self._sent[self._turn])
+        return wait if 0 < wait <= _PACE_MS else 0  # an entry from days ago reads as wrapped
+
+    def sending(self) -> None:
+        """A message goes to the module now (counted against the pace)."""
+        self._sent[self._turn] = ticks_ms()
+        self._turn = (self._turn + 1) % _PACE_N
 
 
 async def pump(session) -> None:
@@ -29,6 +56,9 @@ async def pump(session) -> None:
     mqtt, outbox, readings = session.modem.mqtt, session.outbox, session.readings
     wake = session._wake_outbox
     while True:
+        pause = outbox.pace_ms()  # before the peek: a put may drop the oldest while we wait
+        if pause:
+            await asyncio.sleep_ms(pause)
         message = outbox.peek()
         if message is None and readings is not None:
             try:
@@ -45,6 +75,7 @@ async def pump(session) -> None:
             continue
         stored = len(message) == 3  # (topic, payload, the store's token)
         outbox.held = not stored
+        outbox.sending()
         try:
             await mqtt.publish(message[0], message[1], 1)
         except Exception as exc:
