@@ -1,5 +1,5 @@
 """The chaos suite (tools/chaos): its accounting on made-up logs, and a short run of the firmware
-on the MicroPython VM (128 KB heap) against the emulator and the local cloud.
+on the MicroPython VM (the firmware's heap, FIRMWARE_HEAP) against the emulator and the local cloud.
 
 The short run injects every fault kind (``SURVIVED``: all of them since the device fixes of the
 issue "never stranded" landed), as ``make chaos`` does.

@@ -1,14 +1,14 @@
 """One chaos run: cloud, emulator and firmware (tools/sim), a seeded sequence of faults,
 and the evidence of recovery after each.
 
-The firmware is the .mpy build of firmware/ and lib/ on the MicroPython VM (``-X heapsize=128k``)
-with the chaos application (board_app.py) as its app.py. Faults come one at a time: inject, then
-wait until the device is back, both ways: a numbered message it accepted after the injection
-reached the cloud (uplink), and a probe the cloud sent after the injection came back as the
-application's echo (downlink; a new probe every ``PROBE_S``). The time from injection to the later
-of the two is the recovery time. A fault that is not recovered within its bound (kinds.py) is
-recorded as such and the board is power-cut (not counted as a fault) so the run can go on; if
-even that does not bring it back, the run stops.
+The firmware is the .mpy build of firmware/ and lib/ on the MicroPython VM (``FIRMWARE_HEAP``,
+tools/sim/board.py, or ``CHAOS_HEAP``) with the chaos application (board_app.py) as its app.py.
+Faults come one at a time: inject, then wait until the device is back, both ways: a numbered
+message it accepted after the injection reached the cloud (uplink), and a probe the cloud sent
+after the injection came back as the application's echo (downlink; a new probe every ``PROBE_S``).
+The time from injection to the later of the two is the recovery time. A fault that is not recovered
+within its bound (kinds.py) is recorded as such and the board is power-cut (not counted as a fault)
+so the run can go on; if even that does not bring it back, the run stops.
 """
 
 import json
@@ -165,7 +165,7 @@ class ChaosRun:
             keepalive_s=kinds_mod.KEEPALIVE_S,
             telemetry_interval_s=5,  # a heap sample (FreeHeap) every 5 s while healthy
         )
-        # CHAOS_HEAP: another heap than the board's 128 KB, to tell a RAM shortage from a fault.
+        # CHAOS_HEAP: another heap than the firmware's, to tell a RAM shortage from a fault.
         heap = os.environ.get("CHAOS_HEAP", simkit.FIRMWARE_HEAP)
         self.firmware = simkit.Firmware(
             self.workdir / "board", cfg, heap, on_line=self.device.line
