@@ -1,5 +1,6 @@
 """The chaos suite (tools/chaos): its accounting on made-up logs, and a short run of the firmware
-on the MicroPython VM (the firmware's heap, FIRMWARE_HEAP) against the emulator and the local cloud.
+on the MicroPython VM (the firmware's heap, FIRMWARE_HEAP) against the emulator and the local
+cloud.
 
 The short run injects every fault kind (``SURVIVED``: all of them since the device fixes of the
 issue "never stranded" landed), as ``make chaos`` does.
@@ -7,10 +8,13 @@ issue "never stranded" landed), as ``make chaos`` does.
 
 import random
 import threading
+import time
+import types
 
 import pytest
 
 from tools.chaos import kinds, report
+from tools.chaos import run as run_mod
 from tools.chaos.cli import run_chaos
 from tools.chaos.run import ChaosRun
 from tools.emulator.faults import FAULTS, parse_params
@@ -136,3 +140,15 @@ def test_http_faults_are_not_applicable_in_a_run_without_http(tmp_path):
     assert http == {"http_code", "http_cut", "http_corrupt"}
     assert set(run.not_applicable) == http
     assert {k.name for k in run.kinds} == set(kinds.KINDS) - http
+
+
+def test_a_reset_waits_for_room_in_the_platforms_connect_window(tmp_path):
+    run = ChaosRun(tmp_path / "chaos", SEED, ["mcu_reset"])
+    run.cloud_log, run.firmware = run_mod.Cloud(), types.SimpleNamespace(proc=None)
+    now = time.monotonic()
+    window = run_mod.CONNECT_WINDOW_S
+    run.cloud_log.connects = [now - window + 0.3] + [now - 1.0] * 3  # 4 of 5 in the window
+    assert run.connect_room(1) == 0.0  # room for one: no wait
+    waited = run.connect_room(2)  # room for two once the oldest leaves the window
+    assert 0.2 <= waited <= 1.5
+    assert run.connect_room(1) == 0.0

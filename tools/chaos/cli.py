@@ -90,6 +90,8 @@ def _describe(record):
     what = "recovered in %.1f s" % record["seconds"] if record["recovered"] else "NOT RECOVERED"
     attempts = record.get("failed_attempts") or []
     extra = "; failed: " + "; ".join("%s: %s" % a for a in attempts[:3]) if attempts else ""
+    if record.get("connect_wait_s"):
+        extra += "; injected after %.0f s for a CONNECT slot" % record["connect_wait_s"]
     return "#%d %s %s (bound %.0f s)%s" % (
         record["index"],
         record["kind"],

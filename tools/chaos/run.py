@@ -25,6 +25,12 @@ from tools.chaos import parts as simkit
 from . import kinds as kinds_mod
 
 PROBE_S = 2.0  # a new downlink probe this often while waiting: the resolution of the times
+# The platform admits 5 CONNECTs of a device a minute (aliyun-iot.md §1.5; the local cloud
+# refuses the 6th with CONNACK 3). The firmware keeps to it while it runs, but an MCU reset or a
+# power cut erases what it knew of its CONNECTs: a fault that kills the VM is injected only when
+# the window has room for the CONNECTs its recovery makes (the wait is logged, not timed).
+CONNECT_WINDOW_S = 60.0
+CONNECTS_PER_WINDOW = 5
 RESCUE_S = 240.0  # a power cut that does not bring the device back within this ends the run
 _ACCEPTED = re.compile(r" I chaos accepted (\d+)\.(\d+)( full)?$")
 _HEAP = re.compile(r" I (?:chaos heap (\d+)|up properties: 200 \(heap (\d+) B\))$")
@@ -93,6 +99,7 @@ class Cloud:
         self.copies = {}  # (boot, n) -> rows seen
         self.echoes = {}  # probe number -> monotonic time
         self.texts = set()  # every payload on /user/update (the echoes of fault downlinks)
+        self.connects = []  # monotonic times of the CONNECTs the cloud admitted ("online")
         self.rows = 0
 
     def row(self, row):
@@ -100,6 +107,8 @@ class Cloud:
         content = row.get("content") or ""
         with self.lock:
             self.rows += 1
+            if row.get("type") == "status" and row.get("status") == "online":
+                self.connects.append(now)
             if row.get("type") == "up" and (row.get("topic") or "").endswith("/user/update"):
                 self.texts.add(content)
                 match = _CHAOS.search(content)
@@ -267,9 +276,28 @@ class ChaosRun:
         self.device.notable.append((time.monotonic(), self._boot, text))
         raise simkit.SimError("%s; its last lines:\n%s" % (text, proc.tail(40)))
 
+    def connect_room(self, needed):
+        """Wait (at most a window) until the platform admits ``needed`` more CONNECTs of the
+        device; the seconds waited."""
+        needed = min(needed, CONNECTS_PER_WINDOW)
+        started = time.monotonic()
+        slept = False
+        while True:
+            now = time.monotonic()
+            with self.cloud_log.lock:
+                recent = [t for t in self.cloud_log.connects if now - t < CONNECT_WINDOW_S]
+            if len(recent) + needed <= CONNECTS_PER_WINDOW:
+                return now - started if slept else 0.0
+            slept = True
+            self._check_alive()
+            time.sleep(min(1.0, recent[0] + CONNECT_WINDOW_S - now + 0.05))
+
     def one(self, index, kind, rng):
         steps = kind.steps(rng)
         bound = kind.bound_s(steps, self.timeouts, self.bring_up_s, PROBE_S)
+        waited = 0.0
+        if any(step[0] == "vm" for step in steps):  # a reset, and a drop before one: a CONNECT
+            waited = self.connect_room(sum(s[0] == "vm" or s[1] == "drop_mqtt" for s in steps))
         failures_before = len(self.device.failures)
         started = time.monotonic()
         tag = "%s-%d-" % (kind.name, index)
@@ -282,6 +310,7 @@ class ChaosRun:
             "allowed_failures": kind.failures_for(steps),
             "downlinks": kind.downlinks(steps, tag),
             "echo": kind.echo,
+            "connect_wait_s": round(waited, 1),
         }
         if error:
             record.update(recovered=None, error=error)  # not applicable in this state
@@ -301,6 +330,7 @@ class ChaosRun:
     def rescue(self):
         """Power-cut the board after an unrecovered fault; SimError if even that fails."""
         self.rescues += 1
+        self.connect_room(1)
         started = time.monotonic()
         self.inject([("vm", "power_cut", {})])
         if self._wait_recovered(started, started + RESCUE_S) is None:
