@@ -40,8 +40,10 @@ class _Log:
         self.copies = copies or {key: 1 for key in delivered}
 
 
-def _messages(accepted, delivered, full=(), last_boot=2, copies=None):
+def _messages(accepted, delivered, full=(), last_boot=2, copies=None, overflows=None):
     device = _Log(accepted=accepted, full=full)
+    if overflows is not None:
+        device.overflows = overflows
     cloud = _Log(delivered=delivered, copies=copies)
     return report.messages(device, cloud, last_boot)
 
@@ -61,6 +63,17 @@ def test_accounting_reported_overflow_explains_a_gap_but_not_the_last_boots_tail
     delivered = [(2, 1), (2, 3)]  # 2.2 dropped by a reported overflow; 2.4, 2.5 never came
     m = _messages(accepted, delivered, full=[(2, 5)])
     assert m["lost"] == 2 and m["drops"]["outbox overflow (reported)"] == 1
+
+
+def test_accounting_counts_the_sessions_overflow_warnings_of_other_puts():
+    # A property post put into a full outbox drops the oldest chaos message: the session warns
+    # ("outbox full"), the chaos line says nothing. 3 gaps, 1 chaos "full", 3 warnings: none lost.
+    accepted = [(2, n) for n in range(1, 9)]
+    delivered = [(2, n) for n in (1, 5, 6, 7, 8)]
+    assert _messages(accepted, delivered, full=[(2, 8)])["lost"] == 2
+    m = _messages(accepted, delivered, full=[(2, 8)], overflows={2: 3})
+    assert m["lost"] == 0 and m["drops"]["outbox overflow (reported)"] == 3
+    assert _messages(accepted, delivered, overflows={2: 2})["lost"] == 1  # one not reported
 
 
 def test_accounting_reported_drop_of_a_delivered_message_and_duplicates():

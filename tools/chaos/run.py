@@ -47,6 +47,9 @@ class Device:
         self.boot = 0
         self.accepted = {}  # (boot, n) -> monotonic time
         self.full = []  # (boot, n) accepted while the outbox dropped one
+        # boot -> the session's "outbox full" warnings: one per message any put pushed out (a
+        # property post's put drops the oldest chaos message as well)
+        self.overflows = {}
         self.heap = []  # (boot, monotonic, free bytes, healthy)
         self.failures = []  # (monotonic, step, reason)
         self.notable = []  # (monotonic, boot, line): errors, permanent faults, MemoryError
@@ -82,6 +85,8 @@ class Device:
                 self.stats = json.loads(text.split(" I stats ", 1)[1])
             if re.search(r" E |permanent fault|MemoryError|Traceback", text):
                 self.notable.append((now, boot, text))
+            if " W outbox full: oldest message dropped" in text:
+                self.overflows[boot] = self.overflows.get(boot, 0) + 1
             if " I stats {" not in text and re.search(r"dropped|queue full|outbox full", text):
                 self.drops.append((now, text))
             self.lock.notify_all()
