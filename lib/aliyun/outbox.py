@@ -8,9 +8,14 @@ so a link lost mid-publish sends it again after recovery (at-least-once, as QoS1
 The message in flight is never the one dropped: it may well be delivered, and its ``pop`` must
 remove it, not the next one.
 
-``pump`` is the online task that empties it, then the session's readings on flash (if any).
-Every publish keeps within the platform's uplink rate: the pump waits after each QoS1 publish,
-QoS0 publishes take their turn in ``pace``.
+``pump`` is the online task that empties it, then the session's readings on flash (if any),
+at most ``_PACE_N`` messages a second: the platform takes 10 QoS1 messages a second from a
+device and drops the rest unseen while still answering PUBACK (reference §4.9), so a backlog
+sent at the module's speed after an outage would be acknowledged and lost. 8 leaves room for
+the jitter between the device's clock and the platform's counting. Every QoS1 uplink goes
+through here (replies of requests, OTA reports), so this is the whole device's rate; the pace
+is the outbox's, kept across reconnects (the platform counts per device, not per connection).
+QoS0 publishes (30 a second on the platform) take turns in ``pace``.
 """
 
 import asyncio
@@ -20,11 +25,31 @@ from micropython import const
 
 from atmodem import Ring
 
-# The platform's uplink limits per device (reference aliyun-iot.md §4.9): 30 QoS0 and 10 QoS1
-# messages a second; over them the broker drops messages without a word (QoS1 still gets its
-# PUBACK). A publish starts at least this long after the previous one of its QoS (10 % margin).
-_QOS0_SPACING_MS = const(37)
-_QOS1_SPACING_MS = const(110)
+_PACE_N = const(8)  # QoS1 messages per _PACE_MS at most (the platform's limit is 10/s)
+_PACE_MS = const(1000)
+_QOS0_SPACING_MS = const(37)  # between two QoS0 publishes: 27 a second (the limit is 30/s)
+
+
+class Outbox(Ring):
+    def __init__(self, size: int = 32):
+        super().__init__(size)
+        self._sent = [ticks_add(ticks_ms(), -_PACE_MS)] * _PACE_N  # the last sends, a ring
+        self._turn = 0
+
+    def put(self, item, payload=None) -> bool:
+        """Queue ``(topic, payload)`` (``item`` is the topic); False if the oldest message not
+        yet sent had to be dropped to make room."""
+        return super().put((item, payload))
+
+    def pace_ms(self) -> int:
+        """How long the next message must wait: 0 unless ``_PACE_N`` went in the last second."""
+        wait = _PACE_MS - ticks_diff(ticks_ms(), self._sent[self._turn])
+        return wait if 0 < wait <= _PACE_MS else 0  # an entry from days ago reads as wrapped
+
+    def sending(self) -> None:
+        """A message goes to the module now (counted against the pace)."""
+        self._sent[self._turn] = ticks_ms()
+        self._turn = (self._turn + 1) % _PACE_N
 
 
 def long_ago():
@@ -42,19 +67,15 @@ async def pace(session) -> None:
         await asyncio.sleep_ms(wait)
 
 
-class Outbox(Ring):
-    def put(self, item, payload=None) -> bool:
-        """Queue ``(topic, payload)`` (``item`` is the topic); False if the oldest message not
-        yet sent had to be dropped to make room."""
-        return super().put((item, payload))
-
-
 async def pump(session) -> None:
     """Publish ``session.outbox`` in order, one QoS1 message at a time (§7.1: PUBACK first),
     then its ``readings`` (``aliyun.readings``); a fault goes to ``session._link_failed``."""
     mqtt, outbox, readings = session.modem.mqtt, session.outbox, session.readings
     wake = session._wake_outbox
     while True:
+        pause = outbox.pace_ms()  # before the peek: a put may drop the oldest while we wait
+        if pause:
+            await asyncio.sleep_ms(pause)
         message = outbox.peek()
         if message is None and readings is not None:
             try:
@@ -71,7 +92,7 @@ async def pump(session) -> None:
             continue
         stored = len(message) == 3  # (topic, payload, the store's token)
         outbox.held = not stored
-        started = ticks_ms()
+        outbox.sending()
         try:
             await mqtt.publish(message[0], message[1], 1)
         except Exception as exc:
@@ -83,6 +104,6 @@ async def pump(session) -> None:
         else:
             outbox.pop()
         session.published += 1
-        # The next QoS1 message within the platform's rate; meanwhile (and at least for one
-        # turn) a waiting QoS0 publish (a set_reply, the NTP request) takes the channel.
-        await asyncio.sleep_ms(max(0, _QOS1_SPACING_MS - ticks_diff(ticks_ms(), started)))
+        # Let a waiting QoS0 publish (a set_reply, the NTP request) take the channel before
+        # the next QoS1 message: the channel's lock is not first-come-first-served.
+        await asyncio.sleep(0)

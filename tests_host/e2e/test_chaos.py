@@ -1,17 +1,23 @@
 """The chaos suite (tools/chaos): its accounting on made-up logs, and a short run of the firmware
-on the MicroPython VM (128 KB heap) against the emulator and the local cloud.
+on the MicroPython VM (the firmware's heap, FIRMWARE_HEAP) against the emulator and the local
+cloud.
 
 The short run injects every fault kind (``SURVIVED``: all of them since the device fixes of the
 issue "never stranded" landed), as ``make chaos`` does.
 """
 
+import random
 import threading
+import time
+import types
 
 import pytest
 
 from tools.chaos import kinds, report
+from tools.chaos import run as run_mod
 from tools.chaos.cli import run_chaos
-from tools.emulator.faults import FAULTS
+from tools.chaos.run import ChaosRun
+from tools.emulator.faults import FAULTS, parse_params
 
 # The one place that selects the fault kinds of the short run (extend as device fixes land).
 SURVIVED = sorted(kinds.KINDS)  # every kind: the device fixes of "never stranded" landed
@@ -34,8 +40,10 @@ class _Log:
         self.copies = copies or {key: 1 for key in delivered}
 
 
-def _messages(accepted, delivered, full=(), last_boot=2, copies=None):
+def _messages(accepted, delivered, full=(), last_boot=2, copies=None, overflows=None):
     device = _Log(accepted=accepted, full=full)
+    if overflows is not None:
+        device.overflows = overflows
     cloud = _Log(delivered=delivered, copies=copies)
     return report.messages(device, cloud, last_boot)
 
@@ -55,6 +63,17 @@ def test_accounting_reported_overflow_explains_a_gap_but_not_the_last_boots_tail
     delivered = [(2, 1), (2, 3)]  # 2.2 dropped by a reported overflow; 2.4, 2.5 never came
     m = _messages(accepted, delivered, full=[(2, 5)])
     assert m["lost"] == 2 and m["drops"]["outbox overflow (reported)"] == 1
+
+
+def test_accounting_counts_the_sessions_overflow_warnings_of_other_puts():
+    # A property post put into a full outbox drops the oldest chaos message: the session warns
+    # ("outbox full"), the chaos line says nothing. 3 gaps, 1 chaos "full", 3 warnings: none lost.
+    accepted = [(2, n) for n in range(1, 9)]
+    delivered = [(2, n) for n in (1, 5, 6, 7, 8)]
+    assert _messages(accepted, delivered, full=[(2, 8)])["lost"] == 2
+    m = _messages(accepted, delivered, full=[(2, 8)], overflows={2: 3})
+    assert m["lost"] == 0 and m["drops"]["outbox overflow (reported)"] == 3
+    assert _messages(accepted, delivered, overflows={2: 2})["lost"] == 1  # one not reported
 
 
 def test_accounting_reported_drop_of_a_delivered_message_and_duplicates():
@@ -112,3 +131,37 @@ def test_fault_downlinks_count_what_reached_the_application():
     result = report.downlinks(records, downs, {"cm-1-1"})
     assert result["cache_mode"] == {"sent": 2, "received": 1, "echoed": 1, "must": True}
     assert result["downlink"]["received"] == 1 and result["downlink"]["echoed"] == 0
+
+
+def test_every_kind_injects_parameters_its_emulator_fault_accepts():
+    rng = random.Random(SEED)
+    for kind in kinds.KINDS.values():
+        for _ in range(20):
+            for step in kind.steps(rng):
+                if step[0] != "ctl":
+                    continue
+                params = {
+                    k: v.format(user_get="/pk/dn/user/get", tag="t-") if isinstance(v, str) else v
+                    for k, v in step[2].items()
+                }
+                parse_params(step[1], params)  # FaultError on a bad name or value: fails
+
+
+def test_http_faults_are_not_applicable_in_a_run_without_http(tmp_path):
+    run = ChaosRun(tmp_path / "chaos", SEED, sorted(kinds.KINDS))
+    http = {name for name, kind in kinds.KINDS.items() if kind.needs == "http"}
+    assert http == {"http_code", "http_cut", "http_corrupt"}
+    assert set(run.not_applicable) == http
+    assert {k.name for k in run.kinds} == set(kinds.KINDS) - http
+
+
+def test_a_reset_waits_for_room_in_the_platforms_connect_window(tmp_path):
+    run = ChaosRun(tmp_path / "chaos", SEED, ["mcu_reset"])
+    run.cloud_log, run.firmware = run_mod.Cloud(), types.SimpleNamespace(proc=None)
+    now = time.monotonic()
+    window = run_mod.CONNECT_WINDOW_S
+    run.cloud_log.connects = [now - window + 0.3] + [now - 1.0] * 3  # 4 of 5 in the window
+    assert run.connect_room(1) == 0.0  # room for one: no wait
+    waited = run.connect_room(2)  # room for two once the oldest leaves the window
+    assert 0.2 <= waited <= 1.5
+    assert run.connect_room(1) == 0.0

@@ -172,25 +172,15 @@ def _gaps(published, qos):
     return [ticks_diff(b, a) for a, b in zip(times, times[1:])]
 
 
-async def test_uplink_keeps_within_the_platforms_rates():
-    # 10 QoS1 and 30 QoS0 messages a second per device (reference §4.9): over them the broker
-    # drops messages silently. Four of each are offered at once.
+async def test_qos0_publishes_keep_within_the_platforms_rate():
+    # 30 QoS0 messages a second per device (reference §4.9): over it the broker drops them
+    # silently. Four offered at once take turns. (The QoS1 pace: ptest_recovery.)
     session, _ = make()
     session.modem = ModemStub(TimedMqtt())
     session.online = True
     topic = "/%s/%s/user/up" % (PRODUCT_KEY, DEVICE_NAME)
-    for n in range(4):
-        await session.publish(topic, "q1-%d" % n, 1)
-    pump = asyncio.create_task(session._pump())
-    qos0 = []
-    for n in range(4):
-        qos0.append(asyncio.create_task(session.publish(topic, "q0-%d" % n, 0)))
-    for task in qos0:
+    tasks = [asyncio.create_task(session.publish(topic, "q0-%d" % n, 0)) for n in range(4)]
+    for task in tasks:
         assert await task is True
-    while session.outbox.peek() is not None:
-        await asyncio.sleep_ms(10)
-    pump.cancel()
-    published = session.modem.mqtt.published
-    assert len(_gaps(published, 1)) == 3 and len(_gaps(published, 0)) == 3
-    assert min(_gaps(published, 1)) >= 110, published  # 10 % under 10/s
-    assert sum(_gaps(published, 0)) >= 3 * 37, published  # 10 % under 30/s on average
+    gaps = _gaps(session.modem.mqtt.published, 0)
+    assert len(gaps) == 3 and sum(gaps) >= 3 * 37, gaps  # 27 a second on average

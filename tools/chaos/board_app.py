@@ -12,6 +12,7 @@ tenth one logs the free heap after a collection (``chaos heap <bytes>``).
 import asyncio
 import json
 
+from app_example import VERSION  # noqa: F401 - main.py reports app.VERSION (OTA module "app")
 from app_example import App as Example
 
 

@@ -36,10 +36,12 @@ def run_chaos(
     )
     result = None
     try:
+        if not run.kinds:
+            raise simkit.SimError("no applicable kind: %s" % run.not_applicable)
         run.start()
         out(
             "online after %.1f s; seed %d; %d faults of %s"
-            % (run.bring_up_s / 2, seed, faults, ", ".join(kinds))
+            % (run.bring_up_s / 2, seed, faults, ", ".join(k.name for k in run.kinds))
         )
         began = time.monotonic()
         stranded = None
@@ -54,14 +56,20 @@ def run_chaos(
                 break
             out(_describe(record))
             time.sleep(rng.uniform(0.0, 3.0))  # a random point in the device's work cycle
-        if stranded is None and soak_s:
-            time.sleep(soak_s)  # an observation window, no faults: the heap of a long boot
-        drained = stranded is None and run.drain(DRAIN_S)
+        drained = False
+        if stranded is None:
+            try:
+                if soak_s:  # an observation window, no faults: the heap of a long boot
+                    run.watch(soak_s)
+                drained = run.drain(DRAIN_S)
+            except simkit.SimError as exc:
+                stranded = str(exc)
         if run.firmware.proc is not None:
             run.firmware.stop()
         result = report.verdict(run, drained)
         if stranded:
             result["problems"].append("run stopped: " + stranded)
+        result["not applicable"] = run.not_applicable
         result["records"] = run.records
         result["seed"] = seed
         result["notable"] = [n[2] for n in run.device.notable][-50:]
@@ -82,6 +90,8 @@ def _describe(record):
     what = "recovered in %.1f s" % record["seconds"] if record["recovered"] else "NOT RECOVERED"
     attempts = record.get("failed_attempts") or []
     extra = "; failed: " + "; ".join("%s: %s" % a for a in attempts[:3]) if attempts else ""
+    if record.get("connect_wait_s"):
+        extra += "; injected after %.0f s for a CONNECT slot" % record["connect_wait_s"]
     return "#%d %s %s (bound %.0f s)%s" % (
         record["index"],
         record["kind"],

@@ -5,8 +5,14 @@ A kind is a recipe: ``steps(rng)`` gives what to do, as ``("ctl", command, param
 ctl``), ``("vm", "kill")`` (the MCU loses power: the MicroPython VM is killed and started again)
 or ``("vm", "power_cut")`` (the board loses power: the VM is killed, the module power-cycled);
 ``("sleep", seconds, {})`` waits.
-Armed faults (``connect_fail``, ``connect_refused``, ``mconnect_closed``, ``http_code``) are
-followed by a ``drop_mqtt`` so that the reconnect they act on happens.
+Armed faults (``connect_fail``, ``connect_refused``, ``mconnect_closed``) are followed by a
+``drop_mqtt`` so that the reconnect they act on happens.
+
+HTTP faults (``http_code``, ``http_cut``, ``http_corrupt``: ``needs="http"``) act only on an
+``AT+HTTPACTION`` and its body: an HTTPS auth, a dynamic registration or an update's download.
+The chaos device logs in directly and is deployed no update, so it makes no HTTP request: armed,
+they would wait in the emulator forever and the reconnect after them would prove nothing. A run
+without HTTP (``ChaosRun.http``) leaves them out of the draw and reports them as not applicable.
 
 The bound of a fault: its own duration, plus the time the firmware needs to notice it
 (``detect``), plus ``failures`` failed bring-up attempts (each: the ladder's longest backoff
@@ -68,9 +74,18 @@ class Kind:
     """One fault kind of the run; see the module notes for ``detect`` and ``failures``."""
 
     def __init__(
-        self, name, steps, detect="urc", failures=1, step="connect_ms", duration=None, echo=None
+        self,
+        name,
+        steps,
+        detect="urc",
+        failures=1,
+        step="connect_ms",
+        duration=None,
+        echo=None,
+        needs=None,
     ):
         self.name = name
+        self.needs = needs  # "http": acts only on an HTTP request of the device
         self.steps = steps  # rng -> list of steps
         self.detect = detect  # "none", "urc", "health", "keepalive"
         self.failures = failures
@@ -171,8 +186,9 @@ KINDS = {
             duration="duration",
         ),
         Kind(
-            "http_code",
+            "http_code",  # the next HTTPACTION ends with a module status
             lambda rng: [("ctl", "http_code", {"code": rng.choice([601, 603, 604])}), _drop()],
+            needs="http",
         ),
         Kind(
             "downlink",
@@ -275,6 +291,24 @@ KINDS = {
             detect="health",
             failures=2,
             step="sync_ms",
+        ),
+        # -- faults on HTTP bodies (an update's download, an HTTPS auth) --
+        Kind(
+            "http_cut",  # the link dies N bytes into the next body: that action ends with 601
+            lambda rng: [
+                (
+                    "ctl",
+                    "http_cut",
+                    {"bytes": rng.choice([0, 100, 4000]), "pdp": rng.randint(0, 1)},
+                ),
+                _drop(),
+            ],
+            needs="http",
+        ),
+        Kind(
+            "http_corrupt",  # one flipped byte in the next body: a digest or a parse must fail
+            lambda rng: [("ctl", "http_corrupt", {"offset": rng.randrange(512)}), _drop()],
+            needs="http",
         ),
         Kind(
             "power_cut",  # while online, or a moment into the reconnect after a drop

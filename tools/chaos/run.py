@@ -1,14 +1,14 @@
 """One chaos run: cloud, emulator and firmware (tools/sim), a seeded sequence of faults,
 and the evidence of recovery after each.
 
-The firmware is the .mpy build of firmware/ and lib/ on the MicroPython VM (``-X heapsize=128k``)
-with the chaos application (board_app.py) as its app.py. Faults come one at a time: inject, then
-wait until the device is back, both ways: a numbered message it accepted after the injection
-reached the cloud (uplink), and a probe the cloud sent after the injection came back as the
-application's echo (downlink; a new probe every ``PROBE_S``). The time from injection to the later
-of the two is the recovery time. A fault that is not recovered within its bound (kinds.py) is
-recorded as such and the board is power-cut (not counted as a fault) so the run can go on; if
-even that does not bring it back, the run stops.
+The firmware is the .mpy build of firmware/ and lib/ on the MicroPython VM (``FIRMWARE_HEAP``,
+tools/sim/board.py, or ``CHAOS_HEAP``) with the chaos application (board_app.py) as its app.py.
+Faults come one at a time: inject, then wait until the device is back, both ways: a numbered
+message it accepted after the injection reached the cloud (uplink), and a probe the cloud sent
+after the injection came back as the application's echo (downlink; a new probe every ``PROBE_S``).
+The time from injection to the later of the two is the recovery time. A fault that is not recovered
+within its bound (kinds.py) is recorded as such and the board is power-cut (not counted as a fault)
+so the run can go on; if even that does not bring it back, the run stops.
 """
 
 import json
@@ -25,6 +25,12 @@ from tools.chaos import parts as simkit
 from . import kinds as kinds_mod
 
 PROBE_S = 2.0  # a new downlink probe this often while waiting: the resolution of the times
+# The platform admits 5 CONNECTs of a device a minute (aliyun-iot.md §1.5; the local cloud
+# refuses the 6th with CONNACK 3). The firmware keeps to it while it runs, but an MCU reset or a
+# power cut erases what it knew of its CONNECTs: a fault that kills the VM is injected only when
+# the window has room for the CONNECTs its recovery makes (the wait is logged, not timed).
+CONNECT_WINDOW_S = 60.0
+CONNECTS_PER_WINDOW = 5
 RESCUE_S = 240.0  # a power cut that does not bring the device back within this ends the run
 _ACCEPTED = re.compile(r" I chaos accepted (\d+)\.(\d+)( full)?$")
 _HEAP = re.compile(r" I (?:chaos heap (\d+)|up properties: 200 \(heap (\d+) B\))$")
@@ -41,6 +47,9 @@ class Device:
         self.boot = 0
         self.accepted = {}  # (boot, n) -> monotonic time
         self.full = []  # (boot, n) accepted while the outbox dropped one
+        # boot -> the session's "outbox full" warnings: one per message any put pushed out (a
+        # property post's put drops the oldest chaos message as well)
+        self.overflows = {}
         self.heap = []  # (boot, monotonic, free bytes, healthy)
         self.failures = []  # (monotonic, step, reason)
         self.notable = []  # (monotonic, boot, line): errors, permanent faults, MemoryError
@@ -76,6 +85,8 @@ class Device:
                 self.stats = json.loads(text.split(" I stats ", 1)[1])
             if re.search(r" E |permanent fault|MemoryError|Traceback", text):
                 self.notable.append((now, boot, text))
+            if " W outbox full: oldest message dropped" in text:
+                self.overflows[boot] = self.overflows.get(boot, 0) + 1
             if " I stats {" not in text and re.search(r"dropped|queue full|outbox full", text):
                 self.drops.append((now, text))
             self.lock.notify_all()
@@ -93,6 +104,7 @@ class Cloud:
         self.copies = {}  # (boot, n) -> rows seen
         self.echoes = {}  # probe number -> monotonic time
         self.texts = set()  # every payload on /user/update (the echoes of fault downlinks)
+        self.connects = []  # monotonic times of the CONNECTs the cloud admitted ("online")
         self.rows = 0
 
     def row(self, row):
@@ -100,6 +112,8 @@ class Cloud:
         content = row.get("content") or ""
         with self.lock:
             self.rows += 1
+            if row.get("type") == "status" and row.get("status") == "online":
+                self.connects.append(now)
             if row.get("type") == "up" and (row.get("topic") or "").endswith("/user/update"):
                 self.texts.add(content)
                 match = _CHAOS.search(content)
@@ -117,7 +131,16 @@ class ChaosRun:
     def __init__(self, workdir, seed, kinds, period_ms=2000, dialect=(), out=print):
         self.workdir = Path(workdir)
         self.seed = seed
-        self.kinds = [kinds_mod.KINDS[k] for k in kinds]
+        # The device logs in directly (auth "direct") and is deployed no update: it makes no
+        # HTTP request, so the faults that act on one are not applicable (kinds.py).
+        self.http = False
+        chosen = [kinds_mod.KINDS[k] for k in kinds]
+        self.kinds = [k for k in chosen if k.needs != "http" or self.http]
+        self.not_applicable = {
+            k.name: "acts only on an HTTP request; the run makes none (direct login, no update)"
+            for k in chosen
+            if k not in self.kinds
+        }
         self.period_ms = period_ms
         self.dialect = list(dialect)
         self.out = out
@@ -156,7 +179,7 @@ class ChaosRun:
             keepalive_s=kinds_mod.KEEPALIVE_S,
             telemetry_interval_s=5,  # a heap sample (FreeHeap) every 5 s while healthy
         )
-        # CHAOS_HEAP: another heap than the board's 128 KB, to tell a RAM shortage from a fault.
+        # CHAOS_HEAP: another heap than the firmware's, to tell a RAM shortage from a fault.
         heap = os.environ.get("CHAOS_HEAP", simkit.FIRMWARE_HEAP)
         self.firmware = simkit.Firmware(
             self.workdir / "board", cfg, heap, on_line=self.device.line
@@ -243,15 +266,43 @@ class ChaosRun:
                 return max(up, down)
             if now >= deadline:
                 return None
-            if self.firmware.proc is not None and not self.firmware.proc.running():
-                self.device.notable.append((now, self._boot, "VM exited: restarted"))
-                self._boot_vm()  # the board resets after a crash: so does the run
+            self._check_alive()
             with self.cloud_log.lock:
                 self.cloud_log.lock.wait(min(1.0, max(0.05, deadline - now)))
+
+    def _check_alive(self):
+        """SimError at once when the firmware process ended by itself: main.py exits (status 1)
+        only after an unexpected error (a crash, a MemoryError), which no fault may cause."""
+        proc = self.firmware.proc
+        if proc is None or proc.running():
+            return
+        status = proc.stop()
+        text = "firmware exited by itself (status %s) in boot %d" % (status, self._boot)
+        self.device.notable.append((time.monotonic(), self._boot, text))
+        raise simkit.SimError("%s; its last lines:\n%s" % (text, proc.tail(40)))
+
+    def connect_room(self, needed):
+        """Wait (at most a window) until the platform admits ``needed`` more CONNECTs of the
+        device; the seconds waited."""
+        needed = min(needed, CONNECTS_PER_WINDOW)
+        started = time.monotonic()
+        slept = False
+        while True:
+            now = time.monotonic()
+            with self.cloud_log.lock:
+                recent = [t for t in self.cloud_log.connects if now - t < CONNECT_WINDOW_S]
+            if len(recent) + needed <= CONNECTS_PER_WINDOW:
+                return now - started if slept else 0.0
+            slept = True
+            self._check_alive()
+            time.sleep(min(1.0, recent[0] + CONNECT_WINDOW_S - now + 0.05))
 
     def one(self, index, kind, rng):
         steps = kind.steps(rng)
         bound = kind.bound_s(steps, self.timeouts, self.bring_up_s, PROBE_S)
+        waited = 0.0
+        if any(step[0] == "vm" for step in steps):  # a reset, and a drop before one: a CONNECT
+            waited = self.connect_room(sum(s[0] == "vm" or s[1] == "drop_mqtt" for s in steps))
         failures_before = len(self.device.failures)
         started = time.monotonic()
         tag = "%s-%d-" % (kind.name, index)
@@ -264,6 +315,7 @@ class ChaosRun:
             "allowed_failures": kind.failures_for(steps),
             "downlinks": kind.downlinks(steps, tag),
             "echo": kind.echo,
+            "connect_wait_s": round(waited, 1),
         }
         if error:
             record.update(recovered=None, error=error)  # not applicable in this state
@@ -283,10 +335,24 @@ class ChaosRun:
     def rescue(self):
         """Power-cut the board after an unrecovered fault; SimError if even that fails."""
         self.rescues += 1
+        self.connect_room(1)
         started = time.monotonic()
         self.inject([("vm", "power_cut", {})])
         if self._wait_recovered(started, started + RESCUE_S) is None:
             raise simkit.SimError("stranded even after a power cut")
+
+    def watch(self, seconds):
+        """Let the device run ``seconds`` without faults (SimError if the firmware exits)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._check_alive()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                self.firmware.proc.wait_exit(min(1.0, left))  # returns early if it ends
+            except simkit.SimError:
+                pass  # still running
 
     def drain(self, timeout):
         """Wait until every message the last boot accepted so far reached the cloud (True), or
@@ -294,6 +360,7 @@ class ChaosRun:
         self.cutoff = time.monotonic()
         deadline = self.cutoff + timeout
         while time.monotonic() < deadline:
+            self._check_alive()
             with self.device.lock:
                 mine = [
                     k

@@ -30,8 +30,22 @@ class MqttService:
         self.config = None
         self.msgset = 0
         self.mode = 0
-        self.link = None
+        self._link = None
+        self._pending = {}
         self.reset()
+
+    @property
+    def link(self):
+        return self._link
+
+    @link.setter
+    def link(self, link):
+        """A new link (or none): the acks the old one owed are forgotten with it. A new broker
+        connection numbers its packets from 1 again, so an old entry would otherwise turn the
+        new link's ack (or QoS0 send) of the same id into a PUBACK for a message never sent."""
+        if link is not self._link:
+            self._pending = {}
+        self._link = link
 
     def reset(self):
         """Reboot: the module forgets everything ("模块不保存已输入AT指令", §2)."""
