@@ -9,10 +9,9 @@ imported only by the OTA download so the login's HTTP client stays as small as i
 
 from micropython import const
 
-from air724.http import GET, HTTPClient, HTTPError
+from air724.http import GET, HTTPClient
 from air724.text import quote
-from atmodem import wait_ms
-from atmodem.errors import ATError, CommandError, ResponseError
+from atmodem.errors import ResponseError
 
 _PIECE = const(256)  # small reads: a download runs beside the MQTT session
 
@@ -25,35 +24,13 @@ class RangeClient(HTTPClient):
         cmds.append(b'AT+HTTPPARA="BREAKEND",%d' % (end - 1))
         if url.startswith("https:"):
             cmds.append(b"AT+HTTPSSL=1")
-        ch = self.ch
-        async with self._lock:
-            try:
-                await ch.command(b"AT+HTTPINIT", 2000)
-            except CommandError:  # a session left open: terminate it and start again (§6.1)
-                await _quietly(ch.command(b"AT+HTTPTERM", 2000))
-                await ch.command(b"AT+HTTPINIT", 2000)
-            try:
-                for cmd in cmds:
-                    await ch.command(cmd, 2000)
-                return await self._read(timeout_ms, sink)
-            finally:
-                if not ch.closed:
-                    await _quietly(ch.command(b"AT+HTTPTERM", 2000))
 
-    async def _read(self, timeout_ms: int, sink) -> int:
-        ch = self.ch
-        self._ev.clear()
-        self._result = None
-        try:
-            # OK only means accepted; the outcome is the +HTTPACTION URC (§6.1, §11).
-            await ch.command(b"AT+HTTPACTION=%d" % GET, 5000)
-            if self._result is None:
-                await wait_ms(self._ev.wait(), timeout_ms, b"+HTTPACTION")
-            status, length = self._result or (600, 0)  # the URC sets it before the event
-        finally:
-            self._result = False
-        if 600 <= status <= 606:
-            raise HTTPError(status)
+        def read(_method, status, length):
+            return self._into(sink, status, length)
+
+        return await self.exchange(cmds, GET, timeout_ms, read)
+
+    async def _into(self, sink, status: int, length: int) -> int:
         got = 0
         while got < length:
             cmd = b"AT+HTTPREAD=%d,%d" % (got, min(_PIECE, length - got))
@@ -65,10 +42,3 @@ class RangeClient(HTTPClient):
             sink(lines[1])
             got += len(lines[1])
         return status
-
-
-async def _quietly(aw) -> None:
-    try:
-        await aw
-    except ATError:  # cleanup: any answer will do (§6.1)
-        pass
