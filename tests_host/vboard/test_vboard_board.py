@@ -8,6 +8,8 @@ import signal
 import subprocess
 import tty
 
+from tools.sim.board import FIRMWARE_HEAP
+
 from .conftest import BIN, write_files
 
 BOOT = 'print("BOOT ran")\n'
@@ -174,8 +176,9 @@ def test_make_repl_is_mpremote_repl(vboard):
 
 def test_heapsize_is_respected(start_vboard):
     total = "import gc; gc.collect(); print(gc.mem_free() + gc.mem_alloc())"
+    heap = int(FIRMWARE_HEAP.rstrip("k")) * 1024  # the default: the firmware's heap
     default = int(start_vboard(name="default").exec(total))
-    assert 120 * 1024 < default <= 128 * 1024
+    assert heap - 8 * 1024 < default <= heap
     small = int(start_vboard("--heapsize", "64k", name="small").exec(total))
     assert 56 * 1024 < small <= 64 * 1024
 

@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 
+from tools.sim.board import FIRMWARE_HEAP
 from tools.vboard.host import VirtualBoard
 
 __all__ = ["VirtualBoard", "main"]
@@ -29,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dir", default=".vboard", help="the board's / (default: .vboard)")
     # The firmware's heap today (README "Memory"): a flashed board must come online as is.
-    parser.add_argument("--heapsize", default="128k", help="VM heap, e.g. 256k (default 128k)")
+    parser.add_argument(
+        "--heapsize", default=FIRMWARE_HEAP, help="VM heap, e.g. 256k (default %s)" % FIRMWARE_HEAP
+    )
     parser.add_argument("--ready-file", help="write the port here once it is ready")
     parser.add_argument("--log", help="append all console output to this file")
     parser.add_argument(

@@ -62,7 +62,7 @@ def micropython_exe() -> str:
 class VirtualBoard:
     """One virtual board: ``open()`` it, then ``serve()`` until ``stop()``."""
 
-    def __init__(self, folder, heapsize="128k", log=None, on_ready=None):
+    def __init__(self, folder, heapsize="160k", log=None, on_ready=None):
         self.folder = Path(folder).resolve()
         self.heapsize = heapsize
         self.log = open(log, "ab", buffering=0) if log else None
