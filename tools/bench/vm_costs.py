@@ -55,6 +55,21 @@ class Arrived:
         self.ev.set()
 
 
+async def timed(n, stream, line, ev):
+    """(bytes allocated, us) for ``n`` rounds of feeding ``line`` and awaiting ``ev``, the
+    collector off."""
+    gc.collect()
+    gc.disable()
+    a0, t0 = gc.mem_alloc(), time.ticks_us()
+    for _ in range(n):
+        ev.clear()
+        stream.feed(line)
+        await ev.wait()
+    a1, t1 = gc.mem_alloc(), time.ticks_us()
+    gc.enable()
+    return a1 - a0, time.ticks_diff(t1, t0)
+
+
 async def downlinks(n, size, chunk=0, subscriptions=0):
     """Heap bytes and µs for ``n`` downlinks, each fed alone and waited for."""
     stream = FakeStream(chunk=chunk, record=False)
@@ -72,18 +87,10 @@ async def downlinks(n, size, chunk=0, subscriptions=0):
     await asyncio.sleep(0)
     line = b'\r\n+MSUB: "%s",%d byte,%s\r\n' % (TOPIC.encode(), size, payload_of(size))
     ev = arrived.ev
-    gc.collect()
-    gc.disable()
-    a0, t0 = gc.mem_alloc(), time.ticks_us()
-    for _ in range(n):
-        ev.clear()
-        stream.feed(line)
-        await ev.wait()
-    a1, t1 = gc.mem_alloc(), time.ticks_us()
-    gc.enable()
+    cost = await timed(n, stream, line, ev)
     await modem.close()
     assert arrived.n == n
-    return a1 - a0, time.ticks_diff(t1, t0)
+    return cost
 
 
 async def harness(n, size, chunk=0):
@@ -106,18 +113,10 @@ async def harness(n, size, chunk=0):
 
     task = asyncio.create_task(reader())
     await asyncio.sleep(0)
-    gc.collect()
-    gc.disable()
-    a0, t0 = gc.mem_alloc(), time.ticks_us()
-    for _ in range(n):
-        ev.clear()
-        stream.feed(line)
-        await ev.wait()
-    a1, t1 = gc.mem_alloc(), time.ticks_us()
-    gc.enable()
+    cost = await timed(n, stream, line, ev)
     stream.eof()
     await task
-    return a1 - a0, time.ticks_diff(t1, t0)
+    return cost
 
 
 class Answering(FakeStream):
