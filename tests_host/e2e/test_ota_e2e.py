@@ -2,9 +2,9 @@
 the local cloud. A board reset is the VM's exit (status 3 after a switch, 1 after a crash); the
 test starts the same board folder again, as the chip would boot.
 
-Heap: 144k (``OTA_HEAP``, or ``E2E_HEAPSIZE``). The download and the install need about 16 KB
-beside the online session, more than the 128k heap leaves on this 64-bit port since the online
-path grew (README, Updating devices: RAM)."""
+Heap: ``tools.sim.board.OTA_HEAP`` (or ``E2E_HEAPSIZE``): the download and the install beside
+the online session need more than FIRMWARE_HEAP leaves on this 64-bit port (README, Updating
+devices: RAM)."""
 
 import json
 import os
@@ -14,12 +14,12 @@ import pytest
 
 from tools.cloud.ota import build_package
 from tools.otademo import make_version
+from tools.sim.board import OTA_HEAP
 from tools.sim.proc import ROOT
 
 from .harness import WAIT
 
 RESET_EXIT = 3  # aliyun.otaagent.RESET_EXIT
-OTA_HEAP = "144k"
 # A build that never comes online: its bring-up always fails.
 BROKEN_BRINGUP = """
 async def bring_up(s, remedy):

@@ -19,12 +19,12 @@ import time
 
 from tools.cloud.cli import control_ok
 from tools.cloud.server import read_server_file
+from tools.sim.board import STORE_HEAP
 
 STORED = re.compile(r" D stored (\d+) t=(\d+|None)$")
 DAY_MS = 24 * 3600 * 1000
 HISTORY = "/thing/event/property/history/post"
 POST = "/thing/event/property/post"
-STORE_HEAP = "160k"  # with the store: its code and batches need about 32 KB more
 
 
 def stored_readings(stack):

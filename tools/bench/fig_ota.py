@@ -1,8 +1,8 @@
 """Figure 9, the cost of an update over the air (OTA): ``figure_ota()`` -> ``(rows, detail)``.
 
 One update 1.0.0 -> 1.1.0 of a full package (every file sent, so the download is long enough
-to time) on the emulator paced at 115200 baud, with the firmware (.mpy build, 144 KB heap, see
-``HEAP``) on the VM and the local cloud:
+to time) on the emulator paced at 115200 baud, with the firmware (.mpy build, at ``OTA_HEAP``)
+on the VM and the local cloud:
 
 - bytes over the air (the HTTP bodies the module received) against the package size;
 - UART bytes to the host during the download against the body bytes (the AT framing:
@@ -26,10 +26,11 @@ from pathlib import Path
 from tools.bench import core
 from tools.cloud.ota import build_package
 from tools.otademo import make_version
+from tools.sim.board import OTA_HEAP
 from tools.sim.proc import ROOT
 
 BAUD = 115200
-HEAP = "144k"  # as the OTA end-to-end tests: an update needs more than 128k leaves (README)
+HEAP = OTA_HEAP  # as the OTA end-to-end tests (tools/sim/board.py, README "Updating devices")
 WAIT = 180
 _TIME = re.compile(r"^\s*(\d+\.\d+) ")
 

@@ -10,12 +10,10 @@ import os
 
 from tools.cloud.ota import build_package
 from tools.otademo import make_version
-from tools.sim.board import FIRMWARE_HEAP
+from tools.sim.board import FIRMWARE_HEAP, OTA_HEAP
 from tools.sim.proc import ROOT
 
-# An update's download and install need about 16 KB beside the online session: more than the
-# 128k heap leaves on the 64-bit unix port (README, Updating devices). The demo runs at this.
-HEAP = "144k"
+HEAP = OTA_HEAP  # an update's download and install beside the online session (README)
 
 
 def heapsize(options):
