@@ -137,6 +137,17 @@ async def test_desired_values_the_model_refuses_are_kept_in_the_cloud():
     assert asked[-1] == "thing.property.desired.get"
 
 
+async def test_a_desired_request_that_fails_is_logged_and_the_session_task_ends_cleanly():
+    session, log = make()
+
+    async def no_memory(topic, method, params, timeout_ms):
+        raise MemoryError("memory allocation failed, allocating 112 bytes")
+
+    session._ask = no_memory  # the session's own request path runs out of RAM
+    await session._desired()  # the session's task: logs, never raises
+    assert log.find("desired values: MemoryError: memory allocation failed", "warning")
+
+
 async def test_the_checks_are_loaded_for_each_use_and_released_after_it():
     import sys
 
