@@ -107,6 +107,7 @@ async def apply_desired(thing, ask, topics) -> None:
     ``ask(topic, method, params, timeout_ms)`` makes a request and gives ``(code, data)``."""
     model = thing.get_model()
     wanted = [] if model is None else [k for k in model.properties if k not in model.read_only]
+    del model  # a local left set would hold the checks and the table through the wait
     thing.release_model()  # not held while waiting for the reply
     code, data = await ask(topics.desired_get, "thing.property.desired.get", wanted, DESIRED_MS)
     if code != CODE_OK or not isinstance(data, dict):
