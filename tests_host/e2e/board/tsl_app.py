@@ -14,6 +14,8 @@ import json
 
 from aliyun.alink import AlinkError
 
+VERSION = "tsl-test"  # main.py logs it (and reports it as OTA module "app")
+
 
 class App:
     def __init__(self, session, board, config: dict, log):
