@@ -2,18 +2,14 @@
 
 ``Online`` is the half of ``aliyun.session.Session`` that the application talks to (publish,
 thing-model requests, subscriptions, handlers, counters) and that runs while the MQTT link is
-up: the outbox pump (QoS1 in order, each after its PUBACK) and the downlink dispatch (the
-session, ``aliyun.session``, runs and supervises them). A fault is only noted (``_link_failed``);
-the supervisor acts on it.
-The thing model (``use_model``: the table made by ``tools.tsl_table``) checks every set, service
-call and post (``AlinkError`` 460 naming the field and the rule). After each connect the desired
-values are fetched, applied as a property set and deleted (``aliyun.services``). A refused
-subscription (SUBACK 0x80) is a ``SubscribeError`` logged with its topic, kept in ``refused``.
-
-A raising application callback is logged and answered 500; dispatch goes on.
-Property posts go to flash instead with ``store.enabled`` in the config (``aliyun.readings``:
-they survive resets, carry their measurement time, leave the store after PUBACK, after the
-outbox's messages; readings older than a day go as batched history posts, ``aliyun.backlog``).
+up: the outbox pump (QoS1 in order, each after its PUBACK) and the downlink dispatch, which the
+session (``aliyun.session``) runs and supervises; a fault is only noted (``_link_failed``). The
+thing model (``use_model``, a ``tools.tsl_table`` table) checks every set, service call and post
+(``AlinkError`` 460 naming the field and the rule). After each connect the desired values are
+fetched, applied as a property set and deleted (``aliyun.services``). A refused subscription is
+a ``SubscribeError``, logged, kept in ``refused``; a raising callback is logged and answered 500.
+With ``store.enabled`` property posts go to flash (``aliyun.readings``: dated, kept across
+resets, sent after the outbox's messages; a day old, as batched history posts).
 """
 
 import asyncio
@@ -250,13 +246,16 @@ class Online:
     async def _desired(self) -> None:
         from aliyun.services import apply_desired  # released again by the thing model
 
-        await apply_desired(self.thing, self._ask, self.topics)
+        try:  # the session holds this task while online: no name here may keep that code
+            await apply_desired(self.thing, self._ask, self.topics)
+        except Exception as exc:  # a MemoryError, say: the values wait in the cloud
+            self.log("warning", "desired values: " + describe(exc))
+        finally:
+            del apply_desired
 
     def _sync_clock(self) -> None:
         payload = alink.ntp_request(ticks_ms())
         asyncio.create_task(self.publish(self.topics.ntp_request, payload, 0))
-
-    # -- helpers --
 
     async def _request(self, topic: str, method: str, params, timeout_ms: int):
         return (await self._ask(topic, method, params, timeout_ms))[0]

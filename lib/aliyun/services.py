@@ -53,16 +53,21 @@ def _failure(thing, msg_id, name, exc) -> bytes:
 
 
 async def _finish(thing, msg_id: str, name: str, work, deadline_ms: int) -> bytes:
-    """The reply of a coroutine service, or 503 when it is still running at the deadline."""
+    """The reply of a coroutine service, or 503 when it is still running at the deadline;
+    counted in ``thing.held`` from ``serve`` until it is done, then the model is released."""
     try:
-        data = await _wait_ms(work, deadline_ms)
-    except asyncio.TimeoutError:
-        thing.log("warning", "service %s: no answer in %d ms" % (name, deadline_ms))
-        message = "timeout after %d ms" % deadline_ms
-        return alink.encode_reply(msg_id, CODE_TIMEOUT, message=message)
-    except Exception as exc:
-        return _failure(thing, msg_id, name, exc)
-    return _reply_of(thing, msg_id, name, data)
+        try:
+            data = await _wait_ms(work, deadline_ms)
+        except asyncio.TimeoutError:
+            thing.log("warning", "service %s: no answer in %d ms" % (name, deadline_ms))
+            message = "timeout after %d ms" % deadline_ms
+            return alink.encode_reply(msg_id, CODE_TIMEOUT, message=message)
+        except Exception as exc:
+            return _failure(thing, msg_id, name, exc)
+        return _reply_of(thing, msg_id, name, data)
+    finally:
+        thing.held -= 1
+        thing.release_model()
 
 
 def serve(thing, name: str, payload, deadline_ms: int):
@@ -83,6 +88,7 @@ def serve(thing, name: str, payload, deadline_ms: int):
     except Exception as exc:
         return _failure(thing, msg_id, name, exc)
     if hasattr(result, "send"):  # a coroutine: the session awaits it
+        thing.held += 1
         return _finish(thing, msg_id, name, result, deadline_ms)
     if ticks_diff(ticks_ms(), started) > deadline_ms:
         thing.log("warning", "service %s: answered after the deadline" % name)
@@ -107,6 +113,7 @@ async def apply_desired(thing, ask, topics) -> None:
     ``ask(topic, method, params, timeout_ms)`` makes a request and gives ``(code, data)``."""
     model = thing.get_model()
     wanted = [] if model is None else [k for k in model.properties if k not in model.read_only]
+    del model  # a local left set would hold the checks and the table through the wait
     thing.release_model()  # not held while waiting for the reply
     code, data = await ask(topics.desired_get, "thing.property.desired.get", wanted, DESIRED_MS)
     if code != CODE_OK or not isinstance(data, dict):

@@ -82,6 +82,7 @@ class Thing:
         self._next_id = 1
         self.services = {}  # identifier ("property/set" included) -> callback(params) -> data
         self.model = None  # aliyun.tsl.Model of ``_table`` while loaded (get_model)
+        self.held = 0  # coroutine replies under way (aliyun.services): they use that code
         self._table = None
         self.sync_deadline_ms = SYNC_DEADLINE_MS  # RRPC answers are due by then
         self._waiters = {}
@@ -115,7 +116,10 @@ class Thing:
         return self.model
 
     def release_model(self) -> None:
-        """Free the checks and the serving code (imported again when needed)."""
+        """Free the checks and the serving code (imported again when needed); not while a
+        coroutine reply runs (``held``): the next request would import a second copy."""
+        if self.held:
+            return
         self.model = None
         names = ["aliyun.services", "aliyun.tsl"]
         if isinstance(self._table, str):

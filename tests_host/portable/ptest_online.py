@@ -139,6 +139,17 @@ async def test_desired_values_the_model_refuses_are_kept_in_the_cloud():
     assert asked[-1] == "thing.property.desired.get"
 
 
+async def test_a_desired_request_that_fails_is_logged_and_the_session_task_ends_cleanly():
+    session, log = make()
+
+    async def no_memory(topic, method, params, timeout_ms):
+        raise MemoryError("memory allocation failed, allocating 112 bytes")
+
+    session._ask = no_memory  # the session's own request path runs out of RAM
+    await session._desired()  # the session's task: logs, never raises
+    assert log.find("desired values: MemoryError: memory allocation failed", "warning")
+
+
 async def test_the_checks_are_loaded_for_each_use_and_released_after_it():
     import sys
 
@@ -184,3 +195,34 @@ async def test_qos0_publishes_keep_within_the_platforms_rate():
         assert await task is True
     gaps = _gaps(session.modem.mqtt.published, 0)
     assert len(gaps) == 3 and sum(gaps) >= 3 * 37, gaps  # 27 a second on average
+
+
+async def test_a_coroutine_reply_keeps_the_serving_code_loaded_until_it_is_done():
+    import sys
+
+    session, _ = make()
+    thing = session.thing
+    thing.use_model("tsl_all_types_table")
+    release = asyncio.Event()
+
+    async def calibrate(params):
+        await release.wait()
+        return {"Applied": 1}
+
+    thing.on_service("Calibrate", calibrate)
+    thing.on_property_set(None, lambda accepted: None)
+    base = session.topics.thing_prefix + "service/"
+    call = b'{"id":"1","version":"1.0","params":{"Offset":2.5},"method":"thing.service.Calibrate"}'
+    _, reply = thing.dispatch(base + "Calibrate", call)
+    assert hasattr(reply, "send") and thing.held == 1
+    serving = sys.modules["aliyun.services"]  # still loaded: the reply runs its code
+    await session.post_properties({"Count": 1}, 0)  # a check meanwhile releases nothing
+    request = b'{"id":"2","version":"1.0","params":{"Count":200}}'
+    _, refused = thing.dispatch(base + "property/set", request)
+    assert json.loads(refused)["code"] == 460
+    assert sys.modules["aliyun.services"] is serving  # no second copy of the serving code
+    release.set()
+    assert json.loads(await reply) == {"id": "1", "code": 200, "data": {"Applied": 1}}
+    assert thing.held == 0
+    assert "aliyun.services" not in sys.modules and "aliyun.tsl" not in sys.modules
+    assert "tsl_all_types_table" not in sys.modules

@@ -42,7 +42,7 @@ FIGURES = {
         "Heap",
         "heap",
         2,
-        "the smallest -X heapsize at which the end-to-end scenario passes (online, 100 QoS1 "
+        "the smallest -X heapsize at which the end-to-end scenario passes (online, 40 QoS1 "
         "publishes, 20 downlinks echoed, one drop_mqtt and recovery), by bisection, for each "
         "login; the peak gc.mem_alloc() and the peak live heap of each login",
         "%s heap (one size: %s scenario --heapsize 128k --auth http)" % (PY, PY),
