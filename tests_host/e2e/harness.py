@@ -9,7 +9,7 @@
         stack.user_get('{"n":1}')                          # downlink on /pk/dn/user/get
         stack.wait_row(type="up", topic="/user/update")    # the example app's echo
         stack.fault("drop_mqtt")                           # air724-sim ctl drop_mqtt
-        assert stack.set_property(ReportInterval=2)["code"] == 460
+        assert stack.set_property(ReportInterval=0)["code"] == 460
 
 Every wait blocks on the output or the log of a process with a timeout (never a fixed sleep) and
 fails with the tail of the relevant output. All processes stop when the fixture ends.

@@ -57,7 +57,7 @@ def test_property_set_applies_valid_values_and_refuses_others_with_460(stack):
     assert reply["code"] == 200
     stack.wait_device(r" I property set LEDSwitch=0, ReportInterval=30$")
     for params, field in (
-        ({"ReportInterval": 2}, "ReportInterval"),
+        ({"ReportInterval": 0}, "ReportInterval"),
         ({"LEDSwitch": "on"}, "LEDSwitch"),
         ({"Colour": 1}, "Colour"),
     ):
