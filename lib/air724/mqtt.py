@@ -61,6 +61,7 @@ class MQTTClient:
         self.ch = channel
         self.mpub_max = mpub_max
         self.connected = False
+        self.connect_sent = False  # the last ``connect`` got as far as AT+MCONNECT
         self.cached = 0  # "+MSUB: <slot>" notices (cache mode, AT+MQTTMSGSET=1): fetch()
         self.bad_topics = 0
         self._cb = None
@@ -211,10 +212,12 @@ class MQTTClient:
         cmd = start + quote(host, "host", HOST_MAX) + b",%d" % port
         # Nothing may run between CONNECT OK and MCONNECT: servers drop a TCP link that stays
         # silent (5 s on some, §7.1 "立即").
+        self.connect_sent = False
         async with self.ch.exclusive():
             lines = await self._cmd(cmd, timeout_ms, _CONNECTED, _START_ABORT)
             fresh = lines[-1].startswith(b"CONNECT OK")
             mconnect = b"AT+MCONNECT=%d,%d" % (1 if clean else 0, keepalive_s)
+            self.connect_sent = True  # a CONNECT packet goes to the server from here on
             try:
                 await self._cmd(mconnect, timeout_ms, (b"CONNACK OK",))
             except CommandError as exc:  # ERROR, +CME ERROR: refused (§7.2); CLOSED: the link

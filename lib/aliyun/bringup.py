@@ -126,17 +126,17 @@ async def _connect(mqtt, board, kept, creds, log) -> None:
     except CommandError:  # refused before a connect: set again after it (the session)
         pass
     await mqtt.configure(client_id, username, password)
-    wait = connect_wait_ms(kept.connects, ticks_ms())
+    times = kept.connects
+    while len(times) > _CONNECTS:  # the window is the last five
+        times.pop(0)
+    wait = connect_wait_ms(times, ticks_ms())
     if wait:
         log("info", "next CONNECT in %d ms (at most 5 a minute)" % wait)
         while wait > 0:  # fed: the watchdog sees a deliberate wait
             board.feed()
             await asyncio.sleep_ms(min(wait, 20000))
             wait -= 20000
-    times = kept.connects
     times.append(ticks_ms())
-    if len(times) > _CONNECTS:
-        times.pop(0)
     try:
         await mqtt.connect(host, port, tls, True, keepalive, _CONNECT_MS)
     except MQTTRefusedError:
@@ -147,6 +147,10 @@ async def _connect(mqtt, board, kept, creds, log) -> None:
         kept.refusals += 1
         if kept.refusals >= _REFUSALS_PERMANENT:
             raise PermanentError("MQTT CONNECT refused %d times" % kept.refusals) from None
+        raise
+    except Exception:
+        if not mqtt.connect_sent:  # the link never came up (CONNECT FAIL): no CONNECT went out
+            times.pop()
         raise
     kept.refusals = 0
     kept.passed = True

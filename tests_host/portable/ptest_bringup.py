@@ -259,6 +259,29 @@ async def test_a_connect_over_the_minutes_budget_waits_for_its_slot():
         assert ticks_diff(run.kept.connects[-1], now) >= 1000
 
 
+async def test_a_connect_whose_link_never_came_up_costs_no_slot_of_the_minute():
+    # Chaos suite (seed 4242, faults 101-102): three CONNECT FAILs (the TCP/TLS link, no CONNECT
+    # packet) counted against the 5 a minute; the module reboot after them waited 28.6 s for a
+    # slot the platform had never used, over its recovery bound.
+    from air724.mqtt import MQTTError
+
+    async with Rig(Air724, default=OK) as rig:
+        m = rig.modem
+        script_module(m)
+        for _ in range(5):
+            m.on(START, OK, b"\r\nSTATE: IP INITIAL\r\n\r\nCONNECT FAIL\r\n")
+        m.on(START, b"\r\nCONNECT OK\r\n", repeat=True)
+        m.on(MCONNECT, b"\r\nCONNACK OK\r\n", repeat=True)
+        run = Run(rig.obj)
+        for _ in range(5):
+            with raises(MQTTError):
+                await run()
+        assert run.kept.connects == []  # none reached the server
+        await run()  # the sixth attempt: no wait for a slot
+        assert not [msg for _, msg in run.logs if msg.startswith("next CONNECT in")], run.logs
+        assert len(run.kept.connects) == 1 and m.count(MCONNECT) == 1
+
+
 def test_connects_are_spaced_at_most_five_in_any_minute():
     from aliyun.bringup import connect_wait_ms
 
