@@ -1,11 +1,9 @@
 """MQTT through the Air724's built-in client (air724-at.md §7).
 
 The module owns the MQTT session (keepalive, PUBACK); this client drives it: ``AT+MCONFIG``,
-``AT+(SSL)MIPSTART`` immediately followed by ``AT+MCONNECT``, subscribe, publish, incoming
-``+MSUB`` messages, status and disconnect. Every MQTT command ends at once, with
-``LinkClosedError``, when a line that means the link is down (``air724.events.LINK``: CLOSED,
-a PDP deactivation, RDY, SIM removed) arrives while it waits.
-"""
+``AT+(SSL)MIPSTART`` then at once ``AT+MCONNECT``, subscribe, publish, ``+MSUB`` messages, status
+and disconnect. Every MQTT command ends with ``LinkClosedError`` when a line meaning the link
+is down (``air724.events.LINK``: CLOSED, PDP deactivation, RDY, SIM removed) arrives."""
 
 from micropython import const
 
