@@ -50,10 +50,9 @@ class MQTTClient:
     """The module's MQTT client on an ``ATChannel``.
 
     Incoming messages go to ``on_message(callback)`` as ``callback(topic: str, payload:
-    bytearray)`` (the payload's own buffer, no copy; called from the reader task: must not
-    block), or, with no callback, into ``inbox`` (an ``atmodem.Ring``; by default a new one of
-    ``queue_len``) read by ``await message(timeout_ms)``. Text payloads up to ``mpub_max``
-    escaped bytes use ``AT+MPUB``; others ``AT+MPUBEX``."""
+    bytearray)`` (its own buffer, no copy; from the reader task: must not block), or else into
+    ``inbox`` (an ``atmodem.Ring``, by default of ``queue_len``) read by ``await message()``.
+    Text payloads up to ``mpub_max`` escaped bytes use ``AT+MPUB``; others ``AT+MPUBEX``."""
 
     def __init__(self, channel, events=None, queue_len: int = 8, mpub_max: int = 1024, inbox=None):
         self.ch = channel
