@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 STAMP := $(VENV)/.installed-stamp
 DEV_STAMP := $(VENV)/.dev-stamp
 
-.PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench console-screenshots
+.PHONY: test lint mpy typecheck venv clean sim flash repl vboard bench console-screenshots chaos
 
 venv: $(DEV_STAMP)
 
@@ -79,6 +79,13 @@ console-screenshots: $(STAMP)
 	CONSOLE_SCREENSHOTS=docs $(BIN)/pytest tests_host/browser -x -q
 	if command -v pngquant >/dev/null; then \
 		pngquant --force --ext .png --quality 70-95 --speed 1 docs/console-*.png; fi
+
+# The chaos suite: the firmware (128 KB heap) against a seeded random sequence of every emulator
+# fault and power cuts; a table per fault kind, the message accounting and the heap trend; exit 1
+# on an unrecovered fault, a lost message or a growing heap. CHAOS_ARGS passes options
+# (--faults N, --seed S, --seconds T, --kinds a,b; python -m tools.chaos -h).
+chaos: $(STAMP)
+	$(BIN)/python -m tools.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -1,11 +1,19 @@
 """Example application: what the device reports and how it reacts to the cloud.
 
+The thing model is ``firmware/tsl.json`` (the console's TSL export); the session checks every
+property set, service call and post against ``tsl_table``, generated from it by
+``python -m tools.tsl_table firmware/tsl.json -o firmware/tsl_table.py`` (460 naming the field
+and the rule for a bad downlink, ``AlinkError`` for a bad post, before it leaves).
+
 - Every ``telemetry_interval_s`` while online, post thing-model properties: ``Uptime`` (s),
   ``FreeHeap`` (bytes), ``DemoValue`` (a triangle wave 0..100), the settings ``ReportInterval``
   and ``LEDSwitch``, and ``RSSI`` (dBm) when the session knows the signal.
-- Property set (``thing.service.property.set``): ``ReportInterval`` int 5..3600 s changes the
-  interval, ``LEDSwitch`` int 0/1 lights or darkens the status LED; the new values are reported
-  at once. The session checks values against ``SCHEMA`` and answers 460 naming the field.
+- Property set: ``ReportInterval`` int 1..86400 s (the range of ``telemetry_interval_s``)
+  changes the interval, ``LEDSwitch`` (bool) lights or darkens the status LED; the new values
+  are reported at once. Desired values (期望属性值) arrive the same way after each connect.
+- Services: ``Blink`` (async) blinks the LED ``Times`` times; ``Status`` (sync, over RRPC)
+  answers ``Uptime`` and ``Reports`` after ``WaitMs`` (a demo of the platform's deadline: past
+  it the session answers the timeout code itself).
 - ``/pk/dn/user/get``: each message is logged and, with ``echo_user_get``, published back to
   ``/pk/dn/user/update`` (QoS1, through a bounded queue).
 """
@@ -15,12 +23,14 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-# Property identifier -> (type, low, high), as aliyun.alink.check_properties expects.
-SCHEMA = {"ReportInterval": (int, 5, 3600), "LEDSwitch": (int, 0, 1)}
+from aliyun.alink import AlinkError
+
+VERSION = "1.0.0"  # the application's version, reported as OTA module "app"
 
 _ECHO_QUEUE = const(8)  # echoes waiting to be published; more are dropped and counted
 _PREVIEW = const(48)  # payload characters shown in the log
 _DEMO_STEPS = const(20)
+_BLINK_MS = const(200)
 _REPLY_MS = const(10000)  # how long a post waits for its post_reply
 
 
@@ -58,8 +68,11 @@ class App:
 
     def start(self) -> None:
         """Register the callbacks; call before ``session.run()``."""
+        self.session.use_model("tsl_table")  # imported by the session when needed
         self.session.on_state(self._on_state)
-        self.session.on_property_set(SCHEMA, self._on_property_set)
+        self.session.on_property_set(None, self._on_property_set)
+        self.session.on_service("Blink", self._blink)
+        self.session.on_service("Status", self._status)
         self._subscribe()
 
     async def run(self) -> None:
@@ -92,6 +105,21 @@ class App:
         changes = ", ".join("%s=%s" % (key, accepted[key]) for key in sorted(accepted))
         self.log("info", "property set " + changes)
         self._wake.set()  # report the new values now
+
+    async def _blink(self, params: dict) -> dict:
+        """Service ``Blink`` (async): the LED flashes ``Times`` times, then shows its state."""
+        for _ in range(params.get("Times", 1)):
+            self.board.led_enable(True)
+            await asyncio.sleep(_BLINK_MS / 1000)
+            self.board.led_enable(False)
+            await asyncio.sleep(_BLINK_MS / 1000)
+        self.board.led_enable(self.led_switch == 1)
+        return {}
+
+    async def _status(self, params: dict) -> dict:
+        """Service ``Status`` (sync): answered after ``WaitMs``."""
+        await asyncio.sleep(params.get("WaitMs", 0) / 1000)
+        return {"Uptime": self._uptime_ms // 1000, "Reports": self.reports}
 
     def _on_user_get(self, topic: str, payload) -> None:
         # The log names the device once, at start: "/pk/dn/user/get" -> "user/get", and shows
@@ -139,9 +167,11 @@ class App:
         return params
 
     async def _telemetry(self) -> None:
-        # Offline a post goes into the session's QoS1 outbox, delivered after recovery: the
-        # app does not wait for its reply then. A failed post must not stop the loop.
-        await self._online.wait()  # the first report once online; from then on, every interval
+        # Offline a post goes into the session's QoS1 outbox (or its store on flash), delivered
+        # after recovery: the app does not wait for its reply then. A failed post must not
+        # stop the loop. With a store the readings start at once, else once online.
+        if not getattr(self.session, "has_store", False):
+            await self._online.wait()
         while True:
             self._wake.clear()
             params = self.properties()
@@ -153,8 +183,12 @@ class App:
                 elif code == 200:
                     self.reports += 1
                     self.log("info", "up properties: 200 (heap %d B)" % params["FreeHeap"])
+                elif code is None and getattr(self.session, "has_store", False):
+                    self.log("info", "up properties: stored, sent after the older ones")
                 else:
                     self.log("warning", "up properties: %s" % (code or "no reply"))
+            except AlinkError as exc:  # the thing model refused it before it left
+                self.log("error", "property post refused on the device: " + exc.message)
             except Exception as exc:
                 self.log("warning", "property post failed: " + repr(exc))
             await self._wait(self._wake, self.interval_s * 1000)

@@ -14,9 +14,17 @@ import gc
 import json
 import sys
 
-import boards
-import config
-import logger
+_OTA_STATE = None  # after an update (OTA): the active file set goes first on sys.path
+try:
+    open("ota/state.json").close()
+except OSError:
+    pass  # the factory set: nothing to import
+else:
+    _OTA_STATE = __import__("aliyun.otaboot").otaboot.select(True)
+
+import boards  # noqa: E402 - from the set otaboot selected
+import config  # noqa: E402
+import logger  # noqa: E402
 
 _running = {}  # the application while it runs, for the stats line on Ctrl-C
 _why = [""]  # why the firmware waits in its safe state (the config error)
@@ -65,6 +73,11 @@ async def run(board, cfg: dict, log) -> None:
     application = app.App(session, board, cfg, log)
     _running["app"] = application
     application.start()
+    if cfg["ota"]:  # updates over the air (the agent is imported when there is work)
+        __import__("aliyun.otahook").otahook.install(
+            session, board, log, cfg, _OTA_STATE, app.VERSION
+        )
+    log("info", "application " + app.VERSION)
     task = asyncio.create_task(application.run())
     try:
         await session.run()

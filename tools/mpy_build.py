@@ -21,6 +21,18 @@ def mpy_cross() -> str:
     return str(candidate) if candidate.exists() else "mpy-cross"
 
 
+def source_name(rel: Path, top: str) -> str:
+    """The name a module's tracebacks show (mpy-cross -s): free of host paths. For lib/, the
+    module's dotted name (``aliyun.sign``, ``air724`` for a package): the board interns it as
+    the module's name anyway, so it costs no extra interned string (the file path would, one
+    per module, on the heap of a board that loads .mpy files); for firmware/, its path."""
+    path = rel.relative_to(top)
+    if top != "lib":
+        return str(path)
+    parts = path.with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def build(root: Path = ROOT, out: Path = BUILD) -> list[Path]:
     """Compile every source that is newer than its .mpy; return the list of .mpy files."""
     outputs = []
@@ -32,9 +44,7 @@ def build(root: Path = ROOT, out: Path = BUILD) -> list[Path]:
             if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
-            # -s sets the name shown in tracebacks; the path relative to the package root
-            # keeps them short and free of host paths.
-            cmd = [mpy_cross(), "-o", str(dst), "-s", str(rel.relative_to(top)), str(src)]
+            cmd = [mpy_cross(), "-o", str(dst), "-s", source_name(rel, top), str(src)]
             result = subprocess.run(cmd, capture_output=True, text=True)
             if result.returncode:
                 dst.unlink(missing_ok=True)

@@ -39,7 +39,7 @@ class Air724:
         self._cid = cid
         self._data_max = data_max
         self._http = self._bearer = self._module = self._mqtt = None
-        self.on_event = None
+        self.on_event: object = None  # None, or a callable on_event(kind, data)
         self.channel = ATChannel(stream, writer, bufsize, data_max)
         self.channel.on_event = self._event
         self.events = LinkEvents(self.channel)
@@ -108,8 +108,9 @@ class Air724:
     def _event(self, kind, data):
         if kind == self._unsolicited:
             self.events.unsolicited(data)  # other DEACT spellings (air724-at.md §5.3)
-        if self.on_event is not None:
-            self.on_event(kind, data)
+        cb = self.on_event
+        if callable(cb):
+            cb(kind, data)
 
     def start(self) -> None:
         self.channel.start()

@@ -4,7 +4,7 @@ MQTT runs on the module's default PDP context instead (§5); this bearer only ma
 ``AT+HTTP*`` (``AT+HTTPPARA="CID",<cid>``).
 """
 
-from air724.text import after, quote
+from air724.text import APN_MAX, after, quote
 from atmodem.errors import CMEError, ResponseError
 
 
@@ -20,11 +20,11 @@ class Bearer:
     ) -> None:
         """CONTYPE and APN (empty APN: the one the network gave, §5.1; 50 chars at most)."""
         # All values checked before the first command: nothing half-configured on bad input.
-        args = [(b"APN", quote(apn, "APN", 50))]
+        args = [(b"APN", quote(apn, "APN", APN_MAX))]
         if user:
-            args.append((b"USER", quote(user, "user", 50)))
+            args.append((b"USER", quote(user, "user", APN_MAX)))
         if password:
-            args.append((b"PWD", quote(password, "password", 50)))
+            args.append((b"PWD", quote(password, "password", APN_MAX)))
         # "GPRS" is only the 2G-era spelling; it does not force a 2G network (§5.1).
         args.insert(0, (b"CONTYPE", b'"GPRS"'))
         for tag, value in args:

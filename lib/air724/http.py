@@ -10,7 +10,7 @@ import asyncio
 
 from micropython import const
 
-from air724.text import quote
+from air724.text import header_arg, quote
 from atmodem import wait_ms
 from atmodem.errors import ATError, CommandError, DataError, ResponseError
 
@@ -82,19 +82,22 @@ class HTTPClient:
         # Every argument is quoted before the first command: nothing half-sent on bad input.
         cmds = [b'AT+HTTPPARA="CID",%d' % self.cid, b'AT+HTTPPARA="URL",' + quote(url, "URL", 500)]
         for h in headers:  # one header per command; they accumulate (§6.1)
-            cmds.append(b'AT+HTTPPARA="USER_DEFINED",' + quote(h, "header", 500))
+            cmds.append(b'AT+HTTPPARA="USER_DEFINED",' + header_arg(h))
         if url.startswith("https:"):
             cmds.append(b"AT+HTTPSSL=1")
+        return await self.exchange(cmds, method, timeout_ms, self._body, body, data_ms)
+
+    async def exchange(self, cmds, method, timeout_ms, read, body=None, data_ms=20000):
+        """One session of the module's HTTP client under the lock: ``AT+HTTPINIT``, ``cmds``,
+        the body, ``AT+HTTPACTION``, ``await read(method, status, length)`` (its result is the
+        call's), and ``AT+HTTPTERM`` always."""
         ch = self.ch
         async with self._lock:
             try:
                 await ch.command(b"AT+HTTPINIT", 2000)
             except CommandError:
                 # A session left open (no HTTPTERM before): terminate it and start again (§6.1).
-                try:
-                    await ch.command(b"AT+HTTPTERM", 2000)
-                except CommandError:
-                    pass
+                await _quietly(ch.command(b"AT+HTTPTERM", 2000))
                 await ch.command(b"AT+HTTPINIT", 2000)
             try:
                 for cmd in cmds:
@@ -103,21 +106,19 @@ class HTTPClient:
                     # Exactly len(body) bytes after DOWNLOAD, then OK (§6.1, seed errata BRIEF §6).
                     cmd = b"AT+HTTPDATA=%d,%d" % (len(body), data_ms)
                     await ch.command(cmd, data_ms + 2000, prompt=b"DOWNLOAD", payload=body)
-                return await self._run(method, timeout_ms)
+                status, length = await self._action(method, timeout_ms)
+                return await read(method, status, length)
             finally:
                 if not ch.closed:
-                    try:
-                        await ch.command(b"AT+HTTPTERM", 2000)
-                    except ATError:  # cleanup: any answer will do (§6.1)
-                        pass
+                    await _quietly(ch.command(b"AT+HTTPTERM", 2000))
 
-    async def _run(self, method, timeout_ms):
-        ch = self.ch
+    async def _action(self, method, timeout_ms):
+        """``AT+HTTPACTION``: OK only means accepted; the outcome is the ``+HTTPACTION`` URC
+        (§6.1, §11): ``(status, length)``, or ``HTTPError`` for the module's codes 600-606."""
         self._ev.clear()
         self._result = None
         try:
-            # OK only means accepted; the outcome is the +HTTPACTION URC (§6.1, §11).
-            await ch.command(b"AT+HTTPACTION=%d" % method, 5000)
+            await self.ch.command(b"AT+HTTPACTION=%d" % method, 5000)
             if self._result is None:
                 await wait_ms(self._ev.wait(), timeout_ms, b"+HTTPACTION")
             status, length = self._result or (600, 0)  # the URC sets it before the event
@@ -125,6 +126,9 @@ class HTTPClient:
             self._result = False
         if 600 <= status <= 606:
             raise HTTPError(status)
+        return status, length
+
+    async def _body(self, method, status, length):
         if length <= 0 or method == HEAD:
             return status, b""
         if length > self.max_body:
@@ -136,7 +140,7 @@ class HTTPClient:
             cmd = b"AT+HTTPREAD"
             if not whole:
                 cmd += b"=%d,%d" % (got, min(_READ_CHUNK, length - got))
-            lines = await ch.command(cmd, 10000, counted=b"+HTTPREAD:")
+            lines = await self.ch.command(cmd, 10000, counted=b"+HTTPREAD:")
             # [b"+HTTPREAD: n", <n raw bytes>, b"OK"] (atmodem counted read)
             if len(lines) < 3:
                 raise ResponseError("no +HTTPREAD", lines)
@@ -147,3 +151,10 @@ class HTTPClient:
             parts.append(lines[1])
             got += len(lines[1])
         return status, b"".join(parts)
+
+
+async def _quietly(aw) -> None:
+    try:
+        await aw
+    except ATError:  # cleanup: any answer will do (§6.1)
+        pass

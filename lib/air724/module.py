@@ -3,6 +3,8 @@
 Command forms and answers: air724-at.md §2 (serial link) and §4 (module check commands).
 """
 
+from time import ticks_ms
+
 from air724.text import after, ints, unquote
 from atmodem.errors import ATTimeoutError, CMEError, CommandError, ResponseError
 
@@ -69,6 +71,11 @@ class Module:
     async def echo_off(self) -> None:
         await self.ch.command(b"ATE0", 2000)
 
+    async def numbered_errors(self) -> None:
+        """``AT+CMEE=1``: errors as ``+CME ERROR: <n>`` (767: nothing to close...) rather than
+        a bare ``ERROR``; lost on every (re)boot like echo (§3.2, §9)."""
+        await self.ch.command(b"AT+CMEE=1", 2000)
+
     async def _query(self, cmd: bytes, timeout_ms: int = 2000) -> bytes:
         """``AT+X`` or ``AT+X?`` -> the text after ``+X:`` in its answer, stripped."""
         prefix = (cmd[2:-1] if cmd[-1] == 63 else cmd[2:]) + b":"  # without a trailing "?" (63)
@@ -118,6 +125,8 @@ class Module:
         except CMEError as exc:
             if exc.code == 10:
                 return "NOT INSERTED"
+            if exc.code == 14:  # SIM busy: still starting (§9), a normal state at boot
+                return "BUSY"
             raise
 
     async def registration(self) -> int:
@@ -155,3 +164,12 @@ class Module:
     async def clock(self) -> int:
         """``AT+CCLK?`` as UTC epoch seconds (1970). Unset clocks read as old dates."""
         return parse_cclk(await self._query(b"AT+CCLK?"))
+
+    async def network_clock(self):
+        """``(epoch ms, ticks_ms())`` from ``AT+CCLK?`` when the clock is set (NITZ), else
+        None: unset, it reads as a date before 2020; no answer is no fault either."""
+        try:
+            seconds = await self.clock()
+        except Exception:
+            return None
+        return (seconds * 1000, ticks_ms()) if seconds > 1577836800 else None

@@ -1,20 +1,20 @@
 """MQTT through the Air724's built-in client (air724-at.md §7).
 
 The module owns the MQTT session (keepalive, PUBACK); this client drives it: ``AT+MCONFIG``,
-``AT+(SSL)MIPSTART`` immediately followed by ``AT+MCONNECT``, subscribe, publish, incoming
-``+MSUB`` messages, status and disconnect. Every MQTT command ends at once, with
-``LinkClosedError``, when a line that means the link is down (``air724.events.LINK``: CLOSED,
-a PDP deactivation, RDY, SIM removed) arrives while it waits.
-"""
+``AT+(SSL)MIPSTART`` then at once ``AT+MCONNECT``, subscribe, publish, ``+MSUB`` messages, status
+and disconnect. Every MQTT command ends with ``LinkClosedError`` when a line meaning the link
+is down (``air724.events.LINK``: CLOSED, PDP deactivation, RDY, SIM removed) arrives."""
 
 from micropython import const
 
 from air724.events import DOWN, DOWN_LINES
-from air724.text import TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
+from air724.text import HOST_MAX, TOPIC_MAX, after, check_size, escape, is_text, quote, topic_arg
 from atmodem import Ring
 from atmodem.errors import AbortError, ArgumentError, ATError, CMEError, CommandError
+from atmodem.scanner import starts
 
 _WILL_MAX = const(1360)  # will message (§7.4)
+_TOPICS = const(2)  # decoded downlink topics kept (each ~200 B)
 # Final token per QoS: qos0 OK; qos1 OK then PUBACK; qos2 PUBREC then PUBCOMP (§7.2).
 _ACKS = ((b"OK",), (b"PUBACK",), (b"PUBCOMP",))
 # The link is gone (air724.events.LINK): ends any MQTT command at once (§7.5, §5.3).
@@ -35,78 +35,38 @@ class LinkClosedError(MQTTError):
 
 
 class MQTTRefusedError(MQTTError):
-    """The TCP/TLS link came up but ``AT+MCONNECT`` got ``ERROR``, ``+CME ERROR`` or
-    ``CLOSED`` instead of ``CONNACK OK``: most often the broker refused the credentials and
-    closed the link. ``code`` is the CME code, or -1. (767 can also mean the server closed a
-    TCP link that waited too long for MCONNECT, §7.2.)"""
+    """The TCP/TLS link came up but ``AT+MCONNECT`` got ``ERROR`` or ``+CME ERROR`` instead of
+    ``CONNACK OK``: the broker refused the CONNECT (§7.2). ``code`` is the CME code, or -1.
+    (767 can also mean the server closed a TCP link that waited too long for MCONNECT, §7.2.)
+    ``CLOSED`` alone is the TCP/TLS link lost (``LinkClosedError``: a flaky cell), no
+    refusal."""
 
     def __init__(self, msg: str, line: bytes = b"", code: int = -1):
         super().__init__(msg, line)
         self.code = code
 
 
-def _digits(h, a, b):
-    if a >= b or not h[a:b].isdigit():
-        return -1
-    return int(h[a:b])
-
-
-def msub_header(head: "bytes | memoryview") -> "tuple | None":
-    """Counted header rule for ``+MSUB: "<topic>",<len> byte,<payload>`` (§7.3): ``(header
-    length, payload length)`` once the header is complete, else None. Also the manual's form
-    without `` byte`` (quoted topic) and the unquoted topic of its MQTTMSGGET example (§7.3,
-    §12.5). ``+MSUB: <slot>`` (cache mode) is no header."""
-    h = bytes(head)
-    i = h.find(b" byte,")
-    if i >= 0:
-        n = _digits(h, h.rfind(b",", 0, i) + 1, i)
-        return None if n < 0 else (i + 6, n)
-    k = 6
-    while k < len(h) and h[k] == 32:
-        k += 1
-    if k < len(h) and h[k] == 34:
-        q = h.find(b'",', k + 1)
-        if q > 0:
-            j = h.find(b",", q + 2)
-            if j > 0:
-                n = _digits(h, q + 2, j)
-                if n >= 0:
-                    return (j + 1, n)
-    return None
-
-
-def msub_topic(head) -> str:
-    """The topic of a complete ``+MSUB`` header (quotes removed); ``UnicodeError`` if not UTF-8."""
-    h = bytes(head)
-    i = h.rfind(b" byte,")
-    if i < 0:
-        i = len(h) - 1
-    t = h[6 : h.rfind(b",", 0, i)].strip()
-    if len(t) >= 2 and t[0] == 34 and t[-1] == 34:
-        t = t[1:-1]
-    return t.decode()
-
-
 class MQTTClient:
     """The module's MQTT client on an ``ATChannel``.
 
     Incoming messages go to ``on_message(callback)`` as ``callback(topic: str, payload:
-    bytes)`` (called from the reader task: must not block), or, with no callback, into
-    ``inbox`` (an ``atmodem.Ring``; by default a new one of ``queue_len``) read by
-    ``await message(timeout_ms)``. Text payloads up to ``mpub_max`` escaped bytes use
-    ``AT+MPUB``; others ``AT+MPUBEX``.
-    """
+    bytearray)`` (its own buffer, no copy; from the reader task: must not block), or else into
+    ``inbox`` (an ``atmodem.Ring``, by default of ``queue_len``) read by ``await message()``.
+    Text payloads up to ``mpub_max`` escaped bytes use ``AT+MPUB``; others ``AT+MPUBEX``."""
 
     def __init__(self, channel, events=None, queue_len: int = 8, mpub_max: int = 1024, inbox=None):
         self.ch = channel
         self.mpub_max = mpub_max
         self.connected = False
+        self.connect_sent = False  # the last ``connect`` got as far as AT+MCONNECT
         self.cached = 0  # "+MSUB: <slot>" notices (cache mode, AT+MQTTMSGSET=1): fetch()
         self.bad_topics = 0
         self._cb = None
         self._inbox = Ring(queue_len) if inbox is None else inbox
         self._events = events
-        channel.add_urc(b"+MSUB:", self._on_msub, msub_header)
+        self._topic = None  # the topic of the +MSUB header just read (None: not UTF-8)
+        self._topics = []  # (bytes, str) of the last topics decoded
+        channel.add_urc(b"+MSUB:", self._on_msub, self._header)
         channel.add_urc(b"+MSUB: ", self._on_slot)
         if events is not None:
             events.subscribe(self._on_link)
@@ -125,7 +85,8 @@ class MQTTClient:
         self._cb = callback
 
     async def message(self, timeout_ms: int):
-        """The oldest queued ``(topic, payload)``; ``ATTimeoutError`` if none comes."""
+        """The oldest queued ``(topic, payload)``, ``(None, None)`` for a ``+MSUB: <slot>``
+        notice (cache mode: ``fetch()``); ``ATTimeoutError`` if none comes."""
         return await self._inbox.get(timeout_ms)
 
     @property
@@ -133,20 +94,65 @@ class MQTTClient:
         """Messages lost because the queue was full."""
         return self._inbox.dropped
 
+    def _header(self, buf, s, e):
+        # Header rule, asked at each comma (atmodem.pending.add_urc): '+MSUB: "<topic>",<len>
+        # byte,' (§7.3), without ' byte' (quoted topic), unquoted (MQTTMSGGET, §12.5); the length
+        # once buf[s:e] is the header, else -1; the topic in _topic. ('+MSUB: <slot>': no comma.)
+        j = e - 1  # the count ends at the comma, or at " byte,"
+        byte = starts(buf, b" byte,", j - 5, 6)
+        if byte:
+            j -= 5
+        i = j
+        while i > s and 48 <= buf[i - 1] <= 57:
+            i -= 1
+        if i == j or buf[i - 1] != 44:
+            return -1
+        a, b = s + 6, i - 1  # the topic: buf[a:b], spaces and quotes off
+        while a < b and buf[a] == 32:
+            a += 1
+        while b > a and buf[b - 1] == 32:
+            b -= 1
+        if b - a >= 2 and buf[a] == 34 and buf[b - 1] == 34:
+            a += 1
+            b -= 1
+        elif not byte:  # without " byte" the topic must be quoted
+            return -1
+        # The last few topics are kept: a known one is found in the buffer, no allocation.
+        topic = None
+        for known in self._topics:
+            if len(known[0]) == b - a and buf.startswith(known[0], a):
+                topic = known[1]
+        if topic is None:
+            raw = bytes(buf[a:b])
+            try:
+                topic = raw.decode()
+                if len(self._topics) >= _TOPICS:
+                    self._topics.pop(0)
+                self._topics.append((raw, topic))
+            except UnicodeError:
+                pass  # None: counted in _on_msub
+        self._topic = topic
+        n = 0
+        while i < j:
+            n = n * 10 + buf[i] - 48
+            i += 1
+        return n
+
     def _on_msub(self, head, payload):
-        try:
-            topic = msub_topic(head)
-        except UnicodeError:
+        # payload: a bytearray of its own, handed over as it is.
+        topic = self._topic
+        if topic is None:
             self.bad_topics += 1
             return
-        data = bytes(payload)
         if self._cb is not None:
-            self._cb(topic, data)
+            self._cb(topic, payload)
         else:
-            self._inbox.put((topic, data))
+            self._inbox.put((topic, payload))
 
-    def _on_slot(self, line):
+    def _on_slot(self, line):  # cache mode on (a module's boot default, §7.2): see message()
         self.cached += 1
+        if self._cb is None:
+            self._inbox.put((None, None))
 
     def _on_link(self, name, line):
         if name in DOWN:
@@ -154,16 +160,17 @@ class MQTTClient:
 
     # -- commands --
 
-    async def _cmd(self, cmd, timeout_ms, ok, abort=DOWN_LINES, prompt=None, payload=None):
+    async def _cmd(self, cmd, timeout_ms, ok, abort=DOWN_LINES):
         try:
-            return await self.ch.command(
-                cmd, timeout_ms, ok=ok, abort=abort, prompt=prompt, payload=payload
-            )
+            return await self.ch.command(cmd, timeout_ms, ok, abort)
         except AbortError as exc:
-            if exc.line.startswith(b"CONNECT FAIL"):
-                raise MQTTError("connect failed", exc.line) from None
-            self.connected = False
-            raise LinkClosedError("link lost", exc.line) from None
+            raise self._aborted(exc) from None
+
+    def _aborted(self, exc):  # the error for an abort token: CONNECT FAIL, else link lost
+        if exc.line.startswith(b"CONNECT FAIL"):
+            return MQTTError("connect failed", exc.line)
+        self.connected = False
+        return LinkClosedError("link lost", exc.line)
 
     async def configure(
         self,
@@ -174,13 +181,8 @@ class MQTTClient:
         timeout_ms: int = 5000,
     ) -> None:
         """``AT+MCONFIG``; ``will``: ``(topic, message, qos, retain)`` (§7.2)."""
-        args = b",".join(
-            (
-                quote(client_id, "client id", 256),
-                quote(username, "username", 256),
-                quote(password, "password", 256),
-            )
-        )
+        ids = (quote(client_id, "client id", 256), quote(username, "username", 256))
+        args = b",".join(ids + (quote(password, "password", 256),))
         if will is not None:
             topic, message, qos, retain = will
             wt = quote(topic, "will topic", TOPIC_MAX)
@@ -204,21 +206,19 @@ class MQTTClient:
         if not 0 < keepalive_s < 65536:
             raise ArgumentError("keepalive 1..65535 s")
         start = b"AT+SSLMIPSTART=" if tls else b"AT+MIPSTART="
-        cmd = start + quote(host, "host", 256) + b",%d" % port
+        cmd = start + quote(host, "host", HOST_MAX) + b",%d" % port
         # Nothing may run between CONNECT OK and MCONNECT: servers drop a TCP link that stays
         # silent (5 s on some, §7.1 "立即").
+        self.connect_sent = False
         async with self.ch.exclusive():
             lines = await self._cmd(cmd, timeout_ms, _CONNECTED, _START_ABORT)
             fresh = lines[-1].startswith(b"CONNECT OK")
             mconnect = b"AT+MCONNECT=%d,%d" % (1 if clean else 0, keepalive_s)
+            self.connect_sent = True  # a CONNECT packet goes to the server from here on
             try:
                 await self._cmd(mconnect, timeout_ms, (b"CONNACK OK",))
-            except CommandError as exc:  # ERROR, +CME ERROR
+            except CommandError as exc:  # ERROR, +CME ERROR: refused (§7.2); CLOSED: the link
                 raise MQTTRefusedError("CONNECT refused", exc.line, exc.code) from None
-            except LinkClosedError as exc:
-                if exc.line != b"CLOSED":  # another link loss (PDP, RDY): the link, not the login
-                    raise
-                raise MQTTRefusedError("CONNECT refused", exc.line) from None
         self.connected = True
         return fresh
 
@@ -241,20 +241,24 @@ class MQTTClient:
         message must be acked before the next one; the channel stays held meanwhile). Text goes
         escaped in ``AT+MPUB``; binary or long payloads go raw, with their exact length, in
         ``AT+MPUBEX`` (Air724 firmware V907+)."""
-        t = topic_arg(topic)
+        t = topic_arg(topic)  # quoted once per topic (air724.text)
         if isinstance(payload, str):
             payload = payload.encode()
         ok = _ACKS[_qos(qos)]
-        r = 1 if retain else 0
+        flags = b",%d,%d," % (qos, 1 if retain else 0)
+        cmd = prompt = None
         if is_text(payload):
-            msg = escape(payload)
-            if len(msg) <= self.mpub_max:
-                await self._cmd(b'AT+MPUB=%s,%d,%d,"%s"' % (t, qos, r, msg), timeout_ms, ok)
-                return
-        n = len(payload)
-        check_size(n)
-        cmd = b"AT+MPUBEX=%s,%d,%d,%d" % (t, qos, r, n)
-        await self._cmd(cmd, timeout_ms, ok, DOWN_LINES, b">", payload)
+            msg = escape(payload)  # the payload itself when nothing needs an escape
+            if len(msg) <= self.mpub_max:  # one allocation: the command
+                cmd = b"".join((b"AT+MPUB=", t, flags, b'"', msg, b'"'))
+        if cmd is None:
+            check_size(len(payload))
+            cmd = b"AT+MPUBEX=%s%s%d" % (t, flags, len(payload))
+            prompt = b">"
+        try:  # no coroutine of its own (as _cmd): a publish is the hot path
+            await self.ch.command(cmd, timeout_ms, ok, DOWN_LINES, (), None, prompt, payload)
+        except AbortError as exc:
+            raise self._aborted(exc) from None
 
     async def set_push(self, timeout_ms: int = 2000) -> None:
         """``AT+MQTTMSGSET=0``: each message is pushed as a ``+MSUB`` URC (§7.2)."""
@@ -269,22 +273,20 @@ class MQTTClient:
         """``AT+MQTTSTATU`` -> 0 offline, 1 connected, 2 TCP up but MCONNECT needed. The
         answer is ``+MQTTSTATU :<n>`` (space before the colon, §7.2); ``: <n>`` also works."""
         lines = await self.ch.command(b"AT+MQTTSTATU", timeout_ms, resp=b"+MQTTSTATU")
-        text = after(lines, b"+MQTTSTATU").lstrip(b" :")
-        state = int(text)
+        state = int(after(lines, b"+MQTTSTATU").lstrip(b" :"))
         self.connected = state == 1
         return state
 
     async def disconnect(self, timeout_ms: int = 5000) -> None:
         """``AT+MDISCONNECT``; ``+CME ERROR: 767`` (nothing connected, §7.2) is no error."""
-        self.connected = False
         await self._tolerant(b"AT+MDISCONNECT", timeout_ms)
 
     async def close(self, timeout_ms: int = 5000) -> None:
         """``AT+MIPCLOSE``; ``+CME ERROR: 767`` (already closed, §7.2) is no error."""
-        self.connected = False
         await self._tolerant(b"AT+MIPCLOSE", timeout_ms)
 
     async def _tolerant(self, cmd, timeout_ms):
+        self.connected = False
         try:
             await self.ch.command(cmd, timeout_ms)
         except CMEError as exc:

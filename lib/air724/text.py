@@ -11,7 +11,11 @@ from micropython import const
 from atmodem.errors import ArgumentError, ResponseError
 
 TOPIC_MAX = const(256)  # MQTT topic bytes (air724-at.md §7.4)
+HOST_MAX = const(256)  # AT+(SSL)MIPSTART host (§7.2)
+APN_MAX = const(50)  # AT+SAPBR APN, user and password (§5.1)
 _MPUBEX_MAX = const(4100)  # AT+MPUBEX length 1..4100 (§7.2)
+_QUOTED_MAX = const(4)  # topics kept quoted: a device publishes to a few (each ~150 B)
+_QUOTED = {}  # topic -> its quoted argument
 
 
 def quote(value: "bytes | str", what: str = "argument", max_len: int = 256) -> bytes:
@@ -28,6 +32,18 @@ def quote(value: "bytes | str", what: str = "argument", max_len: int = 256) -> b
         if c < 32 or c == 34 or c == 127:
             raise ArgumentError(what + " has a quote or control char")
     return b'"' + value + b'"'
+
+
+def header_arg(header: "bytes | str", max_len: int = 500) -> bytes:
+    """An HTTP header ``"Name: value"`` as the quoted argument of ``AT+HTTPPARA="USER_DEFINED"``.
+
+    The module decodes ``\\HH`` in it (``\\0D\\0A`` becomes CR LF: a header injected, ``\\22`` a
+    quote), so on top of ``quote``'s rules a backslash is rejected with ``ArgumentError``.
+    """
+    arg = quote(header, "header", max_len)
+    if b"\\" in arg:
+        raise ArgumentError("header has a backslash (the module decodes \\HH escapes)")
+    return arg
 
 
 def is_text(payload: bytes) -> bool:
@@ -47,14 +63,14 @@ def is_text(payload: bytes) -> bool:
 
 
 def escape(payload: bytes) -> bytes:
-    """MPUB message escapes (air724-at.md §7.2): ``\\`` ``"`` CR LF as ``\\5C \\22 \\0D \\0A``.
-
-    The backslash goes first, so the backslashes added after it stay as they are. ``replace``
-    returns its bytes unchanged when there is nothing to replace (no copy).
-    """
-    payload = bytes(payload)
-    for c in b'\\"\r\n':
-        payload = payload.replace(bytes((c,)), b"\\%02X" % c)
+    """MPUB message escapes (air724-at.md §7.2): ``\\`` ``"`` CR LF as ``\\5C \\22 \\0D \\0A``;
+    one ``replace`` per character present, none (no copy) when nothing needs an escape. (A
+    table of the escapes would cost its 8 bytes objects on the heap for good, ~550 B.)"""
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    for c in b'\\"\r\n':  # the backslash first: the backslashes added after it stay
+        if c in payload:  # a byte's value: no allocation
+            payload = payload.replace(bytes((c,)), b"\\%02X" % c)
     return payload
 
 
@@ -89,10 +105,16 @@ def unquote(text: bytes) -> bytes:
 
 
 def topic_arg(topic: str) -> bytes:
-    """An MQTT topic as a quoted AT argument."""
-    if not topic:
-        raise ArgumentError("empty topic")
-    return quote(topic, "topic", TOPIC_MAX)
+    """An MQTT topic as a quoted AT argument, quoted once and kept (the last few topics)."""
+    arg = _QUOTED.get(topic)
+    if arg is None:
+        if not topic:
+            raise ArgumentError("empty topic")
+        arg = quote(topic, "topic", TOPIC_MAX)
+        if len(_QUOTED) >= _QUOTED_MAX:
+            _QUOTED.clear()
+        _QUOTED[topic] = arg
+    return arg
 
 
 def check_size(n: int) -> None:
@@ -105,4 +127,5 @@ def check_publish(topic: str, payload: "bytes | str") -> None:
     """Raise ``ArgumentError`` if the MQTT client would refuse this topic or payload (checked
     before a message is accepted into an outbox, while the client may be unloaded)."""
     topic_arg(topic)
-    check_size(len(payload.encode() if type(payload) is str else payload))
+    n = len(payload)  # a str: its bytes are at most 4 per character, encoded only if it matters
+    check_size(len(payload.encode()) if type(payload) is str and n * 4 > _MPUBEX_MAX else n)

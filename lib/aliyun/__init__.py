@@ -26,17 +26,24 @@ class Kept:
     """What one bring-up leaves to the next: the HTTPS auth ``token`` (see aliyun.login),
     CONNACK ``refusals`` in a row, ``pdp_lost`` (the default PDP context went down: an MQTT
     retry cannot help), the module's ``firmware`` string once read, ``signal_dbm``, the
-    ``device_name`` (config.json's, else the IMEI once read) and the ``store_path`` of the
-    secret a dynamic registration obtained."""
+    ``device_name`` (config.json's, else the IMEI once read), the ``store_path`` of the
+    secret a dynamic registration obtained and, when ``wants_clock`` (readings on flash to
+    date), the module's network ``clock`` (epoch ms, ticks) until NTP answers; ``passed``: a
+    CONNECT was accepted in this boot, ``connects``: the times of the last CONNECTs
+    (``aliyun.bringup.connect_wait_ms``)."""
 
     def __init__(self, device_name: str, store_path: str):
         self.device_name = device_name
         self.store_path = store_path
         self.token = None
         self.refusals = 0
+        self.passed = False
+        self.connects = []
         self.pdp_lost = False
         self.firmware = None
         self.signal_dbm = None
+        self.wants_clock = False
+        self.clock = None
 
 
 class PermanentError(Exception):

@@ -37,6 +37,27 @@ class Topics:
         self.property_post = self.event_post("property")
         self.ntp_request = "/ext/ntp/" + pk_dn + "/request"
         self.ntp_response = "/ext/ntp/" + pk_dn + "/response"
+        self.batch_post = self.thing_prefix + "event/property/batch/post"
+        self.desired_get = self.thing_prefix + "property/desired/get"
+        self.desired_delete = self.thing_prefix + "property/desired/delete"
+        self.rrpc_request = "/sys/" + pk_dn + "/rrpc/request/"  # + <messageId> (§4.7)
+        self.rrpc_response = "/sys/" + pk_dn + "/rrpc/response/"
+
+    def downlinks(self) -> tuple:
+        """The filters the official SDKs subscribe (reference §4.3, §4.5, §4.7): property set,
+        service calls, the replies the device waits for, RRPC requests and the NTP response.
+        ``thing/#`` is not among them: no source says the platform grants it."""
+        t = self.thing_prefix
+        return (
+            t + "service/property/set",
+            t + "service/+",
+            t + "event/+/post_reply",
+            self.batch_post + "_reply",
+            self.desired_get + "_reply",
+            self.desired_delete + "_reply",
+            self.rrpc_request + "+",
+            self.ntp_response,
+        )
 
     def user(self, name: str) -> str:
         """A custom topic ``/pk/dn/user/<name>`` (``name`` may hold further levels)."""
@@ -46,7 +67,7 @@ class Topics:
         return self.thing_prefix + "event/" + identifier + "/post"
 
 
-def encode_request(msg_id: str, method: str, params: dict, ack: bool = True) -> bytes:
+def encode_request(msg_id: str, method: str, params, ack: bool = True) -> bytes:
     """An Alink request: ``{"id","version":"1.0","sys":{"ack"},"params","method"}``."""
     body = {
         "id": msg_id,

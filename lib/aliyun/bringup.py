@@ -6,14 +6,14 @@ chosen after the last failure (``aliyun.recovery.LADDER``), then walks the state
 timeout, and raises on the first step that fails; the session subscribes next. ``kept``
 (``aliyun.Kept``) carries what one bring-up leaves to the next.
 
-RAM: this module, the driver's module-check code and everything needed to log in (signing,
-HTTPS auth, registration, the HTTP client) are loaded only while bringing the link up, and in
-stages: the module checks are dropped before the login, the login code before the MQTT connect.
-The MQTT client is closed first and created again at the connect step; its code is unloaded only
-for a login that makes an HTTPS request (the first HTTPS auth or registration, an expired
-token), which needs that RAM. Unloading and re-importing it at every bring-up was measured to
-leave old copies of it referenced now and then (10-20 KB, for several reconnects). The session
-unloads what remains (``LOADED_FOR_BRING_UP``) before it goes online.
+RAM: this module, the module checks (``aliyun.checks`` and the driver's) and everything needed
+to log in (signing, HTTPS auth, registration, the HTTP client) are loaded only while bringing the
+link up, and in stages: the module checks are dropped before the login, the login code before
+the MQTT connect. The MQTT client is closed first and created again at the connect step; its
+code is unloaded only for a login that makes an HTTPS request (the first HTTPS auth or
+registration, an expired token), which needs that RAM. Unloading and re-importing it at every
+bring-up was measured to leave old copies of it referenced now and then (10-20 KB, for several
+reconnects). The session unloads what remains (``LOADED_FOR_BRING_UP``) before it goes online.
 """
 
 import asyncio
@@ -21,23 +21,22 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from aliyun import AUTH, BEARER, CONNECT, NETWORK, SIM, PermanentError, unload
+from aliyun import AUTH, BEARER, CONNECT, SIM, PermanentError, unload
 from aliyun.recovery import LADDER, STEPS
-from atmodem.errors import ATTimeoutError
+from atmodem.errors import CommandError
 
-_SYNC_MS = const(10000)
-_SIM_MS = const(30000)
-_REGISTER_MS = const(120000)  # "normally < 2 min" (air724-at.md §10)
-_ATTACH_MS = const(20000)  # registered but no PDP context for this long: recover (§5.3)
 _BEARER_MS = const(60000)
 _CONNECT_MS = const(40000)
-_POLL_MS = const(1000)  # state polls during bring-up only; online the session waits on events
 _REFUSALS_PERMANENT = const(3)  # CONNACK refusals in a row that mean "wrong credentials"
+_REBOOTS = ("reset", "power")  # remedies after which the module boots again
+_CONNECTS = const(5)  # CONNECTs per device in any 60 s (Aliyun: the 6th gets CONNACK 3)
+_MINUTE_MS = const(61000)  # a minute, and a margin: the clocks of device and cloud differ
 
-_CHECKS = ("air724.module",)
+_CHECKS = ("aliyun.checks", "air724.module")
 _LOGIN = (
     "aliyun.login",
     "aliyun.dynreg",
+    "aliyun.secret",
     "aliyun.auth",
     "aliyun.sign",
     "aliyun.digest",
@@ -56,15 +55,20 @@ async def bring_up(modem, board, config: dict, kept, remedy, set_state, log) -> 
     ``log(level, message)``. ``board`` is fed while polling and power-cycles the module.
     """
     await modem.close_mqtt()  # every bring-up starts from a closed MQTT link
+    first = kept.firmware is None  # the first bring-up of this boot
     if remedy is not None:
         log("info", "remedy: " + remedy)
         row = LADDER[STEPS.index(remedy)]
         if row[2]:
             kept.pdp_lost = False  # this step brings the default PDP context back (§5.3)
-        await row[3](modem, board)
-    await _identify(modem.module, kept, log)
+        await row[4](modem, board)
+    from aliyun.checks import close_stale, identify, network
+
+    await identify(modem.module, kept, log, first or remedy in _REBOOTS)
+    if first:
+        await close_stale(modem.channel)
     set_state(SIM)
-    await _network(modem.module, board, kept, set_state, log)
+    await network(modem.module, board, kept, set_state, log)
     modem.release()
     unload(_CHECKS)
     try:
@@ -73,54 +77,7 @@ async def bring_up(modem, board, config: dict, kept, remedy, set_state, log) -> 
         modem.release()
         unload(_LOGIN)
     set_state(CONNECT)
-    await _connect(modem.mqtt, kept, creds)
-
-
-async def _identify(module, kept, log) -> None:
-    """Autobaud, echo off (on again after every (re)boot, §3.2), firmware once, IMEI if needed."""
-    await module.sync(_SYNC_MS)
-    await module.echo_off()
-    if kept.firmware is None:
-        version = await module.version()
-        kept.firmware = version.raw
-        log("info", "module firmware " + version.raw)
-        if version.old:
-            log("warning", "old module firmware: MPUBEX and CLOSED may be missing")
-    if not kept.device_name:
-        kept.device_name = await module.imei()
-
-
-async def _network(module, board, kept, set_state, log) -> None:
-    """SIM ready, then registered and attached; the signal figure when the module gives it."""
-
-    async def sim_ready():
-        state = await module.sim_state()
-        if state != "READY":
-            log("debug", "SIM: " + state)
-        return state == "READY"
-
-    async def registered():
-        return await module.registration() in (1, 5)  # home or roaming
-
-    await _until(board, sim_ready, _SIM_MS, "SIM not ready")
-    set_state(NETWORK)
-    await _until(board, registered, _REGISTER_MS, "not registered")
-    await _until(board, module.attached, _ATTACH_MS, "not attached")
-    try:
-        kept.signal_dbm = await module.signal_dbm()
-    except Exception:  # a missing signal figure is no reason to fail
-        kept.signal_dbm = None
-
-
-async def _until(board, check, timeout_ms: int, what: str) -> None:
-    """Poll ``await check()`` once a second until it is true; ``ATTimeoutError(what)`` after
-    ``timeout_ms``."""
-    start = ticks_ms()
-    while not await check():
-        if ticks_diff(ticks_ms(), start) > timeout_ms:
-            raise ATTimeoutError(what)
-        board.feed()
-        await asyncio.sleep_ms(_POLL_MS)
+    await _connect(modem.mqtt, board, kept, creds, log)
 
 
 async def _log_in(modem, cfg, kept, set_state, log) -> tuple:
@@ -149,18 +106,51 @@ async def _log_in(modem, cfg, kept, set_state, log) -> tuple:
         raise
 
 
-async def _connect(mqtt, kept, creds) -> None:
+def connect_wait_ms(times: list, now) -> int:
+    """How long the next CONNECT must wait (0: now) so that at most 5 fall in any minute;
+    ``times``: when the last ones went out (``Kept.connects``, a sliding window)."""
+    if len(times) < _CONNECTS:
+        return 0
+    left = _MINUTE_MS - ticks_diff(now, times[0])
+    return left if left > 0 else 0
+
+
+async def _connect(mqtt, board, kept, creds, log) -> None:
     from air724.mqtt import MQTTRefusedError
 
     client_id, username, password, host, port, tls, keepalive = creds
+    # Push mode before the CONNECT: a module whose boot default is cache mode would otherwise
+    # hold the downlinks that arrive before it is set (§7.2).
+    try:
+        await mqtt.set_push()
+    except CommandError:  # refused before a connect: set again after it (the session)
+        pass
     await mqtt.configure(client_id, username, password)
+    times = kept.connects
+    while len(times) > _CONNECTS:  # the window is the last five
+        times.pop(0)
+    wait = connect_wait_ms(times, ticks_ms())
+    if wait:
+        log("info", "next CONNECT in %d ms (at most 5 a minute)" % wait)
+        while wait > 0:  # fed: the watchdog sees a deliberate wait
+            board.feed()
+            await asyncio.sleep_ms(min(wait, 20000))
+            wait -= 20000
+    times.append(ticks_ms())
     try:
         await mqtt.connect(host, port, tls, True, keepalive, _CONNECT_MS)
     except MQTTRefusedError:
+        kept.token = None  # an expired or revoked iotToken: ask for a new one
+        if kept.passed:  # these credentials worked in this boot: the cloud, not the secret
+            raise
         # The TCP/TLS link came up but CONNECT was refused: the credentials (§1.6).
         kept.refusals += 1
-        kept.token = None  # an expired or revoked iotToken: ask for a new one
         if kept.refusals >= _REFUSALS_PERMANENT:
             raise PermanentError("MQTT CONNECT refused %d times" % kept.refusals) from None
         raise
+    except Exception:
+        if not mqtt.connect_sent:  # the link never came up (CONNECT FAIL): no CONNECT went out
+            times.pop()
+        raise
     kept.refusals = 0
+    kept.passed = True

@@ -41,10 +41,15 @@ def _expired(token, now_ms) -> bool:
 
 def load_secret(path: str, config: dict):
     """The device secret saved by an earlier dynamic registration of this device, or None."""
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
+    for name in (path, path + ".bak"):
+        try:
+            with open(name) as f:
+                saved = json.load(f)
+            if isinstance(saved, dict):
+                break
+        except (OSError, ValueError):
+            pass
+    else:
         return None
     if saved.get("product_key") != config["product_key"]:
         return None  # registered for another product: register again
@@ -120,7 +125,11 @@ class Login:
         )
         status, body = await self._post(http, dynreg.REGISTER_PATH, form)
         secret = dynreg.parse_register_reply(body, status)
-        with open(self.store_path, "w") as f:
-            json.dump({"product_key": pk, "device_name": dn, "device_secret": secret}, f)
+        del form, body  # RAM for the save
+        from aliyun.secret import save_secret
+
+        save_secret(
+            self.store_path, {"product_key": pk, "device_name": dn, "device_secret": secret}
+        )
         self._log("info", "dynreg: device registered, secret saved to " + self.store_path)
         return secret

@@ -19,6 +19,11 @@ MQTTCredentials = namedtuple(
 )
 
 
+def mqtt_host(product_key: str, region: str = "cn-shanghai") -> str:
+    """Legacy public-instance MQTT host ``${pk}.iot-as-mqtt.${region}.aliyuncs.com`` (§1.1)."""
+    return product_key + ".iot-as-mqtt." + region + ".aliyuncs.com"
+
+
 class SignError(ValueError):
     """Bad signing input; ``field`` names the offending parameter."""
 
@@ -61,11 +66,6 @@ def sign(params: dict, secret: str, signmethod: str = "hmacsha256", field: str =
         raise SignError("clientId", "over 64 characters or contains '|'")
     check_text(field, secret)
     return digest.hmac_hex(signmethod[4:], secret.encode(), content.encode())
-
-
-def mqtt_host(product_key: str, region: str = "cn-shanghai") -> str:
-    """Legacy public-instance MQTT host ``${pk}.iot-as-mqtt.${region}.aliyuncs.com`` (§1.1)."""
-    return product_key + ".iot-as-mqtt." + region + ".aliyuncs.com"
 
 
 def mqtt_credentials(

@@ -28,6 +28,7 @@ EV_DATA_DROPPED = 2  # a counted payload over data_max was skipped (data: its le
 EV_HANDLER_ERROR = 3  # a URC handler raised (data: the exception)
 EV_UNSOLICITED = 4  # a line nobody took (data: memoryview, valid during the call)
 EV_CLOSED = 5  # the stream ended or failed; the channel is closed (data: None)
+EV_COUNTED_ABANDONED = 6  # a counted read got no byte for gap_ms: given up (data: bytes missing)
 
 
 async def wait_ms(aw, timeout_ms: int, what=b""):
@@ -41,7 +42,9 @@ async def wait_ms(aw, timeout_ms: int, what=b""):
 class Ring:
     """Bounded FIFO with an awaitable ``get``; when full the oldest item goes (``dropped``).
 
-    ``peek`` and ``pop`` serve a reader that removes an item only once it is done with it.
+    ``peek`` and ``pop`` serve a reader that removes an item only once it is done with it; while
+    it works on the oldest it sets ``held``, and then the next oldest is the one that goes (or
+    the new item, in a ring of one). ``pop`` clears ``held``.
     """
 
     def __init__(self, size: int = 32):
@@ -51,6 +54,7 @@ class Ring:
         self._head = 0
         self._len = 0
         self.dropped = 0
+        self.held = False
         self._ev = asyncio.Event()
 
     def __len__(self):
@@ -58,13 +62,20 @@ class Ring:
 
     def put(self, item) -> bool:
         """Queue ``item``; False if the oldest item had to go to make room."""
-        size = len(self._items)
+        items = self._items
+        size = len(items)
         kept = self._len < size
         if not kept:
-            self._head = (self._head + 1) % size
-            self._len -= 1
             self.dropped += 1
-        self._items[(self._head + self._len) % size] = item
+            head = self._head
+            if self.held:  # the oldest is being worked on: the next oldest goes
+                if size == 1:
+                    return False
+                items[(head + 1) % size] = items[head]
+                items[head] = None
+            self._head = (head + 1) % size
+            self._len -= 1
+        items[(self._head + self._len) % size] = item
         self._len += 1
         self._ev.set()
         return kept
@@ -75,6 +86,7 @@ class Ring:
 
     def pop(self) -> None:
         """Remove the oldest item (if any)."""
+        self.held = False
         if self._len:
             self._items[self._head] = None
             self._head = (self._head + 1) % len(self._items)

@@ -200,6 +200,7 @@ class ATChannel(Pending):
             self._active = False
             if self._ctarget is None:
                 self._ctarget = False  # a counted read under way is no longer ours
+            self.expire()  # a counted read that stopped getting bytes is given up
             if not self.closed:
                 self._stale = self._resp or ()  # a late answer may still come: resync first
         self._cprefix = self._prompt = self._payload = self._err = None

@@ -37,12 +37,15 @@ class Pending(LineScanner):
         """Route lines starting with ``prefix`` to ``handler`` (longest prefix first).
 
         ``counted`` None: ``handler(line)``. True: the header line ends with a byte count n and
-        n raw bytes follow it. A function ``fn(head) -> (h, n) or None``: the header is the
-        first h bytes of the line and n raw bytes follow at once (``+MSUB: "t",n byte,``);
-        ``head`` is the line so far, without line end. Counted handlers get
-        ``handler(header, payload)``. Arguments are memoryviews into the reader's buffers,
-        valid only during the call: copy what you keep. Handlers run in the reader task and
-        must not block; what they raise is reported as ``EV_HANDLER_ERROR``.
+        n raw bytes follow it. A function ``fn(buf, s, e) -> n``: a header that ends in a comma
+        and has its count inside, n raw bytes following at once (``+MSUB: "t",n byte,``);
+        ``fn`` is asked once per comma, with the line so far ``buf[s:e]`` (up to and with that
+        comma) and answers n, or -1 while the header is not complete; it keeps what it needs
+        of the header (it gets no copy). Counted handlers get ``handler(header, payload)``:
+        the header a memoryview (None for a rule's), the payload a bytearray of its own. A
+        line is a memoryview into the reader's buffer, valid only during the call: copy what
+        you keep. Handlers run in the reader task and must not block; what they raise is
+        reported as ``EV_HANDLER_ERROR``.
         """
         self.remove_urc(prefix)
         table = self._urcs if counted is None else self._eolc if counted is True else self._inline
@@ -94,11 +97,13 @@ class Pending(LineScanner):
         self._done.set()
 
     def _counted(self, payload):
-        head = self._head
+        # payload: a bytearray of its own (None when its command is gone). The header: a
+        # memoryview, None for an inline rule's (the rule kept what it needs).
+        head = None if self._hs < 0 else self._mv[self._hs : self._he]
         target = self._ctarget
-        if target is None:  # the pending command's
-            self._lines.append(bytes(head))
-            self._lines.append(bytes(payload))
+        if target is None:  # the pending command's: a header ending in its count, never None
+            self._lines.append(bytes(head))  # pyright: ignore[reportArgumentType]
+            self._lines.append(payload)
         elif not callable(target):  # False: the command that asked for it is gone (timed out)
             self._emit(_EV_UNSOLICITED, head)
         else:
@@ -107,6 +112,14 @@ class Pending(LineScanner):
             except Exception as exc:
                 self.handler_errors += 1
                 self._emit(_EV_HANDLER_ERROR, exc)
+
+    def _emit(self, kind, data):
+        cb = self.on_event
+        if callable(cb):  # None when nobody listens
+            try:
+                cb(kind, data)
+            except Exception:  # an observer must not stop the reader
+                pass
 
     def _own_dropped(self):
         if self._active:

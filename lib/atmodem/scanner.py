@@ -1,29 +1,31 @@
 """LineScanner: the receive side of the AT engine, synchronous, fed bytes by the reader task.
 
 Bytes land in one buffer (``space()``: where the next read goes; ``received(n)`` scans them;
-``feed(data)`` does both) and are cut into lines in place (memoryviews, no copy). Lines end in
-CR, LF or CR LF (air724-at.md §2); blank lines and boot noise (0x00/0xFF) between lines are
-skipped; a line longer than the buffer is dropped (``EV_OVERFLOW``). A data prompt (``>`` with
-no line end, or ``DOWNLOAD``) is found as it arrives. Counted reads: a header found by a rule
-is followed by n raw bytes, kept after the header when they fit, else in their own bytearray
-(up to ``data_max``), else skipped (``EV_DATA_DROPPED``). One method per reader mode. A counted
-read has no deadline of its own yet (its command times out; one would be checked in
-``received``). What lines mean is ``atmodem.pending``'s.
+``feed(data)`` does both), cut into lines in place (memoryviews). Lines end in CR, LF or CR LF
+(air724-at.md §2); blank lines and boot noise (0x00/0xFF) between lines are skipped; a line
+longer than the buffer is dropped (``EV_OVERFLOW``). A data prompt (``>`` with no line end, or
+``DOWNLOAD``) is found as it arrives. Counted reads: a header found by a rule is followed by n
+raw bytes, copied out when they fit after the header, else read into a bytearray of their own
+(up to ``data_max``), else skipped (``EV_DATA_DROPPED``), and abandoned when the bytes stop
+(``atmodem.counted``). A partial line is searched once: the next read looks for a line end,
+and asks a header rule, only past what was seen. Meanings: ``atmodem.pending``.
 """
 
 from micropython import const
+
+from atmodem.counted import Counted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only (a type checker takes this branch)
     from typing import Callable
 
-_EV_OVERFLOW = const(1)  # the values of atmodem.EV_* (__init__.py)
-_EV_DATA_DROPPED = const(2)
+_EV_OVERFLOW = const(1)  # the value of atmodem.EV_OVERFLOW (__init__.py)
 
 _CR = const(13)
 _LF = const(10)
 _SP = const(32)
-# Reader modes.
+_SCRATCH = const(32)  # reads shorter than this go through the scratch buffer (space())
+# Reader modes (the counted ones are also atmodem.counted's).
 _LINE = const(0)  # cutting lines
 _INPLACE = const(1)  # counted payload that fits in the line buffer, after its header
 _DROP = const(2)  # counted payload over data_max: skipped
@@ -58,19 +60,18 @@ def tail_int(buf, s, e) -> int:
     return n
 
 
-class LineScanner:
+class LineScanner(Counted):
     """Cuts received bytes into lines, counted payloads and prompts (see the module doc).
-
     ``bufsize`` bounds a line (and a counted header); ``data_max`` a counted payload read into
-    its own buffer. ``on_event(kind, data)`` receives the ``EV_*`` events.
-    """
+    its own buffer. ``on_event(kind, data)`` receives the ``EV_*`` events."""
 
-    # What lines mean, from atmodem.pending (annotations only: no code on the board): a line
-    # buf[s:e]; the prompt arrived; a counted read is complete; _cprefix's is over data_max.
+    # From atmodem.pending (annotations: no code on the board): a line buf[s:e]; the prompt
+    # arrived; a counted read is complete; _cprefix's is over data_max; EV_* out.
     _line: "Callable[[int, int], None]"
     _prompted: "Callable[[], None]"
-    _counted: "Callable[[memoryview], None]"
+    _counted: "Callable[[bytearray | None], None]"
     _own_dropped: "Callable[[], None]"
+    _emit: "Callable[[int, object], None]"
 
     def __init__(self, bufsize: int = 1024, data_max: int = 8192):
         self._buf = bytearray(bufsize)
@@ -79,27 +80,55 @@ class LineScanner:
         self.on_event: object = None  # None, or a callable on_event(kind, data)
         self.overflows = 0
         self.handler_errors = 0
+        self._counted_init()
         # URC tables of (prefix, handler, counted), longest prefix first: plain lines, headers
         # ending in their count, headers with the count inside (atmodem.pending.add_urc).
         self._urcs = []
         self._eolc = []
         self._inline = []
-        # Unread bytes are buf[_start:_end]; a counted read has its header in _head, its length
-        # in _count (left to skip in _DROP), its buffer in _big (_BIG mode) and its target in
-        # _ctarget: a URC handler, None (the pending command) or False (that command is gone).
-        self._start = self._end = self._mode = self._count = self._bigpos = 0
-        self._head = self._mv
-        self._big = self._ctarget = None
-        self._cprefix = None  # the pending command's counted header prefix, if any
-        self._prompt = None  # the data prompt a pending command waits for, if any
+        # Unread: buf[_start:_end], of a partial line buf[_start:_seen] searched. A counted read:
+        # header buf[_hs:_he] (_hs -1: an inline rule's, which kept what it needs), length
+        # _count (left to skip in _DROP), buffer _big/_bigmv (_BIG), target _ctarget: a URC
+        # handler, None (the pending command) or False (that command is gone).
+        self._start = self._end = self._mode = self._count = self._bigpos = self._seen = 0
+        self._hs = self._he = 0
+        self._big = self._bigmv = self._ctarget = None
+        self._cprefix = self._prompt = None  # the pending command's counted prefix, data prompt
+        self._scratch = memoryview(bytearray(_SCRATCH))  # see space()
+        self._trickle = self._into = False
 
     def space(self) -> memoryview:
-        """Where the next received bytes go (never empty)."""
-        big = self._big
-        return self._mv[self._end :] if big is None else big[self._bigpos :]
+        """Where the next received bytes go (never empty). No new memoryview when the buffer is
+        empty, nor while bytes trickle in (fewer than _SCRATCH a read): a scratch buffer then,
+        copied on by ``received``."""
+        big = self._bigmv
+        if big is None:
+            at = self._end
+            if not at:
+                return self._mv
+            room = len(self._buf) - at
+        else:  # at most a line buffer: what comes after a silence moves there (Counted._abandon)
+            at = self._bigpos
+            room = min(len(big) - at, len(self._buf))
+        if self._trickle and room >= _SCRATCH:
+            self._into = True
+            return self._scratch
+        return self._mv[at:] if big is None else big[at : at + room]
 
     def received(self, n: int) -> None:
         """``n`` bytes were written into ``space()``: scan them."""
+        if self._into:  # from the scratch buffer, byte by byte (a slice would allocate)
+            self._into = False
+            big = self._big
+            dst = self._buf if big is None else big
+            at = self._end if big is None else self._bigpos
+            src = self._scratch
+            for i in range(n):
+                dst[at + i] = src[i]
+        self._trickle = n < _SCRATCH
+        if self._late():  # a counted read that got no byte for gap_ms: given up
+            self._abandon(n)
+            return
         big = self._big
         if big is None:
             self._end += n
@@ -107,7 +136,7 @@ class LineScanner:
             return
         self._bigpos += n
         if self._bigpos == len(big):  # _BIG mode: the payload's own buffer is full
-            self._big = None
+            self._big = self._bigmv = None
             self._mode = _LINE
             self._start = self._end = 0
             self._counted(big)
@@ -138,27 +167,6 @@ class LineScanner:
             else:
                 go = mode == _PROMPT and self._after_prompt()
 
-    def _inplace(self):
-        s = self._start
-        n = self._count
-        if self._end - s < n:
-            return False
-        self._mode = _LINE
-        self._start = s + n
-        self._counted(self._mv[s : s + n])
-        return True
-
-    def _drop(self):
-        s = self._start
-        left = self._end - s
-        if left < self._count:
-            self._count -= left
-            self._start = self._end = 0
-            return False
-        self._mode = _LINE
-        self._start = s + self._count
-        return True
-
     def _skip(self):
         s = self._start
         e = _eol(self._buf, s, self._end) if s < self._end else -1
@@ -183,38 +191,45 @@ class LineScanner:
         buf = self._buf
         s = self._start
         end = self._end
+        seen = self._seen  # set by _partial for this same line, else 0
+        self._seen = 0
         if s >= end:
             self._start = self._end = 0
             return False
         c = buf[s]
-        # Blank lines and boot noise (0x00/0xFF) between lines.
         if c == _CR or c == _LF or c == 0 or c == 0xFF:
-            self._start = s + 1
+            self._start = s + 1  # blank lines and boot noise (0x00/0xFF) between lines
             return True
-        # Data prompt: '>' with no line end after it (MPUBEX, air724-at.md §2), or the
-        # DOWNLOAD line (AT+HTTPDATA).
+        # Data prompt: '>' with no line end (MPUBEX, air724-at.md §2), or DOWNLOAD (HTTPDATA).
         prompt = self._prompt
         if prompt is not None and starts(buf, prompt, s, end - s):
             self._start = s + len(prompt)
             self._mode = _PROMPT
             self._prompted()
             return True
-        e = _eol(buf, s, end)
-        if self._inline and self._inline_header(s, e if e >= 0 else end):
+        k = seen if seen > s else s  # buf[s:k] has no line end and no header's last comma
+        e = _eol(buf, k, end)
+        stop = e if e >= 0 else end
+        if self._inline and self._inline_header(s, k, stop):
             return True
         if e >= 0 and self._complete(s, e, end):
             return True
-        return self._partial(s, end)
+        return self._partial(s, end, stop)
 
-    def _inline_header(self, s, stop):
-        # A counted header with the count inside the line; the payload follows at once.
+    def _inline_header(self, s, k, stop):
+        # A header with its count inside, ending in a comma, the payload at once: its rule is
+        # asked once per new comma, with the line up to that comma.
+        buf = self._buf
         for rule in self._inline:
-            if starts(self._buf, rule[0], s, stop - s):
-                r = rule[2](self._mv[s:stop])
-                if r is None:
-                    return False
-                self._begin(s, s + r[0], s + r[0], r[1], rule[1])
-                return True
+            if starts(buf, rule[0], s, stop - s):
+                c = buf.find(b",", k, stop)
+                while c >= 0:
+                    n = rule[2](buf, s, c + 1)
+                    if n >= 0:
+                        self._begin(-1, c + 1, c + 1, n, rule[1])
+                        return True
+                    c = buf.find(b",", c + 1, stop)
+                break
         return False
 
     def _complete(self, s, e, end):
@@ -223,8 +238,7 @@ class LineScanner:
         buf = self._buf
         n = e - s
         target = False
-        cp = self._cprefix
-        if cp is not None and starts(buf, cp, s, n):
+        if self._cprefix is not None and starts(buf, self._cprefix, s, n):
             target = None
         else:
             for rule in self._eolc:
@@ -236,8 +250,7 @@ class LineScanner:
             self._start = e + 1
             self._line(s, e)
             return True
-        # CR LF ends the header and the payload starts after the LF: after a CR that ends the
-        # data, wait for the next byte.
+        # CR LF ends the header, the payload starts after the LF: after a CR, wait for a byte.
         ps = e + 1
         if ps < end or buf[e] != _CR:
             if ps < end and buf[e] == _CR and buf[ps] == _LF:
@@ -246,55 +259,20 @@ class LineScanner:
             return True
         return False
 
-    def _partial(self, s, end):
-        # A partial line: keep buf[s:end] and make room to read more.
+    def _partial(self, s, end, seen):
+        # A partial line: keep buf[s:end] (searched up to seen) and make room to read more.
         mv = self._mv
         if end < len(mv):
+            self._seen = seen
             return False
         if s:  # move it to the front
             mv[0 : end - s] = mv[s:end]
             self._start = 0
             self._end = end - s
+            self._seen = seen - s
             return False
         self.overflows += 1
         self._mode = _SKIP
         self._start = self._end = 0
         self._emit(_EV_OVERFLOW, None)
         return False
-
-    def _begin(self, hs, he, ps, n, target):
-        """Start a counted read: header buf[hs:he], n payload bytes from buf[ps]."""
-        self._ctarget = target
-        self._count = n
-        size = len(self._buf)
-        if ps + n > size and hs:  # move the header to the front: more room for the payload
-            self._mv[0 : self._end - hs] = self._mv[hs : self._end]
-            self._end -= hs
-            ps -= hs
-            he -= hs
-            hs = 0
-        self._head = self._mv[hs:he]
-        self._start = ps
-        if ps + n <= size:
-            self._mode = _INPLACE
-            return
-        if n <= self.data_max:
-            big = bytearray(n)
-            have = self._end - ps
-            big[0:have] = self._mv[ps : self._end]
-            self._big = memoryview(big)
-            self._bigpos = have
-            self._mode = _BIG
-            return
-        self._mode = _DROP
-        if target is None:
-            self._own_dropped()
-        self._emit(_EV_DATA_DROPPED, n)
-
-    def _emit(self, kind, data):
-        cb = self.on_event
-        if callable(cb):  # None when nobody listens
-            try:
-                cb(kind, data)
-            except Exception:  # an observer must not stop the reader
-                pass

@@ -282,7 +282,8 @@ def test_publish_a_message_and_see_the_echo_in_the_log(site, made, online):
     topic = "/%s/%s/user/get" % (made["productKey"], DEVICE)
     row = site.wait_text("#topic-list tbody tr", re.escape(topic) + " subscribe")
     system = site.css("#system-topic-list").get_attribute("textContent")
-    assert "/sys/%s/%s/thing/#publish and subscribe" % (made["productKey"], DEVICE) in system
+    service = "/sys/%s/%s/thing/service/+" % (made["productKey"], DEVICE)
+    assert service + "publish and subscribe" in system
     row.find_element(By.CSS_SELECTOR, "button").click()
     assert site.css("#pub-topic").get_attribute("value") == topic
     site.fill("#pub-payload", '{"hello":"console","n":1}')

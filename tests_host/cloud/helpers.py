@@ -32,6 +32,18 @@ class LogWatcher:
             self.rows.append(dict(row))
             self.cond.notify_all()
 
+    def count(self, predicate, n, since=0, timeout=WAIT):
+        """Wait until ``n`` rows after ``since`` match; return those rows."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                rows = [r for r in self.rows[since:] if predicate(r)]
+                left = deadline - time.monotonic()
+                if len(rows) >= n or left <= 0:
+                    assert len(rows) >= n, "%d of %d rows; rows: %s" % (len(rows), n, rows)
+                    return rows
+                self.cond.wait(left)
+
     def mark(self) -> int:
         with self.cond:
             return len(self.rows)
@@ -167,6 +179,18 @@ class Device:
             assert self.suback_event.wait_for(lambda: mid in self.subacks, WAIT), "no SUBACK"
             return self.subacks[mid][0]
 
+    def subscribe_many(self, filters, qos=1) -> list:
+        """One SUBSCRIBE with every filter; return the SUBACK codes in order."""
+        result, mid = self.client.subscribe([(f, qos) for f in filters])
+        assert result == mqtt.MQTT_ERR_SUCCESS
+        with self.suback_event:
+            assert self.suback_event.wait_for(lambda: mid in self.subacks, WAIT), "no SUBACK"
+            return self.subacks[mid]
+
+    def unsubscribe(self, topic):
+        result, _ = self.client.unsubscribe(topic)
+        assert result == mqtt.MQTT_ERR_SUCCESS
+
     def publish(self, topic, payload, qos=1):
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload)
@@ -195,3 +219,68 @@ class Device:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
+
+
+# raw MQTT, for what a well-behaved client library will not send -------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _text(value) -> bytes:
+    data = value.encode() if isinstance(value, str) else value
+    return len(data).to_bytes(2, "big") + data
+
+
+def packet(first: int, body: bytes) -> bytes:
+    """An MQTT control packet: first byte, remaining length, body."""
+    return bytes((first,)) + _varint(len(body)) + body
+
+
+def raw_connect(client_id, username=None, password=None, name="MQTT", level=4, keepalive=60):
+    """CONNECT bytes (MQTT 3.1.1 layout; ``level`` 5 adds the empty property block)."""
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    head = _text(name) + bytes((level, flags)) + keepalive.to_bytes(2, "big")
+    if level == 5:
+        head += b"\x00"  # MQTT 5: property length 0
+    body = head + _text(client_id)
+    if username is not None:
+        body += _text(username)
+    if password is not None:
+        body += _text(password)
+    return packet(0x10, body)
+
+
+def raw_socket(cloud, tls=False):
+    """A connected raw socket to the broker (TCP, or TLS trusting the test CA)."""
+    import socket
+
+    port = cloud.port("mqtts" if tls else "mqtt")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    if tls:
+        sock = cloud.ssl_context().wrap_socket(sock, server_hostname="localhost")
+    return sock
+
+
+def read_until_closed(sock, limit=1 << 16) -> bytes:
+    """Everything the server sends until it closes (AssertionError if it stays open)."""
+    import socket
+
+    data = b""
+    try:
+        while len(data) < limit:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return data
+            data += chunk
+    except socket.timeout:
+        raise AssertionError("the server kept the connection open; got %r" % data) from None
+    except ConnectionResetError:
+        return data
+    raise AssertionError("the server kept sending")

@@ -18,17 +18,19 @@ def thing(cloud, online):
     """A connected device subscribed to its thing topics."""
     device = cloud.device()
     dev = online(device)
-    assert dev.subscribe(sys_topic(device, "#")) == 1
+    for suffix in ("event/+/post_reply", "service/+", "service/property/set"):
+        assert dev.subscribe(sys_topic(device, suffix)) == 1  # thing/# is refused
     return device, dev
 
 
 def test_property_post_reply_and_storage(cloud, thing):
     device, dev = thing
+    measured = reg.now_ms() - 3600000  # a device-supplied time must be within 24 h
     post = {
         "id": "123",
         "version": "1.0",
         "sys": {"ack": 1},
-        "params": {"Power": {"value": "on", "time": 1524448722000}, "WF": 23.6},
+        "params": {"Power": {"value": "on", "time": measured}, "WF": 23.6},
         "method": "thing.event.property.post",
     }
     dev.publish(sys_topic(device, "event/property/post"), post)
@@ -42,7 +44,7 @@ def test_property_post_reply_and_storage(cloud, thing):
         "version": "1.0",
     }
     props = cloud.registry.device(device["productKey"], device["deviceName"])["properties"]
-    assert props["Power"] == {"value": "on", "time": 1524448722000}
+    assert props["Power"] == {"value": "on", "time": measured}
     assert props["WF"]["value"] == 23.6
     # a later post updates only what it names
     dev.publish(sys_topic(device, "event/property/post"), {"id": "124", "params": {"WF": 24.0}})

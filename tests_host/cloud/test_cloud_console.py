@@ -187,7 +187,8 @@ def test_publish_set_property_and_service_reach_the_device(cloud, console, onlin
     dev = online(device)
     get = "/%s/%s/user/get" % (pk, dn)
     assert dev.subscribe(get) == 1
-    assert dev.subscribe("/sys/%s/%s/thing/service/#" % (pk, dn)) == 1
+    for service in ("service/+", "service/property/set"):  # the SDKs' explicit filters
+        assert dev.subscribe("/sys/%s/%s/thing/%s" % (pk, dn, service)) == 1
     reply = console.json("POST", "/api/pub", {"topic": get, "payload": "hi <there>", "qos": 1})
     assert reply["status"] == "200"
     assert dev.expect(get) == (get, b"hi <there>")
@@ -225,12 +226,27 @@ def test_the_history_of_a_property_comes_from_its_posts(cloud, console, online):
     dev = online(device)
     post = "/sys/%s/%s/thing/event/property/post" % (pk, dn)
     dev.subscribe(post + "_reply")
+    t0 = reg.now_ms() - 60000  # a device time must be within 24 h of the cloud's clock
     for n, value in enumerate((5, 7.5, "text", True)):
-        dev.publish(post, {"id": str(n), "params": {"RSSI": {"value": value, "time": 1000 + n}}})
+        dev.publish(post, {"id": str(n), "params": {"RSSI": {"value": value, "time": t0 + n}}})
         dev.expect(post + "_reply")
     history = console.json("GET", "/api/devices/%s/%s/history?identifier=RSSI" % (pk, dn))
     assert history["unit"] == "dBm"
-    assert history["points"] == [[1000, 5.0], [1001, 7.5], [1003, 1.0]]
+    assert history["points"] == [[t0, 5.0], [t0 + 1, 7.5], [t0 + 3, 1.0]]
+
+
+def test_chart_units_come_from_the_products_tsl(cloud, console):
+    from pathlib import Path
+
+    product = cloud.product()
+    pk = product["productKey"]
+    tsl_file = Path(__file__).resolve().parent.parent / "tsl_all_types.json"
+    cloud.registry.things.import_tsl(pk, tsl_file.read_text(), 0)
+    dn = cloud.device(product)["deviceName"]
+    record = console.json("GET", "/api/devices/%s/%s" % (pk, dn))["device"]
+    assert record["units"] == {"Count": "pcs", "Temp": "°C"}  # not the example's table
+    history = console.json("GET", "/api/devices/%s/%s/history?identifier=Temp" % (pk, dn))
+    assert history["unit"] == "°C" and history["points"] == []
 
 
 def test_log_search_and_the_live_filter_agree(cloud, console):

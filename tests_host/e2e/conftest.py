@@ -15,4 +15,7 @@ def stack(tmp_path, monkeypatch):
         yield handle
     finally:
         handle.close()
+        # Every process's lines, kept in the test's folder for a failure's post-mortem.
+        text = "".join("%s %s %s\n" % line for line in handle.lines)
+        (tmp_path / "stack.log").write_text(text, errors="backslashreplace")
     assert not handle.secrets_seen(), "a secret was printed"

@@ -9,12 +9,13 @@
         stack.user_get('{"n":1}')                          # downlink on /pk/dn/user/get
         stack.wait_row(type="up", topic="/user/update")    # the example app's echo
         stack.fault("drop_mqtt")                           # air724-sim ctl drop_mqtt
-        assert stack.set_property(ReportInterval=2)["code"] == 460
+        assert stack.set_property(ReportInterval=0)["code"] == 460
 
 Every wait blocks on the output or the log of a process with a timeout (never a fixed sleep) and
 fails with the tail of the relevant output. All processes stop when the fixture ends.
 """
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -59,15 +60,21 @@ class Stack:
         secret = self.product["productSecret"] if self.product else ""
         return device_config(self.device, auth, url, product_secret=secret, **overrides)
 
-    def start_firmware(self, config, heapsize=None, mpy=True):
+    def start_firmware(self, config, heapsize=None, mpy=True, replace=None):
         """Run the firmware with ``config`` (a dict, or raw text for broken files).
 
         The heap is ``E2E_HEAPSIZE`` (the benchmark's search sets it), else ``FIRMWARE_HEAP``.
+        ``replace`` maps board modules to source files put there instead (``{"app": path}``:
+        ``app.mpy`` goes, ``app.py`` comes).
         """
         heapsize = heapsize or os.environ.get("E2E_HEAPSIZE", FIRMWARE_HEAP)
         self.firmware = Firmware(
             self.workdir / "board", config, heapsize, mpy, on_line=self._line
         ).prepare()
+        for name, source in (replace or {}).items():
+            for old in self.firmware.board_dir.glob(name + ".*"):
+                old.unlink()
+            (self.firmware.board_dir / (name + ".py")).write_text(Path(source).read_text())
         self.firmware.start()
         return self.firmware
 
@@ -100,6 +107,19 @@ class Stack:
 
     def set_property(self, timeout=10.0, **params):
         return self.cloud.set_property(self.device["deviceName"], timeout, **params)
+
+    def cli(self, *args, timeout=60):
+        """``aliyun-local ARGS --json`` on this cloud: (exit code, JSON or None, stderr)."""
+        argv = [BIN / "aliyun-local", "--state-dir", self.cloud.state_dir, *args, "--json"]
+        proc = subprocess.run(
+            [str(a) for a in argv], capture_output=True, text=True, timeout=timeout
+        )
+        out = proc.stdout.strip()
+        return (
+            proc.returncode,
+            json.loads(out) if out.startswith(("{", "[")) else None,
+            proc.stderr,
+        )
 
     def secrets_seen(self):
         """Lines of the firmware or the cloud that print the device or product secret (the

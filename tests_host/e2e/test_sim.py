@@ -142,7 +142,7 @@ def test_downlink_plan_cycles_through_messages_and_property_sets():
     assert actions[0][0] == "pub" and json.loads(actions[0][1])["seq"] == 0
     sets = [a for a in actions if a[0] == "set"]
     assert ("set", {"LEDSwitch": 0}, 200) in sets and ("set", {"ReportInterval": 10}, 200) in sets
-    assert ("set", {"ReportInterval": 1}, 460) in sets  # the device must refuse it
+    assert ("set", {"ReportInterval": 0}, 460) in sets  # the device must refuse it
     assert actions[7][0] == "pub" and json.loads(actions[7][1])["seq"] == 7
 
 

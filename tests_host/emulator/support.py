@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from amqtt.broker import Broker
-from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from tools.emulator import control
 
@@ -265,6 +266,16 @@ class RecordingPlugin(BaseAuthPlugin):
         RECORDER.add("messages", (client_id, message.topic, bytes(message.data), message.qos))
 
 
+REFUSED_PREFIX = "refused/"  # the test broker answers SUBACK 0x80 to these filters
+
+
+class RefusingTopicPlugin(BaseTopicPlugin):
+    """amqtt topic check: SUBSCRIBE to ``refused/…`` fails (0x80), everything else passes."""
+
+    async def topic_filtering(self, *, session=None, topic=None, action=None):
+        return not (action == Action.SUBSCRIBE and (topic or "").startswith(REFUSED_PREFIX))
+
+
 class BrokerThread:
     """amqtt on 127.0.0.1 (TCP and TLS listeners, free ports) in its own thread and loop."""
 
@@ -300,7 +311,7 @@ class BrokerThread:
                     "keyfile": self.keyfile,
                 },
             },
-            "plugins": {f"{__name__}.RecordingPlugin": {}},
+            "plugins": {f"{__name__}.RecordingPlugin": {}, f"{__name__}.RefusingTopicPlugin": {}},
         }
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -399,6 +410,17 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if self.path.startswith("/auth/devicename"):
             self._reply(200, AUTH_REPLY, [("Content-Type", "application/json")])
+        elif self.path.startswith("/range/"):  # honours one Range: bytes=a-b (206)
+            size = int(self.path.rsplit("/", 1)[1])
+            data = bytes((i * 7 + 13) % 256 for i in range(size))
+            wanted = self.headers.get("Range", "")
+            if wanted.startswith("bytes="):
+                first, _, last = wanted[6:].partition("-")
+                end = min(int(last), size - 1) if last else size - 1
+                span = "bytes %s-%d/%d" % (first, end, size)
+                self._reply(206, data[int(first) : end + 1], [("Content-Range", span)])
+            else:
+                self._reply(200, data)
         elif self.path.startswith("/bytes/"):
             size = int(self.path.rsplit("/", 1)[1])
             self._reply(200, bytes((i * 7 + 13) % 256 for i in range(size)))

@@ -7,6 +7,8 @@ import pytest
 
 from tools.emulator.dialect import OPTIONS
 
+from . import test_emulator_faults_link as link_faults
+
 
 def _port(sim, train=True):
     at = sim.port()
@@ -263,6 +265,15 @@ def check_closed_urc(sim, value):
         assert b"CLOSED" not in at.seen
 
 
+def check_tls_suites(sim, value):
+    """The emulator tests' broker has an ECDSA certificate: no RSA key exchange, so the
+    module's suites cannot reach it (test_emulator_tls_suites has the rest)."""
+    at = _port(sim)
+    at.ok('AT+MCONFIG="c1","u","p"')
+    at.ok('AT+SSLMIPSTART="a1.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883')
+    at.expect(rb"\r\nCONNECT OK\r\n" if value == "host" else rb"\r\nCONNECT FAIL\r\n", timeout=15)
+
+
 def check_httpaction_repeat(sim, value):
     at = _port(sim)
     _http_get(at)
@@ -303,7 +314,10 @@ VALUES = {
     "closed_urc": ["yes", "no"],
     "httpaction_repeat": ["1", "2"],
     "cgatt_follows_pdp": ["yes", "no"],
+    "tls_suites": ["host", "air724"],
 }
+VALUES.update(link_faults.DIALECT_VALUES)  # the fault-like options, checked there
+globals().update({"check_" + k: v for k, v in link_faults.DIALECT_CHECKS.items()})
 CASES = [(name, value) for name, values in VALUES.items() for value in values]
 
 

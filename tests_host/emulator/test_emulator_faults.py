@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from . import test_emulator_faults_link as link_faults
 from .support import SIM
 
 MARKER = "AT&W"  # the scenario fires after this command has been answered
@@ -153,8 +154,40 @@ def check_urc(sim, at, fire):
     at.expect(rb"\r\n\+CUSTOM: 1,2\r\n")
 
 
+def _http_get(at, path, status, length):
+    at.ok("AT+HTTPINIT")
+    at.ok(f'AT+HTTPPARA="URL","http://plain.example.com{path}"')
+    at.ok("AT+HTTPACTION=0")
+    at.expect(rb"\r\n\+HTTPACTION: 0,%d,%d\r\n" % (status, length))
+
+
+def check_http_cut(sim, at, fire):
+    at.ok("AT+SAPBR=1,1")
+    fire()
+    _http_get(at, "/bytes/1000", 200, 1000)  # 1000 of the 1500 bytes allowed
+    at.ok("AT+HTTPTERM")
+    _http_get(at, "/bytes/1000", 601, 0)  # the link died half-way through this one
+    at.ok("AT+HTTPTERM")
+    assert sim.ctl("status")["state"]["http_served"] == 1500
+    _http_get(at, "/bytes/1000", 200, 1000)  # once only
+    at.ok("AT+HTTPTERM")
+
+
+def check_http_corrupt(sim, at, fire):
+    at.ok("AT+SAPBR=1,1")
+    fire()
+    _http_get(at, "/bytes/100", 200, 100)
+    at.send("AT+HTTPREAD")
+    at.expect(rb"\r\n\+HTTPREAD: 100\r\n")
+    got = at.read_exact(100)
+    good = bytes((i * 7 + 13) % 256 for i in range(100))
+    assert [i for i in range(100) if got[i] != good[i]] == [10] and got[10] == good[10] ^ 0xFF
+
+
 CHECKS = {name[6:]: check for name, check in dict(globals()).items() if name.startswith("check_")}
+CHECKS.update(link_faults.CHECKS)
 FIRES = {  # the parameters of each fire() call of a check, in order
+    **link_faults.FIRES,
     "drop_mqtt": [dict()],
     "pdp_deact": [dict()],
     "reboot": [dict()],
@@ -168,6 +201,8 @@ FIRES = {  # the parameters of each fire() call of a check, in order
     "network_lost": [dict()],
     "network_restore": [dict()],
     "http_code": [dict(code=604)],
+    "http_cut": [dict(bytes=1500)],
+    "http_corrupt": [dict(offset=10)],
     "downlink": [
         dict(topic="/pk/dev/user/get", payload="hi, there\r\n"),
         dict(topic="big", size=4000, payload="ab"),

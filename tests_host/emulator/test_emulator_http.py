@@ -151,3 +151,31 @@ def test_tls_verified_with_ca(start_sim, resolve_args, certs):
     at.ok('AT+HTTPPARA="URL","https://other.example.com/auth/devicename"')
     _action(at, 0, 605, 0)  # same server, a name its certificate does not carry
     at.ok("AT+HTTPTERM")
+
+
+def test_ranged_get_passes_break_and_206_through(port, http_server):
+    """§6.4: BREAK/BREAKEND ask for a byte range (end inclusive); the 206 and the range's
+    length come back in +HTTPACTION, AT+HTTPREAD=<start>,<size> reads it in pieces."""
+    _bearer(port)
+    port.ok("AT+HTTPINIT")
+    port.ok('AT+HTTPPARA="URL","http://plain.example.com/range/5000"')
+    port.ok('AT+HTTPPARA="BREAK",1000')
+    port.ok('AT+HTTPPARA="BREAKEND",2999')
+    _action(port, 0, 206, 2000)
+    assert http_server.requests[-1]["headers"]["Range"] == "bytes=1000-2999"
+    expected = bytes((i * 7 + 13) % 256 for i in range(5000))
+    port.send("AT+HTTPREAD=0,1500")
+    port.expect(rb"^\r\n\+HTTPREAD: 1500\r\n")
+    assert port.read_exact(1500) == expected[1000:2500]
+    port.expect(rb"^\r\nOK\r\n")
+    port.send("AT+HTTPREAD=1500,1500")
+    port.expect(rb"^\r\n\+HTTPREAD: 500\r\n")
+    assert port.read_exact(500) == expected[2500:3000]
+    port.expect(rb"^\r\nOK\r\n")
+    port.ok("AT+HTTPTERM")
+    port.ok("AT+HTTPINIT")  # a new session asks for the whole resource again
+    port.ok('AT+HTTPPARA="URL","http://plain.example.com/range/5000"')
+    _action(port, 0, 200, 5000)
+    assert "Range" not in http_server.requests[-1]["headers"]
+    assert port.command('AT+HTTPPARA="BREAK",-1')[1] == "ERROR"
+    port.ok("AT+HTTPTERM")

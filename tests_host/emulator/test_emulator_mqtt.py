@@ -297,3 +297,48 @@ def test_realistic_network_latencies_are_lower_bounds(start_sim, resolve_args):
     at.ok("AT+HTTPINIT")
     at.ok('AT+HTTPPARA="URL","http://plain.example.com/bytes/1"')
     assert timed("AT+HTTPACTION=0", rb"\+HTTPACTION: 0,200,1\r\n") >= 0.3
+
+
+def test_refused_subscribe_prints_error_after_ok(port, broker):
+    """A SUBACK failure (0x80) ends AT+MSUB with ERROR after its OK (§7.2, §11); the link stays
+    up and the next MSUB succeeds."""
+    connect(port)
+    port.ok('AT+MSUB="refused/topic",1')  # the test broker answers SUBACK 0x80
+    port.expect(rb"\r\nERROR\r\n")
+    subscribe(port, "good/topic", 1)
+    assert "+MQTTSTATU :1" in port.command("AT+MQTTSTATU")[0]
+
+
+def _connect_plain(port):
+    port.ok('AT+MIPSTART="mqtt-tcp.example.com",1883')
+    port.expect(rb"\r\nCONNECT OK\r\n")
+    port.ok("AT+MCONNECT=1,60")
+    port.expect(rb"\r\nCONNACK OK\r\n")
+
+
+def test_no_stale_puback_after_a_silent_link_is_disconnected(sim, recorder):
+    """The acks a half-open link still owed belong to that link: after AT+MDISCONNECT and a new
+    connection, whose message ids start again at 1, a QoS0 publish with the same id as one of
+    them must not print a PUBACK (the device would take it for its QoS1 message's ack)."""
+    port = sim.port()
+    port.train()
+    port.ok("ATE0")
+    port.ok('AT+MCONFIG=stale,"",""')
+    _connect_plain(port)
+    sim.ctl("half_open")
+    for n in range(3):
+        port.ok(f'AT+MPUB="t/stale",1,0,"owed{n}"')  # ids 1..3: no PUBACK will come
+    port.ok("AT+MDISCONNECT")
+    _connect_plain(port)
+    for n in range(3):
+        port.ok(f'AT+MPUB="t/stale",0,0,"fresh{n}"')  # ids 1..3 again, QoS0: no ack at all
+    assert port.quiet(0.5) == b""
+    port.ok('AT+MPUB="t/stale",1,0,"acked"')
+    port.expect(rb"^\r\nPUBACK\r\n")
+    assert port.quiet(0.3) == b""
+    assert [m[2] for m in recorder.messages if m[0] == "stale"] == [
+        b"fresh0",
+        b"fresh1",
+        b"fresh2",
+        b"acked",
+    ]

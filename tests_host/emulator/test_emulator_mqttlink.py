@@ -20,8 +20,8 @@ class SendThreads:
         self.network = Network([parse_rule(f"{MQTT_HOST}=127.0.0.1:{broker.tls_port}")], ca=ca)
         self.names = []
 
-    def open(self, host, port, tls):
-        sock = self.network.open(host, port, tls)
+    def open(self, host, port, tls, suites="host"):
+        sock = self.network.open(host, port, tls, suites)
         real_send = sock.send
 
         def send(data, *flags):

@@ -3,8 +3,11 @@
 ``FakeSession`` implements the public contract of ``aliyun.session.Session`` without a modem:
 tests drive it (``set_state``, ``learn_name``, ``deliver``, ``property_set``) and read what the
 application did (``posts``, ``published``). Its ``property_set`` answers exactly as the session
-does: the values are checked against the registered schema first (460 naming the field, nothing
-applied), then the callback applies them (an ``AlinkError`` it raises gives its own code).
+does: the values are checked against the thing model (``use_model``, the real ``aliyun.tsl``) or
+the registered schema first (460 naming the field, nothing applied), then the callback applies
+them (an ``AlinkError`` it raises gives its own code). Posts are checked against the model as the
+session checks them (``AlinkError`` before anything is recorded); ``call_service`` runs a
+registered service the way the session does (input checked, a coroutine awaited).
 ``FakeBoard`` records the board calls.
 """
 
@@ -12,6 +15,7 @@ import asyncio
 
 from aliyun.alink import AlinkError, Topics, check_properties
 from aliyun.thing import topic_matches
+from aliyun.tsl import Model
 
 
 def wait_ms(aw, ms):
@@ -67,6 +71,8 @@ class FakeSession:
         self.subscriptions = []  # (filter, callback)
         self.property_handlers = []  # (schema, callback)
         self.services = {}
+        self.model = None  # aliyun.tsl.Model given by use_model
+        self.clock_ms = None  # what time_ms() answers (None: NTP has not answered)
         self.stats = {
             "online_since_ms": 0,
             "time_to_online_ms": 0,
@@ -96,6 +102,8 @@ class FakeSession:
         return True
 
     async def post_properties(self, params, timeout_ms=10000):
+        if self.model is not None:
+            params = self.model.check_post(params)  # AlinkError: refused before it leaves
         self.reply_timeouts.append(timeout_ms)
         if not self.online:
             self.posted_offline += 1
@@ -105,14 +113,23 @@ class FakeSession:
             raise reply
         return reply
 
+    def use_model(self, table):
+        self.model = Model(__import__(table) if isinstance(table, str) else table)
+
+    def time_ms(self):
+        return self.clock_ms
+
     def on_property_set(self, schema, callback):
         self.property_handlers.append((schema, callback))
 
     def on_service(self, identifier, callback):
         self.services[identifier] = callback
 
-    async def post_event(self, identifier, params):
-        self.events.append((identifier, params))
+    async def post_event(self, identifier, values, timeout_ms=10000):
+        if self.model is not None:
+            values = self.model.check_event(identifier, values)
+        self.events.append((identifier, values))
+        return self.post_reply
 
     async def run(self):
         await self._stop.wait()
@@ -145,11 +162,24 @@ class FakeSession:
         """thing.service.property.set as the session serves it: (code, message)."""
         for schema, callback in self.property_handlers:
             try:
-                accepted = check_properties(params, schema)
+                if schema is None:
+                    accepted = self.model.check_set(params)
+                else:
+                    accepted = check_properties(params, schema)
                 callback(accepted)
             except AlinkError as exc:
                 return exc.code, exc.message
         return 200, ""
+
+    async def call_service(self, identifier, params):
+        """A service call as the session serves it: the callback's data (``AlinkError`` 460
+        when the model refuses the input)."""
+        if self.model is not None:
+            params = self.model.check_input(identifier, params)
+        result = self.services[identifier](params)
+        if hasattr(result, "send"):
+            result = await result
+        return result
 
 
 class FakeBoard:

@@ -6,8 +6,9 @@ MPUB lines and the console's "Hello World" downlink.
 """
 
 import asyncio
+import gc
 
-from fakes import Delay, Read, Rig, Wait, wait_ms
+from fakes import Delay, FakeStream, Read, Rig, Wait, wait_ms
 from ptest import raises
 
 from air724 import Air724, check_publish
@@ -15,6 +16,7 @@ from air724 import events as ev
 from air724.http import HTTPError
 from air724.module import FirmwareVersion, parse_cclk
 from air724.mqtt import LinkClosedError, MQTTError, MQTTRefusedError
+from air724.text import escape, topic_arg
 from atmodem import ArgumentError, ATTimeoutError, CMEError
 
 CHUNKS = (0, 1, (1, 9))
@@ -181,9 +183,10 @@ async def test_identity_signal_sim_network_clock():
         for answer in (b"+CPIN: READY", b"+CPIN: NOT INSERTED", b"+CPIN: SIM REMOVED"):
             m.on(b"AT+CPIN?", b"\r\n" + answer + b"\r\n", OK)
         m.on(b"AT+CPIN?", b"\r\n+CME ERROR: 10\r\n")
-        m.on(b"AT+CPIN?", b"\r\n+CME ERROR: 14\r\n")
-        states = await repeat(mod.sim_state, 4)
-        assert states == ["READY", "NOT INSERTED", "SIM REMOVED", "NOT INSERTED"]
+        m.on(b"AT+CPIN?", b"\r\n+CME ERROR: 14\r\n")  # SIM busy: starting, a normal state
+        m.on(b"AT+CPIN?", b"\r\n+CME ERROR: 13\r\n")
+        states = await repeat(mod.sim_state, 5)
+        assert states == ["READY", "NOT INSERTED", "SIM REMOVED", "NOT INSERTED", "BUSY"]
         with raises(CMEError):
             await mod.sim_state()
 
@@ -314,6 +317,11 @@ async def test_http_failures_are_typed_and_always_terminate():
             await http.post("https://h/p", b"x", ('X: a"\r\nAT+RESET\r',))
         with raises(ArgumentError):
             await http.get('https://h/p"\r\nAT+RESET')
+        # Issue "never stranded", defect 9: the module decodes \HH in USER_DEFINED headers
+        # (\0D\0A: CR LF, a header injected; \22: a quote), so a backslash is refused.
+        for header in ("X: a\\0D\\0AHost: evil", "X: \\22", b"X: \\5C"):
+            with raises(ArgumentError):
+                await http.post("https://h/p", b"x", (header,))
         assert len(rig.stream.written) == n
 
 
@@ -337,10 +345,16 @@ async def test_mqtt_connect_outcomes():
                 await mq.connect("h", 8883, tls=tls)
             assert err.value.code == 767
             m.on(start, OK, b"\r\nCONNECT OK\r\n")
-            m.on(b"AT+MCONNECT=1,300", OK, b"\r\nCLOSED\r\n")
+            m.on(b"AT+MCONNECT=1,300", OK, b"\r\nERROR\r\n")  # refused: ERROR after OK (§7.2)
             with raises(MQTTRefusedError) as err:
                 await mq.connect("h", 8883, tls=tls)
-            assert err.value.line == b"CLOSED"
+            assert err.value.code == -1
+            m.on(start, OK, b"\r\nCONNECT OK\r\n")
+            # CLOSED during MCONNECT: the TCP/TLS link (a flaky cell), not a refusal.
+            m.on(b"AT+MCONNECT=1,300", OK, b"\r\nCLOSED\r\n")
+            with raises(LinkClosedError) as err:
+                await mq.connect("h", 8883, tls=tls)
+            assert err.value.line == b"CLOSED" and not isinstance(err.value, MQTTRefusedError)
             assert not mq.connected
             m.on(start, OK, b"\r\nCONNECT OK\r\n")
             m.on(b"AT+MCONNECT=1,300", OK, b"\r\n+PDP: DEACT\r\n")
@@ -352,7 +366,7 @@ async def test_mqtt_connect_outcomes():
             with raises(LinkClosedError) as err:
                 await mq.connect("h", 8883, tls=tls)
             assert not isinstance(err.value, MQTTRefusedError)
-            assert m.count(b"AT+MCONNECT=1,300") == 3  # none after CONNECT FAIL or CLOSED
+            assert m.count(b"AT+MCONNECT=1,300") == 4  # none after CONNECT FAIL or CLOSED
             with raises(ArgumentError):
                 await mq.connect('h"\r\nAT+RESET', 1883)
             with raises(ArgumentError):
@@ -518,7 +532,27 @@ async def test_binary_and_long_payloads_use_mpubex():
                 check_publish('a"b', "x")
             check_publish("t", b"\x00" * 4100)
             check_publish("t", "x")
+            check_publish("t", "x" * 4100)  # a str: its UTF-8 bytes count, not its characters
+            with raises(ArgumentError):
+                check_publish("t", "\u4e2d" * 1367)  # 1367 characters, 4101 bytes
             assert len(m.commands) == 3
+
+
+def test_a_topic_is_quoted_once_and_a_payload_with_nothing_to_escape_is_not_copied():
+    topic = "/sys/a/b/thing/event/property/post"
+    first = topic_arg(topic)
+    assert first == b'"' + topic.encode() + b'"'
+    assert topic_arg("/sys/a/b/thing/event/" + "property/post") is first  # kept, not rebuilt
+    with raises(ArgumentError):
+        topic_arg('a"b')  # refused every time: a bad topic is never kept
+    with raises(ArgumentError):
+        topic_arg('a"b')
+    for i in range(20):  # the kept topics stay bounded; each is still quoted right
+        assert topic_arg("t/%d" % i) == b'"t/%d"' % i
+    plain = b"{'a': 1}"
+    assert escape(plain) is plain
+    assert escape(b'a\\b"c\r\nd') == b"a\\5Cb\\22c\\0D\\0Ad"
+    assert escape(bytearray(b'"')) == b"\\22"
 
 
 async def test_incoming_messages_arrive_intact_to_callback_and_queue():
@@ -546,6 +580,35 @@ async def test_incoming_messages_arrive_intact_to_callback_and_queue():
                 await mq.message(10)
 
 
+async def test_a_4k_downlink_is_handed_over_in_its_own_buffer_not_copied():
+    # The payload over the line buffer is read into a bytearray of its own and handed over as
+    # it is: on the VM the delivery allocates that buffer once (a copy would double it).
+    body = bytes(range(256)) * 16
+    line = b'\r\n+MSUB: "%s",4096 byte,%s\r\n' % (GET_TOPIC.encode(), body)
+    stream = FakeStream()
+    stream.feed(b"\r\n")  # the FakeStream's buffer grows once, before the measurement
+    stream.feed(line)
+    stream._pos = stream._len = 0
+    modem = Air724(stream)
+    got = []
+    modem.mqtt.on_message(lambda topic, payload: got.append((topic, payload)))
+    modem.start()
+    await asyncio.sleep(0)
+    measure = getattr(gc, "mem_alloc", None)  # MicroPython's heap counter
+    gc.collect()
+    before = measure() if measure else 0
+    stream.feed(line)
+    for _ in range(100):  # bounded: the reader needs a few turns
+        if got:
+            break
+        await asyncio.sleep(0)
+    used = measure() - before if measure else 0
+    await modem.close()
+    assert got == [(GET_TOPIC, body)] and type(got[0][1]) is bytearray
+    if measure:
+        assert len(body) <= used < 2 * len(body), used  # one 4 KB buffer, not two
+
+
 async def test_cache_mode_fetch_and_other_msub_forms():
     async with Rig(air()) as rig:
         m, mq = rig.modem, rig.obj.mqtt
@@ -559,6 +622,7 @@ async def test_cache_mode_fetch_and_other_msub_forms():
         m.on(b"AT", OK)
         await rig.obj.channel.command(b"AT", 1000)
         assert mq.cached == 1
+        assert await mq.message(100) == (None, None)  # the notice: the reader should fetch
         await mq.fetch()
         assert mq.cached == 0
         assert await mq.message(100) == ("mqtt/topic", b"SSSSddddd")

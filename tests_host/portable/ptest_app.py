@@ -7,7 +7,7 @@ import config
 from fakes_session import DEVICE_NAME, PRODUCT_KEY, FakeBoard, FakeSession, LogLines, Recorder
 from ptest import raises
 
-from aliyun.alink import AlinkError, check_properties
+from aliyun.alink import AlinkError
 
 USER_GET = "/%s/%s/user/get" % (PRODUCT_KEY, DEVICE_NAME)
 USER_UPDATE = "/%s/%s/user/update" % (PRODUCT_KEY, DEVICE_NAME)
@@ -48,30 +48,37 @@ async def stop(task):
         pass
 
 
-def test_schema_accepts_the_documented_ranges_only():
-    assert check_properties({"ReportInterval": 5, "LEDSwitch": 0}, app.SCHEMA)["LEDSwitch"] == 0
-    assert check_properties({"ReportInterval": 3600, "LEDSwitch": 1}, app.SCHEMA) == {
+def test_thing_model_accepts_the_documented_ranges_only():
+    import tsl_table
+
+    from aliyun.tsl import Model
+
+    model = Model(tsl_table)
+    assert model.check_set({"ReportInterval": 1, "LEDSwitch": 0})["LEDSwitch"] == 0
+    assert model.check_set({"ReportInterval": 3600, "LEDSwitch": 1}) == {
         "ReportInterval": 3600,
         "LEDSwitch": 1,
     }
     for params, field in (
-        ({"ReportInterval": 4}, "ReportInterval"),
-        ({"ReportInterval": 3601}, "ReportInterval"),
-        ({"ReportInterval": "60"}, "ReportInterval"),
-        ({"ReportInterval": 1.5}, "ReportInterval"),
-        ({"LEDSwitch": True}, "LEDSwitch"),
+        ({"ReportInterval": 0}, "ReportInterval: out of range 1..86400"),
+        ({"ReportInterval": 86401}, "ReportInterval: out of range"),
+        ({"ReportInterval": "60"}, "ReportInterval: int expected"),
+        ({"ReportInterval": 1.5}, "ReportInterval: int expected"),
+        ({"LEDSwitch": True}, "LEDSwitch: value must be one of 0, 1"),
         ({"LEDSwitch": 2}, "LEDSwitch"),
-        ({"Colour": 1}, "Colour"),
+        ({"Uptime": 1}, "Uptime: read-only"),
+        ({"Colour": 1}, "Colour: not in the thing model"),
     ):
         with raises(AlinkError, match=field) as caught:
-            check_properties(params, app.SCHEMA)
+            model.check_set(params)
         assert caught.value.code == 460
 
 
 def test_start_subscribes_user_get_when_the_name_is_known():
     _, session, _, _ = make_app()
     assert [f for f, _ in session.subscriptions] == [USER_GET]
-    assert len(session.property_handlers) == 1 and session.property_handlers[0][0] is app.SCHEMA
+    assert len(session.property_handlers) == 1 and session.property_handlers[0][0] is None
+    assert session.model is not None and sorted(session.services) == ["Blink", "Status"]
 
 
 def test_subscription_waits_for_the_device_name():
@@ -184,7 +191,7 @@ def test_invalid_property_set_is_refused_whole():
     application, session, board, _ = make_app(telemetry_interval_s=60)
     code, message = session.property_set({"ReportInterval": 10, "LEDSwitch": 5})
     assert code == 460 and "LEDSwitch" in message
-    code, message = session.property_set({"ReportInterval": 2})
+    code, message = session.property_set({"ReportInterval": 0})
     assert code == 460 and "ReportInterval" in message
     assert application.interval_s == 60 and board.led_on is True  # nothing half-applied
 
@@ -260,3 +267,28 @@ def test_user_get_log_shows_a_short_printable_preview():
     assert log.lines[-1] == ("info", "down user/get 4 B: a..b")
     session.deliver(USER_GET, b"x" * 100)
     assert log.lines[-1] == ("info", "down user/get 100 B: " + "x" * 48 + "...")
+
+
+async def test_a_post_that_breaks_the_thing_model_is_refused_on_the_device():
+    waits = Waits()
+    application, session, board, log = make_app(wait=waits)
+    board.heap = -1  # FreeHeap is 0..2147483647 in the TSL
+    task = asyncio.create_task(application.run())
+    try:
+        session.set_state("online")
+        await waits.timeouts.wait(1)
+        assert len(session.posts) == 0 and application.reports == 0
+        assert log.find("property post refused on the device: FreeHeap: out of range", "error")
+    finally:
+        await stop(task)
+
+
+async def test_services_blink_and_status():
+    application, session, board, _ = make_app()
+    assert await session.call_service("Blink", {"Times": 1}) == {}
+    assert board.led_on is True  # back to its state after blinking
+    with raises(AlinkError, match="Times: out of range 1..10"):
+        await session.call_service("Blink", {"Times": 11})
+    application.reports = 3
+    status = await session.call_service("Status", {"WaitMs": 1})
+    assert status["Reports"] == 3 and status["Uptime"] >= 0

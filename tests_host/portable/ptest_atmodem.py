@@ -63,14 +63,24 @@ class Collector:
         await wait_ms(enough(), timeout_ms)
 
 
-def msub_header(head):
-    """Test stand-in for the driver's header rule: ``+MSUB: "<topic>",<n> byte,``."""
-    b = bytes(head)
-    i = b.find(b" byte,")
-    if i < 0:
-        return None
-    j = b.rfind(b",", 0, i)
-    return (i + 6, int(b[j + 1 : i]))
+class MsubRule:
+    """Test stand-in for the driver's header rule ``+MSUB: "<topic>",<n> byte,``, asked at each
+    comma: keeps the header it read (as the driver keeps the topic) for the handler."""
+
+    def __init__(self, msgs):
+        self.msgs = msgs
+        self.head = None
+
+    def count(self, buf, s, e):
+        h = bytes(buf[s:e])
+        if not h.endswith(b" byte,"):
+            return -1
+        self.head = h
+        return int(h[h.rfind(b",", 0, len(h) - 1) + 1 : -6])
+
+    def handler(self, head, payload):
+        assert head is None  # an inline rule's header: what the rule kept
+        self.msgs(self.head, payload)
 
 
 async def test_round_trip_and_exact_wire_bytes():
@@ -344,7 +354,8 @@ async def test_inline_counted_urc_payload_arrives_intact():
             async with Rig(channel(bufsize=bufsize), chunk=chunk, echo=True) as rig:
                 m, ch = rig.modem, rig.obj
                 msgs = Collector()
-                ch.add_urc(b"+MSUB:", msgs, counted=msub_header)
+                rule = MsubRule(msgs)
+                ch.add_urc(b"+MSUB:", rule.handler, counted=rule.count)
                 slot = Collector()
                 ch.add_urc(b"+MSUB: ", slot)  # the cache-mode form "+MSUB: 0" is a plain line
                 one = b'+MSUB: "a/b",%d byte,' % len(BINARY)

@@ -147,3 +147,147 @@ async def test_refused_connects_clear_the_token_then_become_permanent():
             assert run.kept.refusals == refusals and run.kept.token is None
         with raises(PermanentError, match="refused 3 times"):
             await run()
+
+
+async def test_sim_network_and_attach_waits_end_in_the_typed_timeout():
+    # Issue "never stranded", defect 4: TimeoutError does not exist on MicroPython (a
+    # NameError there); each of the three waits ends in ATTimeoutError naming what it waited for.
+    from aliyun.checks import network as _network
+    from atmodem.errors import ATTimeoutError
+
+    for what, answers in (
+        ("SIM not ready", {b"AT+CPIN?": b"\r\n+CME ERROR: 14\r\n"}),  # busy all along
+        (
+            "not registered",
+            {b"AT+CEREG?": b"\r\n+CEREG: 0,2\r\n" + OK, b"AT+CREG?": b"\r\n+CREG: 0,2\r\n" + OK},
+        ),
+        ("not attached", {b"AT+CGATT?": b"\r\n+CGATT: 0\r\n" + OK}),
+    ):
+        async with Rig(Air724, default=OK) as rig:
+            for cmd, answer in answers.items():
+                rig.modem.on(cmd, answer, repeat=True)
+            script_module(rig.modem)
+            run = Run(rig.obj)
+            with raises(ATTimeoutError) as err:
+                await _network(
+                    rig.obj.module,
+                    run.board,
+                    run.kept,
+                    run.states.append,
+                    lambda level, message, logs=run.logs: logs.append((level, message)),
+                    (30, 30, 30),
+                )
+            assert what in str(err.value), (what, err.value)
+            if what == "SIM not ready":  # SIM busy is a normal state at boot: info, once
+                assert run.logs == [("info", "SIM busy")], run.logs
+
+
+def healthy(m):
+    script_module(m)
+    m.on(START, b"\r\nCONNECT OK\r\n", repeat=True)
+    m.on(MCONNECT, b"\r\nCONNACK OK\r\n", repeat=True)
+
+
+async def test_the_first_bring_up_closes_a_session_the_module_kept_and_sets_push_mode_first():
+    # An MCU reset under a live module session; cache mode as the boot default; CMEE=0.
+    async with Rig(Air724, default=OK) as rig:
+        m = rig.modem
+        healthy(m)
+        m.on(b"AT+MDISCONNECT", ERROR)  # nothing to disconnect, as a bare ERROR (CMEE=0)
+        run = Run(rig.obj)
+        await run()
+        sent = m.commands
+        assert sent.index(b"ATE0") < sent.index(b"AT+CMEE=1") < sent.index(b"AT+CPIN?")
+        assert sent.index(b"AT+MDISCONNECT") < sent.index(b"AT+MIPCLOSE") < sent.index(START)
+        assert sent.index(b"AT+MQTTMSGSET=0") < sent.index(START)
+        assert not [entry for entry in run.logs if entry[0] != "info"], run.logs
+        await run()  # later bring-ups of this boot: no takeover
+        assert m.count(b"AT+MDISCONNECT") == 1
+
+
+async def test_closed_during_mconnect_is_the_link_not_a_refusal():
+    # Defect 5: a flaky cell (CLOSED after MCONNECT's OK) never becomes a permanent fault.
+    from air724.mqtt import LinkClosedError
+
+    async with Rig(Air724, default=OK) as rig:
+        m = rig.modem
+        script_module(m)
+        m.on(START, b"\r\nCONNECT OK\r\n", repeat=True)
+        m.on(MCONNECT, OK + b"\r\nCLOSED\r\n", repeat=True)
+        run = Run(rig.obj)
+        for _ in range(5):
+            run.kept.connects.clear()  # the spacing has its own test
+            with raises(LinkClosedError):
+                await run()
+        assert run.kept.refusals == 0
+
+
+async def test_refusals_after_an_accepted_connect_are_not_bad_credentials():
+    # The strict cloud refuses a 6th CONNECT within a minute (CONNACK 3, seen as ERROR): with
+    # credentials accepted earlier in this boot that is the cloud, never a permanent fault.
+    from air724.mqtt import MQTTRefusedError
+
+    async with Rig(Air724, default=OK) as rig:
+        m = rig.modem
+        script_module(m)
+        m.on(START, b"\r\nCONNECT OK\r\n", repeat=True)
+        m.on(MCONNECT, b"\r\nCONNACK OK\r\n")  # once; then every CONNECT is refused
+        m.on(MCONNECT, ERROR, repeat=True)
+        run = Run(rig.obj)
+        await run()
+        assert run.kept.passed
+        for _ in range(5):
+            run.kept.connects.clear()
+            with raises(MQTTRefusedError):
+                await run()
+        assert run.kept.refusals == 0
+
+
+async def test_a_connect_over_the_minutes_budget_waits_for_its_slot():
+    from time import ticks_add, ticks_diff, ticks_ms
+
+    async with Rig(Air724, default=OK) as rig:
+        healthy(rig.modem)
+        run = Run(rig.obj)
+        now = ticks_ms()
+        for _ in range(5):  # five CONNECTs just under a minute ago
+            run.kept.connects.append(ticks_add(now, -60000 + 200))
+        await run()
+        waited = [msg for level, msg in run.logs if msg.startswith("next CONNECT in")]
+        assert waited, run.logs
+        # It went out only once the oldest of the five was a minute (and the margin) old.
+        assert ticks_diff(run.kept.connects[-1], now) >= 1000
+
+
+async def test_a_connect_whose_link_never_came_up_costs_no_slot_of_the_minute():
+    # Chaos suite (seed 4242, faults 101-102): three CONNECT FAILs (the TCP/TLS link, no CONNECT
+    # packet) counted against the 5 a minute; the module reboot after them waited 28.6 s for a
+    # slot the platform had never used, over its recovery bound.
+    from air724.mqtt import MQTTError
+
+    async with Rig(Air724, default=OK) as rig:
+        m = rig.modem
+        script_module(m)
+        for _ in range(5):
+            m.on(START, OK, b"\r\nSTATE: IP INITIAL\r\n\r\nCONNECT FAIL\r\n")
+        m.on(START, b"\r\nCONNECT OK\r\n", repeat=True)
+        m.on(MCONNECT, b"\r\nCONNACK OK\r\n", repeat=True)
+        run = Run(rig.obj)
+        for _ in range(5):
+            with raises(MQTTError):
+                await run()
+        assert run.kept.connects == []  # none reached the server
+        await run()  # the sixth attempt: no wait for a slot
+        assert not [msg for _, msg in run.logs if msg.startswith("next CONNECT in")], run.logs
+        assert len(run.kept.connects) == 1 and m.count(MCONNECT) == 1
+
+
+def test_connects_are_spaced_at_most_five_in_any_minute():
+    from aliyun.bringup import connect_wait_ms
+
+    times = []
+    for t in (0, 1000, 2000, 3000, 4000):
+        assert connect_wait_ms(times, t) == 0
+        times.append(t)
+    assert connect_wait_ms(times, 5000) == 56000  # the 6th only 60 s (and a margin) after the 1st
+    assert connect_wait_ms(times, 70000) == 0

@@ -73,3 +73,23 @@ def test_load_reads_a_file_and_reports_bad_json(tmp="ptest_config_tmp.json"):
         os.remove(tmp)
     with raises(ConfigError, match="cannot read"):
         config.load(tmp)
+
+
+def test_what_validates_can_be_carried_into_the_modules_commands():
+    # Issue "never stranded", defect 7: an APN or MQTT host the driver refuses at every
+    # bring-up must be refused here, naming the field.
+    base = {"product_key": "a1B2c3D4e5F", "device_name": "d", "device_secret": "s"}
+    for field, value in (
+        ("apn", 'cm"net'),
+        ("apn", "cm\x01net"),
+        ("apn", "a" * 51),
+        ("region", "r" * 240),
+        ("endpoint", "e" * 257),
+    ):
+        raw = dict(base)
+        raw[field] = value
+        with raises(ConfigError) as err:
+            config.validate(raw)
+        assert err.value.field == field, (field, err.value)
+    raw = dict(base, apn="a" * 50, endpoint="e" * 256)
+    assert config.validate(raw)["apn"] == "a" * 50

@@ -8,8 +8,6 @@ import signal
 import subprocess
 import tty
 
-from tools.sim.board import FIRMWARE_HEAP
-
 from .conftest import BIN, write_files
 
 BOOT = 'print("BOOT ran")\n'
@@ -176,6 +174,8 @@ def test_make_repl_is_mpremote_repl(vboard):
 
 def test_heapsize_is_respected(start_vboard):
     total = "import gc; gc.collect(); print(gc.mem_free() + gc.mem_alloc())"
+    from tools.sim.board import FIRMWARE_HEAP
+
     heap = int(FIRMWARE_HEAP.rstrip("k")) * 1024  # the default: the firmware's heap
     default = int(start_vboard(name="default").exec(total))
     assert heap - 8 * 1024 < default <= heap

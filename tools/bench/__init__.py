@@ -42,7 +42,7 @@ FIGURES = {
         "Heap",
         "heap",
         2,
-        "the smallest -X heapsize at which the end-to-end scenario passes (online, 100 QoS1 "
+        "the smallest -X heapsize at which the end-to-end scenario passes (online, 40 QoS1 "
         "publishes, 20 downlinks echoed, one drop_mqtt and recovery), by bisection, for each "
         "login; the peak gc.mem_alloc() and the peak live heap of each login",
         "%s heap (one size: %s scenario --heapsize 128k --auth http)" % (PY, PY),
@@ -89,5 +89,13 @@ FIGURES = {
         1,
         "bytes and time per +MSUB downlink (alone; one byte per read) and per QoS0 publish "
         "at 16 B..4 KB, and per downlink at 1, 10 and 50 subscriptions",
+    ),
+    "ota": Figure(
+        9,
+        "Update over the air",
+        "ota",
+        3,
+        "one update 1.0.0 -> 1.1.0 at 115200 baud: bytes over the air and on the UART against "
+        "the package, download time against the UART bound, live heap during the download",
     ),
 }

@@ -363,6 +363,7 @@ class AliyunAuthPlugin(BaseAuthPlugin):
             remote="%s:%s" % (session.remote_address, session.remote_port),
         )
         try:
+            cloud.check_connect_rate(info)
             identity = check_connect(info, cloud.registry)
         except RefusedError as refused:
             session.attributes[VERDICT] = Verdict(refused.rc, refused.reason)

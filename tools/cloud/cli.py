@@ -18,8 +18,9 @@ from pathlib import Path
 
 from amqtt.errors import BrokerError
 
-from tools.cloud import certs
+from tools.cloud import certs, thing_cli
 from tools.cloud import registry as reg
+from tools.cloud.limits import Limits
 from tools.cloud.server import (
     DEFAULT_PORTS,
     DEFAULT_REGION,
@@ -27,6 +28,7 @@ from tools.cloud.server import (
     default_state_dir,
     read_server_file,
 )
+from tools.cloud.text import printable
 from tools.cloud.topics import DEFAULT_USER_CLASSES, PUB
 
 
@@ -38,11 +40,13 @@ class CLIError(Exception):
 
 
 def emit(args, obj, text):
-    """Print ``obj`` as JSON with --json, else the human ``text`` (a str or list of lines)."""
+    """Print ``obj`` as JSON with --json, else the human ``text`` (a str or list of lines,
+    each escaped: records hold names and payloads that came from devices)."""
     if getattr(args, "json", False):
         print(json.dumps(obj, ensure_ascii=False))
     else:
-        print(text if isinstance(text, str) else "\n".join(text))
+        lines = [text] if isinstance(text, str) else text
+        print("\n".join(printable(line) for line in lines))
 
 
 def table(rows, columns):
@@ -50,7 +54,7 @@ def table(rows, columns):
     if not rows:
         return ["(none)"]
     cells = [
-        [str(r.get(key, "") if r.get(key) is not None else "-") for key, _ in columns]
+        [printable(r.get(key, "") if r.get(key) is not None else "-") for key, _ in columns]
         for r in rows
     ]
     widths = [max(len(title), *(len(c[i]) for c in cells)) for i, (_, title) in enumerate(columns)]
@@ -66,19 +70,27 @@ def format_time(ms):
 
 
 def log_line(row) -> str:
+    """One log row as a line of text; every field from a device is escaped (``printable``)."""
     device = "%s/%s" % (row["productKey"], row["deviceName"]) if row["deviceName"] else "-"
-    content = (row["content"] or "").replace("\n", " ")
+    content = printable(row["content"] or "")
     if len(content) > 160:
         content = content[:157] + "..."
     kind = reg.LOG_TYPES.get(row["type"], row["type"])
     return "%s  %-13s  %-28s  %-12s  %s  %s" % (
         format_time(row["time"]),
-        kind,
-        device,
-        row["status"],
-        row["topic"] or "-",
+        printable(kind),
+        printable(device),
+        printable(row["status"]),
+        printable(row["topic"] or "-"),
         content,
     )
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log records on stderr with untrusted text escaped (messages carry device strings)."""
+
+    def format(self, record):
+        return printable(super().format(record))
 
 
 # state and server access ----------------------------------------------------------------------
@@ -130,7 +142,9 @@ def control_ok(info, method, path, body=None, timeout=30):
 
 def cmd_serve(args):
     # The message log (echoed on stderr) reports every event; library logs only on -v.
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter(logging.BASIC_FORMAT))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, handlers=[handler])
     if not args.verbose:
         logging.getLogger("amqtt").setLevel(logging.CRITICAL)  # failures reach us as errors
     running = server_info(args, required=False)
@@ -149,6 +163,7 @@ def cmd_serve(args):
         ports=ports,
         region=args.region,
         advertised_mqtt_port=args.advertise_mqtt_port,
+        limits=Limits(connects_per_minute=args.test_connects_per_minute),
     )
     return asyncio.run(_serve(cloud, args))
 
@@ -352,6 +367,7 @@ def cmd_set_property(args):
         "deviceName": device["deviceName"],
         "params": params,
         "timeout": args.timeout,
+        "check": not getattr(args, "no_check", False),
     }
     reply = control_ok(server_info(args), "POST", "/set-property", body, args.timeout + 10)
     code = reply["reply"].get("code")
@@ -443,6 +459,15 @@ def build_parser():
         default=1883,
         help="MQTT port reported by /auth/devicename (default 1883, as the platform)",
     )
+    p.add_argument(
+        "--test-connects-per-minute",
+        type=int,
+        default=Limits.connects_per_minute,
+        metavar="N",
+        help="TEST KNOB: CONNECTs per device per minute (default %d, the platform's limit); "
+        "only for fault-injection stress harnesses that reconnect faster than a device may"
+        % Limits.connects_per_minute,
+    )
     p.add_argument("--ready-file", help="write the ready JSON here once listening")
     p.add_argument("--quiet", action="store_true", help="do not echo the message log on stderr")
     p.add_argument("-v", "--verbose", action="store_true", help="also log broker internals")
@@ -501,12 +526,18 @@ def build_parser():
     p.add_argument("assignments", nargs="+", metavar="key=value", help="value parsed as JSON")
     p.add_argument("--product", help="productKey, when the name is ambiguous")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for set_reply")
+    p.add_argument("--no-check", action="store_true", help="send without the TSL check")
 
     p = command(sub, "log", cmd_log, "show the message log", as_json)
     p.add_argument("--device", help="DeviceName or ProductKey/DeviceName")
     p.add_argument("--product", help="productKey")
     p.add_argument("--limit", type=int, default=50, help="rows to show first (default 50)")
     p.add_argument("--follow", action="store_true", help="keep printing new rows")
+    thing_cli.register(command, sub, as_json)
+
+    from tools.cloud import otacli  # the ota commands (they use this module's helpers)
+
+    otacli.register(sub, command, as_json)
     return parser
 
 
@@ -514,8 +545,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (CLIError, ValueError) as exc:  # RegistryError, SignError: bad input
-        print("aliyun-local: %s" % exc, file=sys.stderr)
+    except (CLIError, ValueError, OSError) as exc:  # RegistryError, SignError, OtaError, files
+        print("aliyun-local: %s" % printable(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,9 +1,10 @@
 """Control API of a running server (loopback HTTP, bearer token from ``server.json``).
 
 The console's actions that need the live broker go through here: 发布消息 (``/pub``), property
-set (``/set-property``), forcing a disabled device offline (``/kick``) and the live log
-(``/log``, JSON lines). Devices cannot reach it: it listens on 127.0.0.1 only and wants the
-token that only the state dir's owner can read.
+set (``/set-property``), forcing a disabled device offline (``/kick``), the live log
+(``/log``, JSON lines) and, for tests, an offset of the cloud's clock (``/clock``). Devices
+cannot reach it: it listens on 127.0.0.1 only and wants the token that only the state dir's
+owner can read.
 """
 
 import asyncio
@@ -15,6 +16,17 @@ from tools.cloud import registry as reg
 from tools.cloud import topics
 from tools.cloud.alink import CloudError
 from tools.cloud.https import HTTPError, Response, json_response
+from tools.cloud.thingmodel import CallError
+
+
+def _device_fields(body) -> tuple:
+    """``(productKey, deviceName)`` of a request body; CloudError (400) unless both are text."""
+    if not isinstance(body, dict):
+        raise CloudError("the body must be a JSON object")
+    pk, dn = body.get("productKey"), body.get("deviceName")
+    if not isinstance(pk, str) or not isinstance(dn, str) or not pk or not dn:
+        raise CloudError("productKey and deviceName must be non-empty strings")
+    return pk, dn
 
 
 class ControlAPI:
@@ -27,18 +39,35 @@ class ControlAPI:
             ("GET", "/status"): self._guard(self.status),
             ("POST", "/pub"): self._guard(self.pub),
             ("POST", "/set-property"): self._guard(self.set_property),
+            ("POST", "/invoke-service"): self._guard(self.invoke_service),
+            ("POST", "/set-desired"): self._guard(self.set_desired),
             ("POST", "/kick"): self._guard(self.kick),
             ("GET", "/log"): self._guard(self.log),
+            ("POST", "/clock"): self._guard(self.clock),
         }
 
+    def guard(self, handler):
+        """``handler`` behind the token check, its errors as ``{"ok": false}`` (400)."""
+        return self._guard(handler)
+
     def _guard(self, handler):
+        expected = ("Bearer " + self.token).encode()
+
         async def guarded(request):
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given, "Bearer " + self.token):
+            # Header values are decoded as Latin-1, so any byte a client sent encodes back.
+            given = request.headers.get("authorization", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, expected):
                 raise HTTPError(401)
             try:
                 return await handler(request)
-            except (CloudError, reg.RegistryError, ValueError, KeyError, TypeError) as err:
+            except (
+                CloudError,
+                CallError,
+                reg.RegistryError,
+                ValueError,
+                KeyError,
+                TypeError,
+            ) as err:
                 return json_response({"ok": False, "error": str(err)}, 400)
 
         return guarded
@@ -74,16 +103,51 @@ class ControlAPI:
 
     async def set_property(self, request):
         body = request.json()
-        pk, dn = body["productKey"], body["deviceName"]
+        pk, dn = _device_fields(body)
         timeout = float(body.get("timeout", 10))
-        reply = await self.cloud.alink.set_property(pk, dn, body["params"], timeout)
+        check = bool(body.get("check", True))
+        reply = await self.cloud.alink.set_property(pk, dn, body["params"], timeout, check)
         return json_response({"ok": True, "reply": reply})
+
+    async def invoke_service(self, request):
+        """InvokeThingService (async ``…_reply``, or RRPC for sync services)."""
+        body = request.json()
+        pk, dn = body["productKey"], body["deviceName"]
+        alink = self.cloud.alink
+        identifier, params = body["identifier"], body.get("params", {})
+        timeout, check = float(body.get("timeout", 10)), bool(body.get("check", True))
+        if body.get("sync"):
+            if check:
+                alink.things.check_call(pk, identifier, params)
+            if not self.cloud.broker.session_connected(pk + "&" + dn):
+                raise CloudError("device %s/%s is offline" % (pk, dn))
+            reply = await alink.things.call_sync(pk, dn, identifier, params, timeout)
+        else:
+            reply = await alink.call_service(pk, dn, identifier, params, timeout, check)
+        return json_response({"ok": True, "reply": reply})
+
+    async def set_desired(self, request):
+        body = request.json()
+        result = await self.cloud.alink.things.set_desired(
+            body["productKey"], body["deviceName"], body["params"]
+        )
+        return json_response({"ok": True, **result})
 
     async def kick(self, request):
         body = request.json()
-        key = body["productKey"] + "&" + body["deviceName"]
-        kicked = await self.cloud.broker.kick(key, body.get("reason", "kicked by the console"))
+        pk, dn = _device_fields(body)
+        reason = body.get("reason", "kicked by the console")
+        if not isinstance(reason, str):
+            raise CloudError("reason must be a string")
+        kicked = await self.cloud.broker.kick(pk + "&" + dn, reason)
         return json_response({"ok": True, "kicked": kicked})
+
+    async def clock(self, request):
+        """Move the cloud's clock (NTP answers, the 24 h rule of property posts) by
+        ``offset_ms`` from the host's: a test's way to make stored readings a day old."""
+        offset = int(request.json()["offset_ms"])
+        self.cloud.alink.clock_offset_ms = offset
+        return json_response({"ok": True, "offset_ms": offset})
 
     async def log(self, request):
         """Last ``limit`` rows, then (``follow=1``) every new row, one JSON object a line."""

@@ -8,7 +8,9 @@ status of iot-auth errors is not documented, SDKs read the JSON code). Error bod
 ``{"code": <int>, "message": "…"}`` (shape INFERRED, §2). Codes: 401 sign mismatch, 460 missing
 or malformed field, 5001 unknown product/device, 6200 auth type not allowed (product without
 dynamic registration, device already activated, device without a DeviceSecret), 6204 device
-disabled (device error code, §4.4), 500 unexpected server error.
+disabled (device error code, §4.4), 429 throttled (§4.4): after 5 sign mismatches (401) of one
+device within 60 s every request of that device is answered 429 until the oldest failure is
+60 s old (numbers: choice, see ``limits``), 500 unexpected server error.
 """
 
 import asyncio
@@ -20,6 +22,7 @@ import urllib.parse
 
 from tools import aliyun_sign as _sign
 from tools.cloud import registry as reg
+from tools.cloud.limits import SlidingWindow
 
 log = logging.getLogger("aliyun-local.https")
 
@@ -29,7 +32,12 @@ READ_TIMEOUT_S = 30
 FORM_TYPE = "application/x-www-form-urlencoded"
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
 REASONS.update({405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large"})
-REASONS.update({500: "Internal Server Error"})
+REASONS.update(
+    {500: "Internal Server Error", 206: "Partial Content", 416: "Range Not Satisfiable"}
+)
+
+
+_GONE = (EOFError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError)
 
 
 class Request:
@@ -49,11 +57,14 @@ class Request:
 class Response:
     """A reply; ``stream`` (an async callable taking the writer) sends an open-ended body."""
 
-    def __init__(self, status=200, body=b"", content_type="application/json", stream=None):
+    def __init__(
+        self, status=200, body=b"", content_type="application/json", stream=None, headers=()
+    ):
         self.status = status
         self.body = body
         self.content_type = content_type
         self.stream = stream
+        self.headers = headers  # more (name, value) pairs
 
 
 def json_response(obj, status=200) -> Response:
@@ -134,11 +145,16 @@ class HTTPServer:
                 response = await self._dispatch(request)
             except HTTPError as err:
                 response = json_response({"code": err.status, "message": str(err)}, err.status)
+            except _GONE:
+                raise
+            except Exception:  # a bug answers 500: it neither drops the client nor the server
+                log.exception("%s: request failed", self.name)
+                response = json_response({"code": 500, "message": REASONS[500]}, 500)
             await self._write(writer, response)
-        except (EOFError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+        except _GONE:
             pass
-        except Exception:  # a bug must not stop the server
-            log.exception("%s: request failed", self.name)
+        except Exception:
+            log.exception("%s: reply failed", self.name)
         finally:
             self._tasks.discard(task)
             writer.close()
@@ -158,6 +174,7 @@ class HTTPServer:
             REASONS.get(response.status, "Status"),
             response.content_type,
         )
+        head += "".join("%s: %s\r\n" % pair for pair in response.headers)
         if response.stream is None:
             head += "Content-Length: %d\r\n" % len(response.body)
         writer.write(head.encode() + b"\r\n" + response.body)
@@ -171,6 +188,7 @@ class HTTPServer:
 CODE_OK = 200
 AUTH_ERRORS = {
     401: "request auth error",
+    429: "too many requests",
     460: "param error",
     500: "unknow error",  # sic, as the platform spells it (§2)
     5001: "meta device not found",
@@ -212,6 +230,8 @@ class AuthAPI:
 
     def __init__(self, cloud):
         self.cloud = cloud
+        limits = cloud.limits
+        self.failures = SlidingWindow(limits.auth_failures, limits.auth_window_s)
 
     def routes(self):
         return {
@@ -232,11 +252,19 @@ class AuthAPI:
             form = _form(request)
             pk, dn = form.get("productKey"), form.get("deviceName")
             logged = reg.redact(form)
+            if self.failures.blocked((pk, dn)):
+                raise AuthError(
+                    429,
+                    "more than %d failed requests in %g s"
+                    % (self.failures.limit, self.failures.window),
+                )
             data = handler(form)
             body = {"code": CODE_OK, "data": data, "message": "success"}
         except AuthError as err:
             body = {"code": err.code, "message": AUTH_ERRORS[err.code]}
             logged["error"] = err.detail or AUTH_ERRORS[err.code]
+            if err.code == 401:
+                self.failures.add((pk, dn))
         except Exception:
             log.exception("iot-auth request failed")
             body = {"code": 500, "message": AUTH_ERRORS[500]}

@@ -449,6 +449,16 @@ class Registry:
         rows.reverse()
         return rows
 
+    @property
+    def things(self):
+        """The thing-model store (TSL, property history, desired values) on this connection."""
+        store = self.__dict__.get("_thing_store")
+        if store is None:
+            from tools.cloud.thingstore import ThingStore
+
+            store = self.__dict__["_thing_store"] = ThingStore(self)
+        return store
+
 
 # Filters of the log search (日志服务): the SQL condition of each and, in ``message_matches``,
 # the same test on a live row. ``text`` is a case-sensitive substring of the topic or content.

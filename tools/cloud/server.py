@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import secrets
-import ssl
 import threading
 from pathlib import Path
 
@@ -21,9 +20,12 @@ from tools.cloud import certs
 from tools.cloud import registry as reg
 from tools.cloud.alink import Alink, identity_of
 from tools.cloud.broker import AliyunBroker
-from tools.cloud.broker_auth import CONNACK_TEXT
+from tools.cloud.broker_auth import CONNACK_TEXT, SERVER_UNAVAILABLE, RefusedError
 from tools.cloud.control import ControlAPI
 from tools.cloud.https import AuthAPI, HTTPServer
+from tools.cloud.limits import Limits, SlidingWindow
+from tools.cloud.otaserver import OtaService
+from tools.cloud.text import printable
 from tools.cloud.topics import auto_subscriptions
 
 log = logging.getLogger("aliyun-local")
@@ -62,6 +64,7 @@ class Cloud:
         ports=None,
         region=DEFAULT_REGION,
         advertised_mqtt_port=MQTT_PORT_ADVERTISED,
+        limits=None,
     ):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -70,9 +73,16 @@ class Cloud:
         self.ports = dict(DEFAULT_PORTS, **(ports or {}))
         self.region = region
         self.advertised_mqtt_port = advertised_mqtt_port
+        self.limits = limits or Limits()
+        self.connects = SlidingWindow(self.limits.connects_per_minute, 60.0)
+        self.uplinks = {
+            0: SlidingWindow(self.limits.qos0_per_second, 1.0),
+            1: SlidingWindow(self.limits.qos1_per_second, 1.0),
+        }
         self.registry = None
         self.broker = None
         self.alink = Alink(self)
+        self.ota = OtaService(self)
         self.info = {}
         self._servers = []
         self._token = secrets.token_hex(16)
@@ -95,6 +105,65 @@ class Cloud:
         host = "%s.iot-as-mqtt.%s.aliyuncs.com" % (product_key, self.region)
         return {"host": host, "port": self.advertised_mqtt_port}
 
+    def check_connect_rate(self, info):
+        """RefusedError (CONNACK 3) once a device made its CONNECTs of the minute (§1.5)."""
+        user = info.username or ""
+        if user.count("&") == 1:
+            dn, pk = user.split("&")
+            device = self.registry.device(pk, dn)
+        else:
+            device = self.registry.device_by_iot_id(user) if user else None
+        if device is None:
+            return  # names no device: refused by the CONNECT rules, nothing to count
+        key = device["productKey"] + "&" + device["deviceName"]
+        if not self.connects.allow(key):
+            raise RefusedError(
+                SERVER_UNAVAILABLE,
+                "more than %d CONNECTs of %s in 60 s" % (self.limits.connects_per_minute, key),
+            )
+
+    def uplink_allowed(self, session, qos) -> bool:
+        """Within the device's uplink rate for ``qos`` (§4.9); counts the message."""
+        ident = identity_of(session)
+        if ident is None or ident.kind != "device" or qos not in self.uplinks:
+            return True
+        return self.uplinks[qos].allow(ident.key)
+
+    def log_throttled(self, session, packet, qos):
+        ident = identity_of(session)
+        limit = self.uplinks[qos].limit
+        note = "over %d QoS %d messages/s: dropped" % (limit, qos)
+        self.registry.log(
+            reg.UP, ident.product_key, ident.device_name, packet.topic_name, note, "throttled"
+        )
+
+    def log_oversized(self, ident, size):
+        note = "PUBLISH payload of %d bytes, over the %d-byte limit: dropped unread" % (
+            size,
+            self.limits.message_bytes,
+        )
+        self.registry.log(reg.UP, ident.product_key, ident.device_name, None, note, "denied")
+
+    def log_closed(self, remote, reason, connack=None):
+        """A connection closed before its CONNECT was read (timeout, not CONNECT, protocol)."""
+        status = "closed" if connack is None else "rc=%d %s" % (connack, CONNACK_TEXT[connack])
+        self.registry.log(
+            reg.STATUS, None, None, None, {"remote": remote, "reason": reason}, status
+        )
+        log.info("connection from %s %s: %s", remote, status, printable(reason))
+
+    def log_sub_limit(self, session, topic, why):
+        ident = identity_of(session)
+        if ident is not None:
+            self.registry.log(
+                reg.STATUS,
+                ident.product_key,
+                ident.device_name,
+                topic,
+                "subscribe: " + why,
+                "denied",
+            )
+
     def log_refused(self, info, refused):
         dn = pk = None
         if info.username and info.username.count("&") == 1:
@@ -103,7 +172,7 @@ class Cloud:
         content["remote"] = info.remote
         status = "rc=%d %s" % (refused.rc, CONNACK_TEXT.get(refused.rc, ""))
         self.registry.log(reg.STATUS, pk, dn, None, content, status)
-        log.info("CONNECT refused (%s): %s", status, refused.reason)
+        log.info("CONNECT refused (%s): %s", status, printable(refused.reason))
 
     def log_subscription(self, identity, topic, allowed, auto=False):
         status = 200 if allowed else "denied"
@@ -147,10 +216,12 @@ class Cloud:
         self.broker = AliyunBroker(config, self)
         await self.broker.start()
         bound = self.broker.listener_ports()
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(paths.cert, paths.key)
-        https = HTTPServer(AuthAPI(self).routes(), tls, "https")
-        control = HTTPServer(ControlAPI(self, self._token).routes(), None, "control")
+        self.ota.start()
+        routes = {**AuthAPI(self).routes(), **self.ota.routes()}
+        https = HTTPServer(routes, certs.server_context(paths), "https")
+        control_api = ControlAPI(self, self._token)
+        control_routes = {**control_api.routes(), **self.ota.control_routes(control_api.guard)}
+        control = HTTPServer(control_routes, None, "control")
         self._servers = [https, control]
         https_port = await https.start(self.host, self.ports["https"])
         control_port = await control.start("127.0.0.1", self.ports["control"])
@@ -187,6 +258,7 @@ class Cloud:
             await server.close()
         if self.broker is not None and self.broker.transitions.state == "started":
             await self.broker.shutdown()
+        self.ota.close()
         if self.registry is not None:
             self.registry.reset_online()
             self.registry.close()

@@ -11,8 +11,14 @@ Choices where the reference is silent (§4.1, §8):
   PUBACK) and logged with status ``denied``; the connection stays up. Firmware must therefore not
   rely on either behaviour: the log is where a wrong topic shows.
 * A subscription filter is allowed when every topic it matches lies inside one class with
-  subscribe permission (so ``/sys/pk/dn/thing/#`` and ``…/thing/service/+`` are fine, ``/pk/#``
-  is not).
+  subscribe permission (so ``…/thing/service/+`` and ``…/thing/event/+/post_reply`` are fine,
+  ``/pk/#`` is not).
+* The thing-model classes are the explicit topics of the platform's lists (reference §4.3: the
+  Alink topics of properties, events, services, desired properties, raw data, tags), as the
+  console's topic list shows them; the wildcard ``/sys/pk/dn/thing/#`` is within none of them and
+  is refused (SUBACK 0x80). The reference names ``thing/#`` only as a family of topics (§4.1); no
+  source says the platform grants a SUBSCRIBE to it, so the stricter reading is taken, and the
+  official SDKs subscribe the explicit topics.
 """
 
 from dataclasses import dataclass
@@ -25,8 +31,32 @@ PUB, SUB = 1, 2
 TOPIC_MAX_BYTES = 128  # topic length limit (reference §4.1, [S6])
 
 # System topic classes of every device (reference §4.1, §4.3, §4.5–§4.8).
+_THING = "/sys/{pk}/{dn}/thing/"
 SYSTEM_CLASSES = (
-    ("/sys/{pk}/{dn}/thing/#", PUB | SUB),  # thing model: properties, events, services
+    # thing model (§4.3): properties, events, services and their replies
+    (_THING + "event/+/post", PUB),  # property post and events (thing/event/<id>/post)
+    (_THING + "event/+/post_reply", SUB),
+    (_THING + "event/property/batch/post", PUB),
+    (_THING + "event/property/batch/post_reply", SUB),
+    (_THING + "event/property/history/post", PUB),  # readings of the past (§4.3)
+    (_THING + "event/property/history/post_reply", SUB),
+    (_THING + "service/+", PUB | SUB),  # calls thing/service/<id>; a device publishes <id>_reply
+    (_THING + "service/property/set", SUB),
+    (_THING + "service/property/set_reply", PUB),
+    (_THING + "property/desired/get", PUB),
+    (_THING + "property/desired/get_reply", SUB),
+    (_THING + "property/desired/delete", PUB),
+    (_THING + "property/desired/delete_reply", SUB),
+    (_THING + "model/up_raw", PUB),
+    (_THING + "model/up_raw_reply", SUB),
+    (_THING + "model/down_raw", SUB),
+    (_THING + "model/down_raw_reply", PUB),
+    (_THING + "deviceinfo/update", PUB),
+    (_THING + "deviceinfo/update_reply", SUB),
+    (_THING + "deviceinfo/delete", PUB),
+    (_THING + "deviceinfo/delete_reply", SUB),
+    (_THING + "ota/firmware/get", PUB),
+    (_THING + "ota/firmware/get_reply", SUB),
     ("/sys/{pk}/{dn}/rrpc/request/+", SUB),  # §4.7 system RRPC
     ("/sys/{pk}/{dn}/rrpc/response/+", PUB),
     ("/ext/ntp/{pk}/{dn}/request", PUB),  # §4.5 NTP
@@ -48,9 +78,14 @@ PERM_BITS = {"pub": PUB, "sub": SUB, "all": PUB | SUB}
 # subscription": Link SDK clients receive system downlinks without SUBSCRIBE; MQTT.fx-style
 # clients must subscribe). Which CONNECT marks an SDK client is not documented; the official
 # SDKs send ``_ss=1`` in the clientId and the Python SDK never subscribes, so ``_ss=1`` turns
-# this on (INFERRED). Device uplinks never loop back, so ``thing/#`` carries only downlinks.
+# this on (INFERRED). The same explicit thing-model topics as a device subscribes.
 AUTO_SUBSCRIBE = (
-    "/sys/{pk}/{dn}/thing/#",
+    _THING + "service/property/set",
+    _THING + "service/+",
+    _THING + "event/+/post_reply",
+    _THING + "event/property/batch/post_reply",
+    _THING + "property/desired/get_reply",
+    _THING + "property/desired/delete_reply",
     "/sys/{pk}/{dn}/rrpc/request/+",
     "/ext/ntp/{pk}/{dn}/response",
     "/ota/device/upgrade/{pk}/{dn}",
@@ -102,10 +137,18 @@ def may_publish(pk: str, dn: str, topic: str, custom=()) -> bool:
         return False
     classes = device_classes(pk, dn, custom)
     if any(perm & PUB and matches(topic, pattern) for pattern, perm in classes):
-        return True
+        return _service_reply_only(pk, dn, topic)
     # RRPC reply on a custom topic goes back on the request topic: /ext/rrpc/<id>/<own topic>
     inner = _rrpc_inner(topic)
     return inner is not None and _may_receive(classes, inner)
+
+
+def _service_reply_only(pk: str, dn: str, topic: str) -> bool:
+    """A device publishes on ``thing/service/<id>`` only its replies (``<id>_reply``)."""
+    service = _THING.format(pk=pk, dn=dn) + "service/"
+    if not topic.startswith(service):
+        return True
+    return topic.endswith("_reply")
 
 
 def may_subscribe(pk: str, dn: str, subscription: str, custom=()) -> bool:

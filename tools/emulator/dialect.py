@@ -183,6 +183,43 @@ OPTIONS = (
         "CONNACK refusal: `CLOSED`, or `ERROR` then `CLOSED`",
     ),
     Option("closed_urc", True, (), "§1.3 V838", "`CLOSED` when the server closes (since V838)"),
+    Option(
+        "mqttmsgset_boot",
+        "push",
+        ("push", "cache"),
+        "§7.2, §7.4",
+        'AT+MQTTMSGSET after boot: push (`+MSUB: "<topic>",<n> byte,...`) or cache (4 slots, '
+        "`+MSUB: <slot>` notices, AT+MQTTMSGGET)",
+    ),
+    Option("cmee_boot", "1", ("0", "1", "2"), "§9", "AT+CMEE after boot (0: every error `ERROR`)"),
+    Option(
+        "msub_count",
+        "exact",
+        ("exact", "long", "short"),
+        "§7.3 (fault)",
+        "the +MSUB length: exact, 600 more than follow, or 5 fewer",
+    ),
+    Option(
+        "httpread_count",
+        "exact",
+        ("exact", "long", "short"),
+        "§6.2 (fault)",
+        "the +HTTPREAD length: exact, 600 more than follow, or 5 fewer",
+    ),
+    Option(
+        "half_open",
+        False,
+        (),
+        "§7.5 (fault)",
+        "every MQTT link goes silent after CONNACK: `+MQTTSTATU :1`, no `CLOSED`, no traffic",
+    ),
+    Option(
+        "mconnect_closed",
+        False,
+        (),
+        "§7.2, §11 (fault)",
+        "the link drops during every AT+MCONNECT: `OK`, then `CLOSED`, no CONNACK",
+    ),
     Option("httpaction_repeat", 1, (), "§6.3", "times the `+HTTPACTION:` URC is printed"),
     Option(
         "cgatt_follows_pdp",
@@ -190,6 +227,13 @@ OPTIONS = (
         (),
         "§1.3 V1066",
         "`+CGATT: 0` while the default bearer is not active (since V1066)",
+    ),
+    Option(
+        "tls_suites",
+        "host",
+        ("host", "air724"),
+        "§8",
+        "TLS offered: the host's defaults, or only the module's (TLS 1.2, six RSA suites)",
     ),
 )
 

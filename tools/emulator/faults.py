@@ -122,6 +122,105 @@ def _urc(engine, p):
     engine.m.urc(p["text"])
 
 
+# -- counted headers, silent links, refused connects, MCU resets, cache mode, CMEE -----------
+
+MISCOUNT = {"long": 600, "short": -5}  # dialect msub_count/httpread_count: bytes claimed extra
+_TARGETS = ("msub", "httpread")
+
+
+def claimed(actual, delta):
+    """The length a miscounted header states for ``actual`` bytes (never below 0)."""
+    return max(0, actual + delta)
+
+
+def _counted(engine, p, delta):
+    if p["target"] not in _TARGETS:
+        raise FaultError(f"target must be one of {', '.join(_TARGETS)}")
+    if p["target"] == "httpread":
+        engine.httpread_deltas.append(delta)  # the next +HTTPREAD header (§6.2)
+        return {"armed": "httpread", "delta": delta}
+    payload = p["payload"].encode("latin-1", "replace")
+    head = f'+MSUB: "{p["topic"]}",{claimed(len(payload), delta)} byte,'  # §7.3
+    engine.m.write(b"\r\n" + head.encode("latin-1", "replace") + payload + b"\r\n")
+    return {"bytes": len(payload), "claimed": claimed(len(payload), delta)}
+
+
+def _counted_long(engine, p):
+    if p["extra"] < 1:
+        raise FaultError("extra must be at least 1")
+    return _counted(engine, p, p["extra"])
+
+
+def _counted_short(engine, p):
+    if p["short"] < 1:
+        raise FaultError("short must be at least 1")
+    return _counted(engine, p, -p["short"])
+
+
+def _half_open(engine, p):
+    try:
+        engine.m.mqtt.go_silent()
+    except RuntimeError as err:
+        raise FaultError(str(err)) from err
+
+
+def _connect_refused(engine, p):
+    if p["style"] not in ("", "error", "closed"):
+        raise FaultError("style must be error or closed")
+    engine.refusals.extend([p["style"]] * p["count"])
+
+
+def _mconnect_closed(engine, p):
+    engine.counters["mconnect_closed"] += p["count"]
+
+
+def _mcu_reset(engine, p):
+    if p["count"] < 0:
+        raise FaultError("count must be 0 or more")
+    engine.on_attach.append((p["topic"], p["payload"], p["count"]))
+    return {"armed": "next host connection"}
+
+
+def _cache_mode(engine, p):
+    m = engine.m
+    m.mqtt.msgset = 1  # as after a module reboot where cache mode is the default (§7.2)
+    if p["count"] and not m.mqtt.connected:
+        raise FaultError("MQTT is not connected (cache mode is set)")
+    for index in range(p["count"]):
+        m.mqtt.deliver(p["topic"].encode("utf-8"), f"{p['payload']}{index}".encode())
+    return {"cached": m.mqtt.state()["cached"]}
+
+
+def _cmee(engine, p):
+    if p["value"] not in (0, 1, 2):
+        raise FaultError("value must be 0, 1 or 2")
+    engine.m.cmee = p["value"]  # AT+CMEE=0: every error a bare ERROR (§9)
+
+
+_HEADERS = (
+    lambda rng, n: b'\r\n+MSUB: "/g/%d",%d byte,' % (rng.randrange(100), n),
+    lambda rng, n: b"\r\n+HTTPREAD: %d\r\n" % n,
+    lambda rng, n: b"\r\n+HTTPREAD:%d\r\n" % n,
+    lambda rng, n: b"\r\n+MSUB: /g/x,%d byte," % n,
+)
+
+
+def _garbage_burst(engine, p):
+    """Random bytes with counted headers inside, each claiming up to ``max_count`` bytes."""
+    if p["count"] < 0 or p["headers"] < 0 or p["max_count"] < 1:
+        raise FaultError("count and headers must be >= 0, max_count >= 1")
+    rng = random.Random(p["seed"])
+    parts = [bytes(rng.randrange(256) for _ in range(p["count"]))]
+    claims = []
+    for _ in range(p["headers"]):
+        n = rng.randint(1, p["max_count"])
+        claims.append(n)
+        parts.insert(rng.randrange(len(parts) + 1), rng.choice(_HEADERS)(rng, n))
+    data = b"".join(parts)
+    engine.m.write(data)
+    return {"bytes": len(data), "claims": claims}
+
+
 FAULTS = {
     "drop_mqtt": Fault(_drop_mqtt, {}, "the MQTT link drops: CLOSED"),
     "pdp_deact": Fault(_pdp_deact, {}, "the network deactivates the PDP context"),
@@ -157,7 +256,96 @@ FAULTS = {
         "deliver a message as if the broker sent it",
     ),
     "urc": Fault(_urc, {"text": (str, REQUIRED)}, "print any line as a URC"),
+    "counted_long": Fault(
+        _counted_long,
+        {
+            "target": (str, "msub"),
+            "extra": (int, 600),
+            "topic": (str, "/chaos/counted"),
+            "payload": (str, '{"counted":"long"}'),
+        },
+        "a counted header claiming `extra` bytes more than follow: +MSUB now, or the next "
+        "+HTTPREAD (target=httpread)",
+    ),
+    "counted_short": Fault(
+        _counted_short,
+        {
+            "target": (str, "msub"),
+            "short": (int, 5),
+            "topic": (str, "/chaos/counted"),
+            "payload": (str, '{"counted":"short"}'),
+        },
+        "a counted header claiming `short` bytes fewer than follow: +MSUB now, or the next "
+        "+HTTPREAD (target=httpread)",
+    ),
+    "half_open": Fault(
+        _half_open,
+        {},
+        "the MQTT link goes silent: +MQTTSTATU :1, no CLOSED, nothing sent or received",
+    ),
+    "connect_refused": Fault(
+        _connect_refused,
+        {"count": (int, 1), "style": (str, "error")},
+        "the next count AT+MCONNECT are refused: OK, then ERROR and CLOSED (style=closed: "
+        "CLOSED only)",
+    ),
+    "mconnect_closed": Fault(
+        _mconnect_closed,
+        {"count": (int, 1)},
+        "the link drops during the next count AT+MCONNECT: OK, then CLOSED, no CONNACK",
+    ),
+    "mcu_reset": Fault(
+        _mcu_reset,
+        {"topic": (str, "/chaos/early"), "payload": (str, "early-"), "count": (int, 2)},
+        "the host resets, the module stays connected: on the next host connection, count "
+        "+MSUB lines come at once (before the host set anything up)",
+    ),
+    "cache_mode": Fault(
+        _cache_mode,
+        {"count": (int, 0), "topic": (str, "/chaos/cached"), "payload": (str, "cached-")},
+        "AT+MQTTMSGSET=1 in effect now (the boot default of some firmware); count messages "
+        "arrive into the cache: +MSUB: <slot>",
+    ),
+    "cmee": Fault(_cmee, {"value": (int, 0)}, "AT+CMEE=value in effect now (0: bare ERROR)"),
+    "garbage_burst": Fault(
+        _garbage_burst,
+        {
+            "count": (int, 64),
+            "headers": (int, 2),
+            "max_count": (int, 2000),
+            "seed": (int, 724),
+        },
+        "random bytes with counted headers (+MSUB/+HTTPREAD) inside, claiming bytes that "
+        "never come",
+    ),
 }
+
+
+def _http_cut(engine, p):
+    http = engine.m.http
+    http.cut_after, http.cut_pdp = p["bytes"], bool(p["pdp"])
+
+
+def _http_corrupt(engine, p):
+    engine.m.http.corrupt_at.append(p["offset"])
+
+
+# Faults on HTTP bodies (tools/emulator/http.py applies them to the responses).
+FAULTS.update(
+    {
+        "http_cut": Fault(
+            _http_cut,
+            {"bytes": (int, REQUIRED), "pdp": (int, 0)},
+            "the link dies once N more body bytes came: that HTTPACTION ends with 601"
+            " (pdp=1: the PDP context goes down too)",
+        ),
+        "http_corrupt": Fault(
+            _http_corrupt,
+            {"offset": (int, REQUIRED)},
+            "flip the byte at this offset of the resource in the next body holding it",
+        ),
+    }
+)
 
 
 def normalize(name):
@@ -193,8 +381,11 @@ class FaultEngine:
         self.m = None
         self.log = log or (lambda text: None)
         self.rules = []
-        self.counters = {"connect_fail": 0}
+        self.counters = {"connect_fail": 0, "mconnect_closed": 0}
         self.http_codes = deque()
+        self.httpread_deltas = deque()  # counted_long/short target=httpread
+        self.refusals = deque()  # connect_refused styles ("" = dialect connack_refused)
+        self.on_attach = []  # mcu_reset: (topic, payload, count) for the next host
         self._triggers = []
         self._handles = []
 
@@ -252,6 +443,23 @@ class FaultEngine:
 
     def take_http_code(self):
         return self.http_codes.popleft() if self.http_codes else None
+
+    def take_httpread_delta(self):
+        return self.httpread_deltas.popleft() if self.httpread_deltas else None
+
+    def take_refusal(self):
+        return self.refusals.popleft() if self.refusals else None
+
+    def host_attached(self):
+        """A host connected to the UART (after an MCU reset): what mcu_reset armed arrives."""
+        armed, self.on_attach = self.on_attach, []
+        mqtt = self.m.mqtt
+        for topic, payload, count in armed:
+            if not mqtt.connected:
+                self.log("mcu_reset: MQTT is not connected, nothing delivered")
+                continue
+            for index in range(count):
+                mqtt.deliver(topic.encode("utf-8"), f"{payload}{index}".encode())
 
     # -- scenarios ----------------------------------------------------------------------------
 

@@ -2,6 +2,10 @@
 
 One session at a time ("HTTP仅支持单连接"). AT+HTTPACTION answers `OK` at once; the real request
 runs in a worker thread and every action ends with one `+HTTPACTION: <m>,<status>,<len>` URC.
+`AT+HTTPPARA="BREAK",a` / `"BREAKEND",b` ask for bytes a..b (§6.4; b inclusive, INFERRED from
+the 307200-byte chunks of the manual's example): the request carries `Range: bytes=a-b` and the
+server's 206 comes through in the URC. Faults (``http_cut``, ``http_corrupt``) act on the bodies
+here; ``served`` counts every body byte the module received.
 """
 
 import asyncio
@@ -10,6 +14,7 @@ from dataclasses import dataclass, field
 
 from . import httpclient
 from .atparse import EXEC, READ, SET, decode_escapes
+from .faults import MISCOUNT, claimed
 from .net import in_thread
 from .results import AtError
 
@@ -32,11 +37,17 @@ class HttpSession:
     data: bytes = b""
     busy: bool = False
     result: object = None
+    brk: object = None  # BREAK / BREAKEND: the byte range asked for (§6.4)
+    brkend: object = None
 
 
 class HttpService:
     def __init__(self, modem):
         self.m = modem
+        self.served = 0  # body bytes received, over every request and reboot
+        self.cut_after = None  # http_cut: the link dies once this many more bytes came
+        self.cut_pdp = False
+        self.corrupt_at = []  # http_corrupt: resource offsets whose byte is flipped once
         self.reset()
 
     def reset(self):
@@ -71,11 +82,12 @@ class HttpService:
                 headers=_headers(session),
                 body=session.data if method == 1 else b"",
                 tls=session.ssl,
+                suites=m.dialect.tls_suites,
                 timeout=session.timeout,
                 follow=bool(session.redir),
             )
-            m.log(f"HTTP {request.method} {session.url}")
-            result = await in_thread(httpclient.perform, m.network, request)
+            m.log(f"HTTP {request.method} {session.url} {_range_text(session)}".rstrip())
+            result = self._faults(session, await in_thread(httpclient.perform, m.network, request))
         await asyncio.sleep(max(0.0, m.profile.http - (time.monotonic() - started)))
         if self._inflight is None or self._inflight[0] is not token:
             return  # ended by a link loss, AT+HTTPTERM or a reboot
@@ -85,6 +97,30 @@ class HttpService:
         if method == 2:
             length = int(httpclient._header(result.head, "content-length") or 0)
         self._finish(session, method, result.status, length)
+
+    def _faults(self, session, result):
+        """Count the body; apply an armed ``http_cut`` or ``http_corrupt``."""
+        body = result.body
+        if self.cut_after is not None and len(body) > self.cut_after:
+            self.served += self.cut_after
+            self.m.log(f"fault: link cut after {self.cut_after} B of this response")
+            self.cut_after = None
+            if self.cut_pdp and self.m.radio.pdp_active:
+                self.m.radio.deactivate_pdp()
+            return httpclient.HttpResult(601, error="link cut")
+        if self.cut_after is not None:
+            self.cut_after -= len(body)
+        self.served += len(body)
+        start = session.brk or 0
+        for offset in list(self.corrupt_at):
+            if start <= offset < start + len(body):
+                flipped = bytearray(body)
+                flipped[offset - start] ^= 0xFF
+                body = bytes(flipped)
+                self.corrupt_at.remove(offset)
+                self.m.log(f"fault: byte {offset} flipped")
+        result.body = body
+        return result
 
     def _finish(self, session, method, status, length):
         self._inflight = None
@@ -101,11 +137,21 @@ class HttpService:
 
     def state(self):
         session = self.session
-        return {"http": None if session is None else {"busy": session.busy, "url": session.url}}
+        state = None if session is None else {"busy": session.busy, "url": session.url}
+        return {"http": state, "http_served": self.served}
+
+
+def _range_text(session):
+    if session.brk is None and session.brkend is None:
+        return ""
+    end = "" if session.brkend is None else session.brkend
+    return f"bytes={session.brk or 0}-{end}"
 
 
 def _headers(session):
     headers = [("User-Agent", session.ua)]
+    if _range_text(session):
+        headers.append(("Range", _range_text(session)))
     if session.content:
         headers.append(("Content-Type", session.content))
     for line in session.user_defined + session.userdata:
@@ -153,8 +199,12 @@ def httppara_set(m, c):
         session.timeout = _int(value, 1, 1000)
     elif tag == "REDIR":
         session.redir = _int(value, 0, 1)
-    elif tag in ("PROIP", "PROPORT", "BREAK", "BREAKEND"):
-        pass  # accepted; proxy and ranged downloads are not emulated
+    elif tag == "BREAK":
+        session.brk = _int(value, 0, 2**31 - 1)
+    elif tag == "BREAKEND":
+        session.brkend = _int(value, 0, 2**31 - 1)
+    elif tag in ("PROIP", "PROPORT"):
+        pass  # accepted; a proxy is not emulated
     else:
         raise AtError
 
@@ -217,7 +267,10 @@ def httpread(m, c):
         start = c.int_arg(0, lo=0)
         size = c.int_arg(1, lo=1)
         body = body[start : start + size]
-    m.info(f"+HTTPREAD{_sep(m)}{len(body)}")
+    delta = m.faults.take_httpread_delta() if m.faults else None
+    if delta is None:
+        delta = MISCOUNT.get(m.dialect.httpread_count, 0)
+    m.info(f"+HTTPREAD{_sep(m)}{claimed(len(body), delta)}")
     m.write(body)  # exactly n raw bytes, then `OK` on its own line (§6.2)
 
 

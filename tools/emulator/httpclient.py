@@ -1,7 +1,8 @@
 """The real HTTP(S) request behind AT+HTTPACTION, run in a worker thread.
 
 Failures map to the module's status codes (reference §6.3): 600 not an HTTP answer, 601 network
-error, 603 DNS error, 605 TLS handshake failed, 606 TLS alert.
+error, 603 DNS error, 605 TLS handshake failed (whatever the reason: no common suite, a
+handshake_failure alert, a certificate not verified), 606 a TLS alert after the handshake.
 """
 
 import http.client
@@ -23,6 +24,7 @@ class HttpRequest:
     headers: list = field(default_factory=list)
     body: bytes = b""
     tls: bool = False
+    suites: str = "host"  # dialect tls_suites
     timeout: float = 120.0
     follow: bool = False
 
@@ -70,7 +72,7 @@ def _once(network, request, url, method, body):
         return HttpResult(603, error=str(err))
     if tls:
         conn = http.client.HTTPSConnection(
-            host, port, timeout=request.timeout, context=network.tls_context()
+            host, port, timeout=request.timeout, context=network.tls_context(request.suites)
         )
     else:
         conn = http.client.HTTPConnection(host, port, timeout=request.timeout)
@@ -78,6 +80,14 @@ def _once(network, request, url, method, body):
     conn._create_connection = lambda _addr, timeout, source: socket.create_connection(
         (ip, real_port), timeout, source
     )
+    try:
+        conn.connect()  # TCP, then the TLS handshake: any TLS failure here is 605
+    except ssl.SSLError as err:
+        conn.close()
+        return HttpResult(605, error=f"TLS handshake: {err}")
+    except OSError as err:
+        conn.close()
+        return HttpResult(601, error=str(err))
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         for name, value in request.headers:

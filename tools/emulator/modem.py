@@ -54,6 +54,7 @@ class Modem:
         self._boot_task = None
         self._processor = None
         uart.on_receive = self.feed
+        uart.on_attach = self.host_attached
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ class Modem:
         self.generation += 1
         self.boots += 1
         self.powered, self.ready = True, False
-        self.echo, self.cmee = True, 1
+        self.echo, self.cmee = True, int(self.dialect.cmee_boot)
         if cold or self.dialect.autobaud_reset:
             self.trained = not self.dialect.autobaud
             self._ab_tail = b""
@@ -172,6 +173,13 @@ class Modem:
             self.log("autobaud: rate trained")
         self._rx += data
         self._rx_event.set()
+
+    def host_attached(self):
+        """A host connected to the UART: the module keeps its state (an MCU reset does not
+        reset the module, whose MQTT session stays up: `ALREADY CONNECT`, §7.2)."""
+        self.log("host connected (module state kept)")
+        if self.faults:
+            self.faults.host_attached()
 
     def stall(self, seconds):
         """Answer nothing for ``seconds``: no output, no command processed."""

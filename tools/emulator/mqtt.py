@@ -11,6 +11,7 @@ import binascii
 import time
 
 from .atparse import EXEC, READ, SET, decode_escapes, to_bytes, utf8
+from .faults import MISCOUNT, claimed
 from .mqttlink import MqttLink
 from .net import NetError
 from .results import AtError, CmeError
@@ -29,8 +30,22 @@ class MqttService:
         self.config = None
         self.msgset = 0
         self.mode = 0
-        self.link = None
+        self._link = None
+        self._pending = {}
         self.reset()
+
+    @property
+    def link(self):
+        return self._link
+
+    @link.setter
+    def link(self, link):
+        """A new link (or none): the acks the old one owed are forgotten with it. A new broker
+        connection numbers its packets from 1 again, so an old entry would otherwise turn the
+        new link's ack (or QoS0 send) of the same id into a PUBACK for a message never sent."""
+        if link is not self._link:
+            self._pending = {}
+        self._link = link
 
     def reset(self):
         """Reboot: the module forgets everything ("模块不保存已输入AT指令", §2)."""
@@ -38,7 +53,7 @@ class MqttService:
             self.link.close(expected=True)
         self.link = None
         self.config = None
-        self.msgset = 0
+        self.msgset = 1 if self.m.dialect.mqttmsgset_boot == "cache" else 0  # §7.2
         self.mode = 0
         self.cache = [None] * _CACHE_SLOTS
         self._seq = 0
@@ -56,7 +71,12 @@ class MqttService:
         return 2 if self.tcp_up else 0
 
     def state(self):
-        return {"mqtt": self.status, "msgset": self.msgset, "cached": self._cached_count()}
+        return {
+            "mqtt": self.status,
+            "msgset": self.msgset,
+            "cached": self._cached_count(),
+            "half_open": isinstance(self.link, SilentLink),
+        }
 
     def _cached_count(self):
         return sum(1 for slot in self.cache if slot is not None)
@@ -84,6 +104,8 @@ class MqttService:
             if args[0] == 0:
                 self.connected = True
                 self._emit(started, self.m.profile.connack, "CONNACK OK")
+                if self.m.dialect.half_open:
+                    self.go_silent()
             else:
                 self.m.log(f"CONNACK refused, code {args[0]}")
                 if self.m.dialect.connack_refused == "error":
@@ -93,6 +115,11 @@ class MqttService:
             entry = self._pending.pop(args[0], None)
             if entry:
                 started, latency, texts = entry
+                if kind == "suback" and len(args) > 1 and args[1]:
+                    # A refused SUBSCRIBE (SUBACK 0x80): MSUB's failure token after its OK
+                    # (reference §7.2, §11: "OK then SUBACK", "ERROR on failure").
+                    self.m.log("SUBACK failure (0x80) for the last AT+MSUB")
+                    texts = ("ERROR",)
                 for text in texts:
                     self._emit(started, latency, text)
         elif kind == "message":
@@ -121,6 +148,18 @@ class MqttService:
             self.link = None
             self.tcp_up = self.connected = False
 
+    def go_silent(self):
+        """Fault: the link becomes half-open. The module still reports `+MQTTSTATU :1` and
+        prints no `CLOSED`; what the host sends is answered `OK` and goes nowhere, nothing
+        comes down. The real connection is closed quietly (the broker sees it go)."""
+        if not self.connected or self.link is None:
+            raise RuntimeError("MQTT is not connected")
+        old = self.link
+        self.link = SilentLink(self._on_event)
+        self._pending.clear()
+        old.close(expected=True)  # its `closed` event no longer belongs to self.link
+        self.m.log("MQTT link half-open: nothing goes out or comes in from now on")
+
     def drop(self):
         """Fault: the server or network closes the link."""
         if self.link is None:
@@ -132,6 +171,9 @@ class MqttService:
     def deliver(self, topic, payload):
         """A PUBLISH from the broker (or injected): print or cache it (§7.3)."""
         d = self.m.dialect
+        if isinstance(self.link, SilentLink):
+            self.m.log(f"half-open link: message on {topic[:40]!r} never arrives")
+            return
         if self.msgset == 1:
             payload = payload[:_CACHE_MAX]
             free = [i for i, slot in enumerate(self.cache) if slot is None]
@@ -151,7 +193,8 @@ class MqttService:
         self.m.write(b"\r\n" + self._msub(topic, payload, quoted=True) + b"\r\n")
 
     def _msub(self, topic, payload, quoted):
-        size = f"{len(payload)} byte" if self.m.dialect.msub_byte else str(len(payload))
+        count = claimed(len(payload), MISCOUNT.get(self.m.dialect.msub_count, 0))
+        size = f"{count} byte" if self.m.dialect.msub_byte else str(count)
         name = b'"' + topic + b'"' if quoted else topic
         return b"+MSUB: " + name + f",{size},".encode() + payload
 
@@ -208,7 +251,7 @@ def _mipstart(tls):
         if not m.bearer.mqtt_ready():
             _connect_fail(m, "no active PDP context")  # INFERRED
             return
-        link = MqttLink(m.network, host, port, tls, svc._on_event)
+        link = MqttLink(m.network, host, port, tls, svc._on_event, m.dialect.tls_suites)
         svc.link = link
         m.spawn(_open(m, link))
 
@@ -259,6 +302,8 @@ def mconnect(m, c):
         raise AtError
     cfg = svc.config
     svc._pending["connack"] = time.monotonic()
+    if _connect_faulted(m, svc):
+        return
     try:
         svc.link.connect(
             cfg["client_id"], cfg["user"], cfg["password"], cfg["will"], bool(clean), keepalive
@@ -267,6 +312,30 @@ def mconnect(m, c):
         m.log(f"MCONNECT: {err}")
         svc.link.close(expected=False)
         raise CmeError(767) from err
+
+
+def _connect_faulted(m, svc):
+    """An injected refusal or link loss for this AT+MCONNECT (after its `OK`); True if so."""
+    faults, link = m.faults, svc.link
+    style = faults.take_refusal() if faults else None
+    closed = m.dialect.mconnect_closed or bool(faults and faults.take("mconnect_closed"))
+    if style is None and not closed:
+        return False
+
+    def fail():
+        if svc.link is not link:
+            return  # closed or rebooted meanwhile
+        svc._pending.pop("connack", None)
+        if style is not None:
+            m.log("CONNACK refused (injected)")
+            if (style or m.dialect.connack_refused) == "error":
+                m.urc("ERROR")  # a refused CONNECT (§7.2, §11), then the broker closes
+        else:
+            m.log("link lost during MCONNECT (injected)")
+        link.close(expected=False)  # `CLOSED` (§7.5)
+
+    asyncio.get_running_loop().call_later(m.profile.connack, fail)
+    return True
 
 
 def _need_connected(m):
@@ -398,6 +467,30 @@ def mipclose(m, c):
     if svc.link is None:
         raise CmeError(767)  # after `CLOSED` (§7.5): harmless
     svc.close_quietly()
+
+
+class SilentLink:
+    """A half-open link: everything is accepted, nothing is sent, no answer ever comes."""
+
+    tls, closed = False, False
+
+    def __init__(self, events):
+        self._events = events
+        self._mid = 0
+
+    def _next(self, *_args):
+        self._mid += 1
+        return self._mid
+
+    subscribe = unsubscribe = publish = _next
+
+    def disconnect(self):
+        self.closed = True  # AT+MDISCONNECT: the session ends locally
+
+    def close(self, expected=True):
+        if not self.closed:
+            self.closed = True
+            self._events(self, "closed", expected)
 
 
 COMMANDS = {

@@ -50,9 +50,10 @@ class MqttLink:
     ``closed`` (expected: bool).
     """
 
-    def __init__(self, network, host, port, tls, events):
+    def __init__(self, network, host, port, tls, events, suites="host"):
         self.network = network
         self.host, self.port, self.tls = host, port, tls
+        self.suites = suites  # dialect tls_suites: what the TLS handshake offers
         self._events = events
         self._loop = asyncio.get_running_loop()
         self._sock = None
@@ -64,7 +65,9 @@ class MqttLink:
 
     async def open(self):
         """Connect TCP/TLS (raises NetError); then watch for the server closing it."""
-        self._sock = await in_thread(self.network.open, self.host, self.port, self.tls)
+        self._sock = await in_thread(
+            self.network.open, self.host, self.port, self.tls, self.suites
+        )
         if self.closed:  # closed (e.g. by a reboot) while connecting
             self._sock.close()
             return
@@ -98,7 +101,11 @@ class MqttLink:
             client.will_set(will["topic"], will["message"], will["qos"], will["retain"])
         client.on_connect = self._on_connect
         client.on_socket_register_write = _queue_only
-        client.on_subscribe = lambda _c, _u, mid, _rc, _p: self._post("suback", mid)
+        client.on_subscribe = lambda _c, _u, mid, rcs, _p: self._post(
+            "suback",
+            mid,
+            any(rc.is_failure for rc in rcs),  # 0x80: refused by the broker
+        )
         client.on_unsubscribe = lambda _c, _u, mid, _rc, _p: self._post("unsuback", mid)
         client.on_publish = lambda _c, _u, mid, _rc, _p: self._post("puback", mid)
         client.on_message = lambda _c, _u, msg: self._post(

@@ -3,6 +3,8 @@
 The firmware keeps the real Aliyun host names; ``--resolve`` maps them (wildcards allowed) to local
 servers. TLS is not verified unless a CA is given, as on the module without AT+SSLCFG (ref §8);
 with ``--ca`` the certificate must match the original host name, which is also sent as SNI.
+The ``tls_suites=air724`` dialect offers only what the module offers: TLS 1.2 and its six RSA
+key-exchange suites (``AIR724_SUITES``).
 """
 
 import asyncio
@@ -41,6 +43,27 @@ async def in_thread(function, *args):
 
     threading.Thread(target=run, name="air724-net", daemon=True).start()
     return await future
+
+
+# AT+SSLCFG="ciphersuite" values and the FAQ's list (reference §8): TLS 1.2, RSA key exchange
+# only. IANA code → OpenSSL name; an OpenSSL built without RC4 or 3DES (OpenSSL 3) offers the rest.
+AIR724_SUITES = {
+    0x0035: "AES256-SHA",  # TLS_RSA_WITH_AES_256_CBC_SHA
+    0x002F: "AES128-SHA",  # TLS_RSA_WITH_AES_128_CBC_SHA
+    0x0005: "RC4-SHA",  # TLS_RSA_WITH_RC4_128_SHA
+    0x0004: "RC4-MD5",  # TLS_RSA_WITH_RC4_128_MD5
+    0x000A: "DES-CBC3-SHA",  # TLS_RSA_WITH_3DES_EDE_CBC_SHA
+    0x003D: "AES256-SHA256",  # TLS_RSA_WITH_AES_256_CBC_SHA256
+}
+SUITE_SETS = ("host", "air724")
+
+
+def restrict_to_module(context):
+    """Make a client context offer only the Air724's TLS: 1.2, its RSA suites (§8)."""
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(":".join(AIR724_SUITES.values()))
+    return context
 
 
 class NetError(Exception):
@@ -116,19 +139,21 @@ class Network:
             raise NetError("dns", f"cannot resolve {host}: {err}") from err
         return info[0][4][0], port
 
-    def tls_context(self):
-        """Client TLS context: verifying with ``--ca``, otherwise encrypt-only (ref §8)."""
+    def tls_context(self, suites="host"):
+        """Client TLS context: verifying with ``--ca``, otherwise encrypt-only (ref §8);
+        ``suites="air724"`` offers only the module's TLS 1.2 suites."""
         if self.ca:
-            return ssl.create_default_context(cafile=self.ca)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
+            context = ssl.create_default_context(cafile=self.ca)
+        else:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return restrict_to_module(context) if suites == "air724" else context
 
     def server_hostname(self, host):
         return None if _is_ip(host) else host
 
-    def open(self, host, port, tls):
+    def open(self, host, port, tls, suites="host"):
         """A connected (and, for TLS, handshaken) blocking socket. Runs in a worker thread."""
         ip, real_port = self.resolve(host, port)
         try:
@@ -138,7 +163,8 @@ class Network:
         if not tls:
             return sock
         try:
-            return self.tls_context().wrap_socket(sock, server_hostname=self.server_hostname(host))
+            context = self.tls_context(suites)
+            return context.wrap_socket(sock, server_hostname=self.server_hostname(host))
         except ssl.SSLError as err:
             sock.close()
             kind = "alert" if "ALERT" in str(err).upper() else "tls"

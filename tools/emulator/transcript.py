@@ -2,8 +2,11 @@
 
 The seed prints what the MCU sends in red and what the module answers in green. Without a
 terminal (or with ``--color never``) each line carries an arrow instead: ``-->`` host to module,
-``<--`` module to host, ``***`` emulator events. The password of ``AT+MCONFIG`` is masked (in the
-command and in its echo) unless ``--show-secrets``.
+``<--`` module to host, ``***`` emulator events. Unless ``--show-secrets``, secrets are masked
+as ``***``: the password of ``AT+MCONFIG`` (in the command and in its echo), the ``sign`` of an
+HTTPS form or URL, and the ``iotToken``, ``deviceSecret`` and ``deviceToken`` of the cloud's JSON
+answers (HTTP bodies, ``+MSUB`` pushes, the payload of a fault note). A line written in pieces
+(data without CRLF) is masked as a whole: a secret split across pieces never shows.
 """
 
 import re
@@ -21,10 +24,19 @@ _SECRET_COMMANDS = (
     (re.compile(r"^(\s*AT\+MCONFIG=)(.*)$", re.IGNORECASE | re.DOTALL), 2),
 )
 _AT_START = re.compile(r"^\s*AT", re.IGNORECASE)
+_SECRET_VALUES = (
+    # HTTPS device auth and dynamic registration forms, or a URL query (ref §6.2; aliyun §2, §3)
+    re.compile(r"((?:^|[?&])sign=)([^&\s\"]+)", re.IGNORECASE),
+    # the cloud's answers: iotToken (§2), deviceSecret (§3.1, /ext/register), deviceToken (§3.2)
+    # (quotes may be escaped: a payload inside the JSON of a fault note)
+    re.compile(r'(\\?"(?:iotToken|deviceSecret|deviceToken)\\?"\s*:\s*\\?")([^"\\]+)'),
+)
 
 
 def mask_secrets(line):
-    """The line with secret arguments replaced by ``***``."""
+    """The line with secret arguments and values replaced by ``***``."""
+    for pattern in _SECRET_VALUES:
+        line = pattern.sub(lambda m: m.group(1) + "***", line)
     for pattern, index in _SECRET_COMMANDS:
         match = pattern.match(line)
         if not match:
@@ -59,6 +71,7 @@ class Transcript:
         self._show_secrets = show_secrets
         self._loop = loop
         self._partial = {HOST: bytearray(), MODULE: bytearray()}
+        self._shown = {HOST: "", MODULE: ""}  # the line written so far in pieces (unmasked)
         self._timers = {}
 
     def host(self, data):
@@ -70,8 +83,8 @@ class Transcript:
         self._feed(MODULE, data)
 
     def note(self, text):
-        """An emulator event (fault, network action)."""
-        self._write(NOTE, text)
+        """An emulator event (fault, network action); masked like the rest."""
+        self._write(NOTE, text if self._show_secrets else mask_secrets(text))
 
     def _feed(self, direction, data):
         if self._stream is None:
@@ -85,8 +98,8 @@ class Transcript:
             end, skip = cut
             line = bytes(buf[:end])
             del buf[: end + skip]
-            if line:
-                self._write(direction, printable(line))
+            if line or self._shown[direction]:
+                self._piece(direction, printable(line), complete=True)
         self._schedule_flush(direction)
 
     def _schedule_flush(self, direction):
@@ -103,14 +116,25 @@ class Transcript:
             buf = self._partial[key]
             text = printable(bytes(buf))
             if buf and (direction is None or not _AT_START.match(text)):
-                self._write(key, text)
+                self._piece(key, text, complete=False)
                 buf.clear()
+
+    def _piece(self, direction, text, complete):
+        """Write the next piece of a line: the masked line minus what was written of it."""
+        if self._show_secrets:
+            self._write(direction, text)
+            return
+        before = self._shown[direction]
+        line = mask_secrets(before + text)
+        shown = mask_secrets(before) if before else ""
+        out = line[len(shown) :] if line.startswith(shown) else line
+        self._shown[direction] = "" if complete else before + text
+        if out:
+            self._write(direction, out)
 
     def _write(self, direction, text):
         if self._stream is None:
             return
-        if direction != NOTE and not self._show_secrets:
-            text = mask_secrets(text)
         now = time.time()
         stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
         if self._colour:

@@ -84,6 +84,7 @@ class Uart:
     def __init__(self, baud=None, transcript=None):
         self.transcript = transcript
         self.on_receive = None
+        self.on_attach = None  # called when a host endpoint connects
         self._endpoints = []
         self._tx = Line(baud)  # module -> host
         self._rx = Line(baud)  # host -> module
@@ -108,6 +109,8 @@ class Uart:
     def attach(self, endpoint):
         """Add an endpoint: an object with ``write(bytes)``."""
         self._endpoints.append(endpoint)
+        if self.on_attach:
+            self.on_attach()
 
     def detach(self, endpoint):
         if endpoint in self._endpoints:

@@ -94,6 +94,11 @@ OPTIONS = (
         {"action": "store_true", "help": "show the AT transcript of the UART too (or $SIM_AT=1)"},
         lambda: bool(os.environ.get("SIM_AT")),
     ),
+    (
+        "--ota",
+        {"action": "store_true", "help": "once online, update the device over the air to 1.1.0"},
+        lambda: bool(os.environ.get("SIM_OTA")),
+    ),
     ("--keep", {"action": "store_true", "help": "keep the temporary folder"}, None),
 )
 

@@ -35,7 +35,7 @@ def downlink_plan(step, interval_s):
     cycle = (
         ("pub",),
         ("set", {"LEDSwitch": 0}, 200),
-        ("set", {"ReportInterval": 1}, 460),  # out of range: the device refuses it
+        ("set", {"ReportInterval": 0}, 460),  # out of range: the device refuses it
         ("pub",),
         ("set", {"ReportInterval": interval_s}, 200),
         ("pub",),
@@ -91,6 +91,11 @@ class Sim:
         ready = self.emulator.start()
         self.say("module ready on tcp://%s (profile %s)" % (ready["tcp"], self.o.profile))
         overrides = {"tls": self.o.tls, "telemetry_interval_s": self.o.interval}
+        if self.o.ota:
+            from tools.sim.ota import heapsize
+
+            overrides["ota"], overrides["ota_trial_s"] = True, 10  # tools/sim/ota.py
+            self.o.heapsize = heapsize(self.o)
         if self.o.name_from_imei:
             overrides["device_name"] = ""
         cfg = parts.device_config(
@@ -144,6 +149,10 @@ class Sim:
                 return
             self._watch_firmware()
             if self.online.is_set():
+                if self.o.ota and step == 1:
+                    from tools.sim.ota import ota_demo
+
+                    ota_demo(self)
                 self._downlink(step)
                 step += 1
 

@@ -83,6 +83,7 @@ def main(argv=None) -> int:
             online.close()
             _say("vboard: --online: %s" % exc)
             return 1
+
     def ready(port: str) -> None:
         _announce(args, port, parts)
 

@@ -21,6 +21,7 @@ import tty
 import zlib
 from pathlib import Path
 
+from tools.sim.board import FIRMWARE_HEAP
 from tools.vboard.console import ConsoleModes
 from tools.vboard.editor import CTRL_C
 
@@ -62,7 +63,7 @@ def micropython_exe() -> str:
 class VirtualBoard:
     """One virtual board: ``open()`` it, then ``serve()`` until ``stop()``."""
 
-    def __init__(self, folder, heapsize="160k", log=None, on_ready=None):
+    def __init__(self, folder, heapsize=FIRMWARE_HEAP, log=None, on_ready=None):
         self.folder = Path(folder).resolve()
         self.heapsize = heapsize
         self.log = open(log, "ab", buffering=0) if log else None

@@ -9,7 +9,7 @@ calls. Secrets leave only on request (``…/secret``), like the vendor console's
 import json
 
 from tools.cloud import registry as reg
-from tools.cloud import topics
+from tools.cloud import topics, tsl
 from tools.cloud.alink import CloudError, property_values
 from tools.cloud.console.live import LogAPI, json_response
 from tools.cloud.control import ControlAPI
@@ -31,8 +31,16 @@ AUTH_TYPES = (
     ("id2", "ID²", False),
     ("x509", "X.509 certificate", False),
 )
-# Units of the example firmware's thing model (firmware/app.py), for the chart's axis.
+# Units for the chart's axis when the product has no TSL (the example firmware's thing model,
+# firmware/tsl.json); with a TSL the units are the ones its properties name.
 UNITS = {"Uptime": "s", "FreeHeap": "bytes", "ReportInterval": "s", "RSSI": "dBm"}
+
+
+def units_of(registry, product_key) -> dict:
+    model = registry.things.model(product_key)
+    return UNITS if model is None else tsl.units(model)
+
+
 PERM_TEXT = {topics.PUB: "publish", topics.SUB: "subscribe"}
 PERM_TEXT[topics.PUB | topics.SUB] = "publish and subscribe"
 HISTORY_ROWS = 5000  # property posts read for one chart
@@ -208,7 +216,12 @@ class ConsoleAPI:
             }
             for t, perm, kind in classes
         ]
-        record = dict(self._public(device), iotId=device["iotId"], topics=rows, units=UNITS)
+        record = dict(
+            self._public(device),
+            iotId=device["iotId"],
+            topics=rows,
+            units=units_of(self.registry, device["productKey"]),
+        )
         return json_response({"ok": True, "device": record})
 
     async def device_secret(self, request):
@@ -282,7 +295,7 @@ class ConsoleAPI:
             if isinstance(value, (int, float)):  # true/false chart as 1/0
                 points.append([item["time"], float(value)])
         points.sort()
-        unit = UNITS.get(identifier, "")
+        unit = units_of(self.registry, pk).get(identifier, "")
         return json_response(
             {"ok": True, "identifier": identifier, "unit": unit, "points": points}
         )
