@@ -61,7 +61,9 @@ async def pace(session) -> None:
     """Wait for a QoS0 publish's turn; the turn is taken before the wait, so concurrent
     publishers go one spacing apart."""
     now = ticks_ms()
-    wait = max(0, _QOS0_SPACING_MS - ticks_diff(now, session.qos0_at))
+    wait = _QOS0_SPACING_MS - ticks_diff(now, session.qos0_at)
+    if not 0 < wait <= _PACE_MS:  # none due, or a turn from days ago that reads as wrapped
+        wait = 0
     session.qos0_at = ticks_add(now, wait)
     if wait:
         await asyncio.sleep_ms(wait)

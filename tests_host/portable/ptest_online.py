@@ -226,3 +226,17 @@ async def test_a_coroutine_reply_keeps_the_serving_code_loaded_until_it_is_done(
     assert thing.held == 0
     assert "aliyun.services" not in sys.modules and "aliyun.tsl" not in sys.modules
     assert "tsl_all_types_table" not in sys.modules
+
+
+async def test_a_qos0_turn_from_days_ago_never_delays_a_publish():
+    # ticks wrap (2**30 ms on a board): a last turn 6.2 days old reads as one far ahead.
+    from time import ticks_add
+
+    from atmodem import wait_ms
+
+    session, _ = make()
+    session.modem = ModemStub(TimedMqtt())
+    session.online = True
+    session.qos0_at = ticks_add(ticks_ms(), 2**29 - 1)
+    topic = "/%s/%s/user/up" % (PRODUCT_KEY, DEVICE_NAME)
+    assert await wait_ms(session.publish(topic, "after a week", 0), 2000) is True
