@@ -112,7 +112,8 @@ def connect_wait_ms(times: list, now) -> int:
     if len(times) < _CONNECTS:
         return 0
     left = _MINUTE_MS - ticks_diff(now, times[0])
-    return left if left > 0 else 0
+    # ticks wrap (2**30 ms on a board): a CONNECT 6.2 days old reads as one far ahead.
+    return left if 0 < left <= _MINUTE_MS else 0
 
 
 async def _connect(mqtt, board, kept, creds, log) -> None:

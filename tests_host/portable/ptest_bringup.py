@@ -291,3 +291,15 @@ def test_connects_are_spaced_at_most_five_in_any_minute():
         times.append(t)
     assert connect_wait_ms(times, 5000) == 56000  # the 6th only 60 s (and a margin) after the 1st
     assert connect_wait_ms(times, 70000) == 0
+
+
+def test_connects_from_days_ago_never_delay_a_connect():
+    # ticks wrap (2**30 ms on a board): five CONNECTs 6.2 days old read as five far ahead. A
+    # device online for a week must not then wait days for its next CONNECT.
+    from time import ticks_add, ticks_ms
+
+    from aliyun.bringup import connect_wait_ms
+
+    now = ticks_ms()
+    times = [ticks_add(now, 2**29 - 1000 + i) for i in range(5)]
+    assert connect_wait_ms(times, now) == 0
