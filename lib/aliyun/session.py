@@ -15,13 +15,12 @@ if that is shorter. A silent half-open link (the module says connected, nothing 
 from the application protocol: when nothing came down for half a keepalive the check sends an
 NTP request, and when nothing has come down half a keepalive after that either, the link is
 taken as lost: at most 1.5 keepalives of silence (the broker's own rule, aliyun-iot.md §1.5).
-QoS1 messages go through a bounded ``Outbox`` and leave it only after PUBACK, so what the
-application handed over while offline is delivered after recovery, in order. The board's
-watchdog is fed only by this supervisor, at each step and while it waits healthy.
+The NTP clock is asked again every 12 h online (ticks span 6.2 days). QoS1 messages leave the
+bounded ``Outbox`` only after PUBACK: what the application handed over while offline is
+delivered after recovery, in order. Only this supervisor feeds the board's watchdog.
 
-RAM: the bring-up code and what it needs (module checks, signing, HTTPS auth, the HTTP client)
-is imported for each bring-up and unloaded before going online; online, only the MQTT path,
-the thing-model dispatch and this module stay loaded.
+RAM: the bring-up code (module checks, signing, HTTPS auth, the HTTP client) is imported for each
+bring-up and unloaded before going online, where the MQTT path and the dispatch stay loaded.
 """
 
 import asyncio
@@ -40,6 +39,7 @@ from atmodem.errors import ATTimeoutError
 
 _WATCHDOG_MS = const(120000)
 _HEALTH_MS = const(60000)  # online: one AT+MQTTSTATU per minute (no busy polling)
+_CLOCK_MS = const(43200000)  # online: NTP again after 12 h, well within ticks' +-6.2 days
 _INBOX = const(16)
 # What the AT engine reports when a downlink (or a line) could not be delivered, by EV_* value,
 # as the reason logged and counted in ``downlinks_dropped`` (a handler error: the +MSUB handler
@@ -265,6 +265,8 @@ class Session(Online):
         elif probed is None and ticks_diff(now, self._heard) >= self._quiet_ms:
             self._probed = now  # nothing came down for a while: ask for something
             self._sync_clock()
+        elif self.thing.clock is not None and ticks_diff(now, self.thing.clock[1]) >= _CLOCK_MS:
+            self._sync_clock()  # its base must stay recent: a post's time counts from it
 
     def _go_online(self) -> None:
         now = ticks_ms()

@@ -240,3 +240,30 @@ async def test_a_qos0_turn_from_days_ago_never_delays_a_publish():
     session.qos0_at = ticks_add(ticks_ms(), 2**29 - 1)
     topic = "/%s/%s/user/up" % (PRODUCT_KEY, DEVICE_NAME)
     assert await wait_ms(session.publish(topic, "after a week", 0), 2000) is True
+
+
+class LiveMqtt(TimedMqtt):
+    """Says the link is up (``AT+MQTTSTATU``: 1)."""
+
+    async def status(self, timeout_ms=2000):
+        return 1
+
+
+async def test_the_ntp_clock_is_asked_again_after_half_a_day_online():
+    # A post's time counts from the NTP answer's ticks, and ticks span only 6.2 days on a board:
+    # a week online on one answer would date posts days off, and the cloud refuses those.
+    from time import ticks_add
+
+    session, _ = make()
+    session.modem = ModemStub(LiveMqtt())
+    session.online = True
+    now = ticks_ms()
+    session._heard = now  # downlinks keep coming: no probe for a half-open link
+    session.thing.clock = (1700000000000, ticks_add(now, -11 * 3600 * 1000))
+    await session._health()
+    await asyncio.sleep_ms(50)
+    assert session.modem.mqtt.published == []  # 11 h old: still good
+    session.thing.clock = (1700000000000, ticks_add(now, -13 * 3600 * 1000))
+    await session._health()
+    await asyncio.sleep_ms(50)
+    assert [qos for _t, qos in session.modem.mqtt.published] == [0]  # the NTP request
