@@ -30,7 +30,8 @@ class Logger:
     def __init__(self, level: str = "info", out=None, clock=None):
         self._out = out or print
         self._clock = clock or ticks_ms
-        self._start = self._clock()
+        self._last = self._clock()
+        self._elapsed = 0  # ms since start, summed per line: ticks span only 6.2 days
         self._secrets = []
         self.set_level(level)
 
@@ -43,9 +44,12 @@ class Logger:
             self._secrets.append(secret)
 
     def __call__(self, level: str, message: str) -> None:
+        now = self._clock()
+        self._elapsed += ticks_diff(now, self._last)
+        self._last = now
         rank = _rank(level)
         if rank >= self._min:
-            elapsed = ticks_diff(self._clock(), self._start)
+            elapsed = self._elapsed
             for secret in self._secrets:
                 message = message.replace(secret, "***")
             self._out("%5d.%03d %s %s" % (elapsed // 1000, elapsed % 1000, "DIWE"[rank], message))

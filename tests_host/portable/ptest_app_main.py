@@ -37,6 +37,19 @@ def test_log_lines_are_timestamped_and_levelled():
     assert lines == ["   12.345 I online in 3.2 s", " 3723.456 W reconnect", " 3723.456 E boom"]
 
 
+def test_log_times_keep_counting_past_the_ticks_span():
+    # ticks span 6.2 days on a board (2**30 ms): a week of lines, one a day, dropped or not.
+    from time import ticks_add
+
+    log, lines, clock = make_logger()
+    for _day in range(7):
+        clock.ms = ticks_add(clock.ms, 86400000)
+        log("debug", "a line below the level")
+    clock.ms = ticks_add(clock.ms, 1500)
+    log("info", "a week on")
+    assert lines == ["604801.500 I a week on"]
+
+
 def test_levels_below_the_threshold_are_dropped():
     log, lines, _ = make_logger("warning")
     log("debug", "d")
