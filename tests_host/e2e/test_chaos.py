@@ -165,3 +165,15 @@ def test_a_reset_waits_for_room_in_the_platforms_connect_window(tmp_path):
     waited = run.connect_room(2)  # room for two once the oldest leaves the window
     assert 0.2 <= waited <= 1.5
     assert run.connect_room(1) == 0.0
+
+
+def test_the_firmwares_wait_for_a_connect_slot_is_no_part_of_a_recovery(tmp_path):
+    # The platform admits 5 CONNECTs a minute: a recovery that must wait for one says so
+    # ("next CONNECT in N ms"), and its bound moves on by that wait.
+    device = run_mod.Device(tmp_path / "device.log")
+    before = time.monotonic()
+    device.line("device", "out", "   12.000 I next CONNECT in 24300 ms (at most 5 a minute)")
+    device.line("device", "out", "   12.100 I state connect")
+    assert device.slot_wait_s(before) == pytest.approx(24.3)
+    assert device.slot_wait_s(time.monotonic() + 1) == 0
+    device.close()

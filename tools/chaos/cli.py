@@ -92,6 +92,8 @@ def _describe(record):
     extra = "; failed: " + "; ".join("%s: %s" % a for a in attempts[:3]) if attempts else ""
     if record.get("connect_wait_s"):
         extra += "; injected after %.0f s for a CONNECT slot" % record["connect_wait_s"]
+    if record.get("slot_wait_s"):
+        extra += "; the firmware waited %.0f s for a CONNECT slot" % record["slot_wait_s"]
     return "#%d %s %s (bound %.0f s)%s" % (
         record["index"],
         record["kind"],

@@ -38,6 +38,7 @@ _HEAP = re.compile(r" I (?:chaos heap (\d+)|up properties: 200 \(heap (\d+) B\))
 _CHAOS = re.compile(r'"chaos":"(\d+)\.(\d+)"')
 _PROBE = re.compile(r'"probe":(\d+)')
 _FAILED = re.compile(r" W (\w+) failed: (.*)$")
+_SLOT = re.compile(r" I next CONNECT in (\d+) ms ")  # the firmware waits for the platform
 
 
 class Device:
@@ -56,6 +57,7 @@ class Device:
         self.notable = []  # (monotonic, boot, line): errors, permanent faults, MemoryError
         self.drops = []  # (monotonic, line): warnings that name a loss
         self.online = []  # monotonic times of "state online"
+        self.slot_waits = []  # (monotonic, s): the firmware waited for a CONNECT slot
         self.downs = []  # the application's "down <topic> <n> B: <preview>" lines
         self.stats = None
         self._log = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
@@ -82,6 +84,8 @@ class Device:
             elif _FAILED.search(text):
                 m = _FAILED.search(text)
                 self.failures.append((now, m.group(1), m.group(2)))
+            elif _SLOT.search(text):
+                self.slot_waits.append((now, int(_SLOT.search(text).group(1)) / 1000))
             if " I stats {" in text:
                 self.stats = json.loads(text.split(" I stats ", 1)[1])
             if re.search(r" E |permanent fault|MemoryError|Traceback", text):
@@ -91,6 +95,12 @@ class Device:
             if " I stats {" not in text and re.search(r"dropped|queue full|outbox full", text):
                 self.drops.append((now, text))
             self.lock.notify_all()
+
+    def slot_wait_s(self, since):
+        """Seconds the firmware said it waits for a CONNECT slot (at most 5 a minute, the
+        platform's rule) since ``since``: no part of a recovery time."""
+        with self.lock:
+            return sum(s for t, s in self.slot_waits if t >= since)
 
     def close(self):
         self._log.close()
@@ -256,22 +266,24 @@ class ChaosRun:
         return (min(up) if up else None), (min(down) if down else None)
 
     def _wait_recovered(self, since, deadline):
-        """The monotonic time both ways worked again after ``since``, or None at ``deadline``."""
+        """The monotonic time both ways worked again after ``since``, or None at ``deadline``
+        (moved on by the firmware's waits for a CONNECT slot meanwhile)."""
         first_probe = self._probe + 1
         next_probe = time.monotonic()
         while True:
             now = time.monotonic()
+            deadline_now = deadline + self.device.slot_wait_s(since)
             if now >= next_probe:
                 self._probe_now()
                 next_probe = now + PROBE_S
             up, down = self._evidence(since, first_probe)
             if up is not None and down is not None:
                 return max(up, down)
-            if now >= deadline:
+            if now >= deadline_now:
                 return None
             self._check_alive()
             with self.cloud_log.lock:
-                self.cloud_log.lock.wait(min(1.0, max(0.05, deadline - now)))
+                self.cloud_log.lock.wait(min(1.0, max(0.05, deadline_now - now)))
 
     def _check_alive(self):
         """SimError at once when the firmware process ended by itself: main.py exits (status 1)
@@ -329,6 +341,7 @@ class ChaosRun:
         done = self._wait_recovered(started, started + bound)
         record["recovered"] = done is not None
         record["seconds"] = None if done is None else round(done - started, 2)
+        record["slot_wait_s"] = round(self.device.slot_wait_s(started), 1)  # inside "seconds"
         # "online failed: closed" is the detection; the others are failed bring-up attempts
         attempts = self.device.failures[failures_before:]
         record["failed_attempts"] = [f[1:] for f in attempts if f[1] != "online"]
