@@ -284,3 +284,8 @@ def read_until_closed(sock, limit=1 << 16) -> bytes:
     except ConnectionResetError:
         return data
     raise AssertionError("the server kept sending")
+
+
+def sys_topic(device, suffix):
+    """A thing-model topic of ``device``: ``/sys/PK/DN/thing/<suffix>``."""
+    return "/sys/%s/%s/thing/%s" % (device["productKey"], device["deviceName"], suffix)

@@ -8,9 +8,7 @@ import pytest
 from tools.cloud import registry as reg
 from tools.cloud.alink import CloudError
 
-
-def sys_topic(device, suffix):
-    return "/sys/%s/%s/thing/%s" % (device["productKey"], device["deviceName"], suffix)
+from .helpers import sys_topic
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ from tools.cloud import registry as reg
 from tools.cloud.cli import control_ok
 from tools.cloud.server import read_server_file
 
+from .helpers import sys_topic
+
 DAY_MS = 24 * 3600 * 1000
-
-
-def sys_topic(device, suffix):
-    return "/sys/%s/%s/thing/%s" % (device["productKey"], device["deviceName"], suffix)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ timeouts, never fixed sleeps; every process started here is stopped by its fixtu
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -163,3 +164,11 @@ def write_files(folder: Path, files: dict) -> None:
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+
+
+@pytest.fixture
+def listener():
+    """A module's address that accepts TCP connections and never answers: the firmware keeps
+    trying."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield "tcp://127.0.0.1:%d" % server.getsockname()[1]

@@ -155,13 +155,6 @@ def test_flash_refuses_a_missing_or_invalid_config(tmp_path, content, field):
     assert SECRET not in proc.stdout + proc.stderr
 
 
-@pytest.fixture
-def listener():
-    """A TCP port that accepts connections (and answers nothing): a module's address."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        yield "tcp://127.0.0.1:%d" % server.getsockname()[1]
-
-
 def test_flash_the_project_itself(vboard, tmp_path, listener):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({**CONFIG, "uart": {"url": listener}}))

@@ -6,9 +6,6 @@ soft reset and bites with a hard reset. The firmware on the vboard runs the RP20
 code (boards/unix.py uses boards/mcu.py when ``machine.WDT`` exists)."""
 
 import json
-import socket
-
-import pytest
 
 from tools import deploy
 
@@ -45,13 +42,6 @@ def test_the_stand_in_bites_like_the_rp2040s(vboard):
         con.send(b"t.deinit()\r")
         con.expect(BITE + b"1000 ms)\r\n", timeout=10)
     assert vboard.log_text().count(BITE.decode()) == 2
-
-
-@pytest.fixture
-def listener():
-    """A module's address that accepts and never answers: the firmware keeps trying."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        yield "tcp://127.0.0.1:%d" % server.getsockname()[1]
 
 
 def _running_firmware(board, tmp_path, listener):
