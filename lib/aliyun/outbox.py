@@ -33,7 +33,7 @@ _QOS0_SPACING_MS = const(37)  # between two QoS0 publishes: 27 a second (the lim
 class Outbox(Ring):
     def __init__(self, size: int = 32):
         super().__init__(size)
-        self._sent = [ticks_add(ticks_ms(), -_PACE_MS)] * _PACE_N  # the last sends, a ring
+        self._sent = [long_ago()] * _PACE_N  # the last sends, a ring
         self._turn = 0
 
     def put(self, item, payload=None) -> bool:
@@ -53,8 +53,8 @@ class Outbox(Ring):
 
 
 def long_ago():
-    """Ticks to start ``session.qos0_at`` with: no QoS0 publish waits for it."""
-    return ticks_add(ticks_ms(), -1000)
+    """Ticks a pace window ago: a send then makes no publish wait (``pace``, ``pace_ms``)."""
+    return ticks_add(ticks_ms(), -_PACE_MS)
 
 
 async def pace(session) -> None:
